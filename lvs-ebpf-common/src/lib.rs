@@ -1,0 +1,251 @@
+//! `#[repr(C)]` map keys and values shared by the kernel program (`lvs-ebpf`) and the
+//! userspace loader (`lvs-loader`). Every struct is laid out without implicit padding
+//! (checked by the `const` asserts below), so a key built on one side hashes the same on
+//! the other.
+#![no_std]
+
+/// Map names, as the kernel sees them (at most 15 bytes).
+pub mod map_names {
+    pub const VIPS: [&str; 2] = ["LVS_VIPS_0", "LVS_VIPS_1"];
+    pub const PEERS: [&str; 2] = ["LVS_PEERS_0", "LVS_PEERS_1"];
+    pub const CONTROL: &str = "LVS_CONTROL";
+    pub const VIP_STATS: &str = "LVS_VIP_STATS";
+    pub const GLOBAL_STATS: &str = "LVS_GLOBAL";
+    pub const VIP_INFO: &str = "LVS_VIP_INFO";
+    pub const META: &str = "LVS_META";
+}
+
+/// Name of the TC classifier in the object file.
+pub const PROGRAM_NAME: &str = "lvs_ingress";
+
+/// Capacity of the VIP maps (each of the two generations) and of the per-VIP counters.
+pub const MAX_VIPS: u32 = 131_072;
+/// Capacity of the peer-MAC maps (each generation).
+pub const MAX_PEERS: u32 = 1_024;
+/// Bytes reserved for a VIP's name in [`VipInfo`].
+pub const MAX_NAME_LEN: usize = 56;
+
+pub const FAMILY_V4: u8 = 4;
+pub const FAMILY_V6: u8 = 6;
+
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+pub const PROTO_SCTP: u8 = 132;
+
+/// `port` value of a VIP that covers every port of its address and protocol.
+pub const ANY_PORT: u16 = 0;
+
+/// Key of the VIP maps.
+///
+/// `addr` holds the 4 address bytes of an IPv4 VIP followed by 12 zero bytes, or the 16
+/// bytes of an IPv6 VIP. `port` is in host byte order (0 = any port).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct VipKey {
+    pub addr: [u8; 16],
+    pub port: u16,
+    pub proto: u8,
+    pub family: u8,
+}
+
+impl VipKey {
+    #[inline(always)]
+    pub const fn v4(addr: [u8; 4], port: u16, proto: u8) -> Self {
+        let mut a = [0u8; 16];
+        a[0] = addr[0];
+        a[1] = addr[1];
+        a[2] = addr[2];
+        a[3] = addr[3];
+        Self {
+            addr: a,
+            port,
+            proto,
+            family: FAMILY_V4,
+        }
+    }
+
+    #[inline(always)]
+    pub const fn v6(addr: [u8; 16], port: u16, proto: u8) -> Self {
+        Self {
+            addr,
+            port,
+            proto,
+            family: FAMILY_V6,
+        }
+    }
+}
+
+/// Value of the VIP maps.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct VipValue {
+    /// What `skb->mark` is set to for VIP traffic from a non-peer (never 0).
+    pub mark: u32,
+    /// Slot of this VIP in the per-VIP counter and info arrays.
+    pub index: u32,
+}
+
+/// Key of the peer maps: a source MAC, padded to 8 bytes with zeros.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct MacKey {
+    pub addr: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+impl MacKey {
+    #[inline(always)]
+    pub const fn new(addr: [u8; 6]) -> Self {
+        Self { addr, _pad: [0; 2] }
+    }
+}
+
+/// Per-CPU, per-VIP counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct VipCounters {
+    /// Packets from a non-peer MAC that were marked.
+    pub marked_packets: u64,
+    pub marked_bytes: u64,
+    /// Packets for the VIP from a peer director, left unmarked.
+    pub peer_packets: u64,
+    pub peer_bytes: u64,
+}
+
+/// Indices of the per-CPU global counter array ([`map_names::GLOBAL_STATS`]).
+pub mod global {
+    /// Every packet the program ran on.
+    pub const SEEN: u32 = 0;
+    /// Not IPv4/IPv6 (after at most two VLAN tags), or too short for an Ethernet header.
+    pub const NOT_IP: u32 = 1;
+    /// IP packets the parser could not read: bad version/IHL, total length shorter than
+    /// the header, truncated IP header, unreadable IPv6 extension header chain.
+    pub const MALFORMED: u32 = 2;
+    /// IP packets that matched no VIP.
+    pub const NO_VIP: u32 = 3;
+    /// Packets marked (all VIPs).
+    pub const MARKED: u32 = 4;
+    /// VIP packets from a peer, left unmarked (all VIPs).
+    pub const PEER: u32 = 5;
+    /// IPv4/IPv6 non-first fragments (no ports: only any-port VIPs can match).
+    pub const FRAGMENT: u32 = 6;
+    /// TCP/UDP/SCTP header cut short (no ports: only any-port VIPs can match).
+    pub const L4_TRUNCATED: u32 = 7;
+    /// Internal errors: a map lookup that cannot fail did.
+    pub const INTERNAL: u32 = 8;
+    /// Headers beyond the linear part of the skb even after `bpf_skb_pull_data`.
+    pub const NONLINEAR: u32 = 9;
+    pub const COUNT: u32 = 10;
+
+    /// Names used by `lvs-loader stats`, in index order.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "packets_seen",
+        "not_ip",
+        "malformed",
+        "no_vip",
+        "marked",
+        "peer",
+        "fragments",
+        "l4_truncated",
+        "internal_errors",
+        "nonlinear",
+    ];
+}
+
+/// Index 0 of [`map_names::CONTROL`]: the active generation (0 or 1) of the VIP and peer maps.
+pub const CONTROL_ACTIVE: u32 = 0;
+pub const CONTROL_ENTRIES: u32 = 1;
+
+/// Userspace-only description of a VIP slot (the program never reads it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VipInfo {
+    /// Position of the VIP in its config file (for stable output order).
+    pub order: u32,
+    pub name_len: u32,
+    pub name: [u8; MAX_NAME_LEN],
+}
+
+impl Default for VipInfo {
+    fn default() -> Self {
+        Self {
+            order: 0,
+            name_len: 0,
+            name: [0; MAX_NAME_LEN],
+        }
+    }
+}
+
+pub const MODE_TCX: u32 = 1;
+pub const MODE_NETLINK: u32 = 2;
+pub const META_MAGIC: u32 = 0x4c56_5345; // "LVSE"
+pub const META_VERSION: u32 = 1;
+pub const META_PATH_LEN: usize = 256;
+
+/// Userspace-only record of an attachment, kept in the pinned [`map_names::META`] map so
+/// that `status`, `reload` and `detach` work after the loader has exited.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttachMeta {
+    pub magic: u32,
+    pub version: u32,
+    pub mode: u32,
+    pub ifindex: u32,
+    pub netns_ino: u64,
+    pub attached_at: u64,
+    pub reloaded_at: u64,
+    pub generation: u64,
+    pub nl_priority: u32,
+    pub nl_handle: u32,
+    pub created_clsact: u32,
+    pub vip_count: u32,
+    pub peer_count: u32,
+    pub path_len: u32,
+    pub digest: [u8; 32],
+    pub ifname: [u8; 16],
+    pub config_path: [u8; META_PATH_LEN],
+}
+
+impl Default for AttachMeta {
+    fn default() -> Self {
+        Self {
+            magic: 0,
+            version: 0,
+            mode: 0,
+            ifindex: 0,
+            netns_ino: 0,
+            attached_at: 0,
+            reloaded_at: 0,
+            generation: 0,
+            nl_priority: 0,
+            nl_handle: 0,
+            created_clsact: 0,
+            vip_count: 0,
+            peer_count: 0,
+            path_len: 0,
+            digest: [0; 32],
+            ifname: [0; 16],
+            config_path: [0; META_PATH_LEN],
+        }
+    }
+}
+
+// No implicit padding anywhere: sizes equal the sum of the fields.
+const _: () = assert!(core::mem::size_of::<VipKey>() == 20);
+const _: () = assert!(core::mem::size_of::<VipValue>() == 8);
+const _: () = assert!(core::mem::size_of::<MacKey>() == 8);
+const _: () = assert!(core::mem::size_of::<VipCounters>() == 32);
+const _: () = assert!(core::mem::size_of::<VipInfo>() == 8 + MAX_NAME_LEN);
+const _: () =
+    assert!(core::mem::size_of::<AttachMeta>() == 4 * 4 + 8 * 4 + 4 * 6 + 32 + 16 + META_PATH_LEN);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for VipKey {}
+    unsafe impl aya::Pod for VipValue {}
+    unsafe impl aya::Pod for MacKey {}
+    unsafe impl aya::Pod for VipCounters {}
+    unsafe impl aya::Pod for VipInfo {}
+    unsafe impl aya::Pod for AttachMeta {}
+}
