@@ -162,7 +162,10 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{}", render(.file, .diagnostics))]
-    Invalid { file: String, diagnostics: Vec<Diagnostic> },
+    Invalid {
+        file: String,
+        diagnostics: Vec<Diagnostic>,
+    },
 }
 
 fn render(file: &str, diagnostics: &[Diagnostic]) -> String {
@@ -171,7 +174,10 @@ fn render(file: &str, diagnostics: &[Diagnostic]) -> String {
         if i > 0 {
             out.push('\n');
         }
-        out.push_str(&format!("{file}:{}:{}: {}: {}", d.line, d.column, d.field, d.message));
+        out.push_str(&format!(
+            "{file}:{}:{}: {}: {}",
+            d.line, d.column, d.field, d.message
+        ));
     }
     out
 }
@@ -214,12 +220,20 @@ struct RawVip {
 /// Reads and validates `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        file: file.clone(),
+        source,
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| ConfigError::Invalid {
         file: file.clone(),
         diagnostics: vec![{
             let (line, column) = line_col_bytes(e.as_bytes(), e.utf8_error().valid_up_to());
-            Diagnostic { line, column, field: "file".into(), message: "not valid UTF-8".into() }
+            Diagnostic {
+                line,
+                column,
+                field: "file".into(),
+                message: "not valid UTF-8".into(),
+            }
         }],
     })?;
     let mut config = parse(&text, &file)?;
@@ -229,13 +243,25 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates config text; `file` names it in messages.
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-    let invalid = |diagnostics| ConfigError::Invalid { file: file.to_owned(), diagnostics };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(vec![toml_diagnostic(text, &e)]))?;
-    let mut v = Validator { text, diags: Vec::new() };
+    let invalid = |diagnostics| ConfigError::Invalid {
+        file: file.to_owned(),
+        diagnostics,
+    };
+    let raw: RawConfig =
+        toml::from_str(text).map_err(|e| invalid(vec![toml_diagnostic(text, &e)]))?;
+    let mut v = Validator {
+        text,
+        diags: Vec::new(),
+    };
     let peers = v.peers(&raw.peer);
     let vips = v.vips(&raw.vip);
     if v.diags.is_empty() {
-        Ok(Config { peers, vips, digest: Sha256::digest(text.as_bytes()).into(), path: None })
+        Ok(Config {
+            peers,
+            vips,
+            digest: Sha256::digest(text.as_bytes()).into(),
+            path: None,
+        })
     } else {
         v.diags.sort_by_key(|d| (d.line, d.column));
         Err(invalid(v.diags))
@@ -250,16 +276,29 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn error(&mut self, at: usize, field: String, message: String) {
         let (line, column) = line_col(self.text, at);
-        self.diags.push(Diagnostic { line, column, field, message });
+        self.diags.push(Diagnostic {
+            line,
+            column,
+            field,
+            message,
+        });
     }
 
     fn name(&mut self, name: &Option<Spanned<String>>, field: String) -> Option<String> {
         let n = name.as_ref()?;
         let s = n.get_ref();
         if s.is_empty() {
-            self.error(n.span().start, field, "must not be empty (omit it instead)".into());
+            self.error(
+                n.span().start,
+                field,
+                "must not be empty (omit it instead)".into(),
+            );
         } else if s.len() > MAX_NAME_LEN {
-            self.error(n.span().start, field, format!("longer than {MAX_NAME_LEN} bytes"));
+            self.error(
+                n.span().start,
+                field,
+                format!("longer than {MAX_NAME_LEN} bytes"),
+            );
         } else if s.chars().any(char::is_control) {
             self.error(n.span().start, field, "contains control characters".into());
         }
@@ -280,7 +319,10 @@ impl Validator<'_> {
             self.error(
                 raw[MAX_PEERS as usize].span().start,
                 "peer".into(),
-                format!("{} peers, more than the {MAX_PEERS} the peer map holds", raw.len()),
+                format!(
+                    "{} peers, more than the {MAX_PEERS} the peer map holds",
+                    raw.len()
+                ),
             );
         }
         for (i, p) in raw.iter().enumerate() {
@@ -294,7 +336,9 @@ impl Validator<'_> {
                         self.error(
                             p.mac.span().start,
                             format!("peer[{n}].mac"),
-                            format!("duplicate peer MAC, already given by peer[{pn}] on line {pline}"),
+                            format!(
+                                "duplicate peer MAC, already given by peer[{pn}] on line {pline}"
+                            ),
                         );
                     } else {
                         seen.push((mac, n, line));
@@ -314,7 +358,10 @@ impl Validator<'_> {
             self.error(
                 raw[MAX_VIPS as usize].span().start,
                 "vip".into(),
-                format!("{} VIPs, more than the {MAX_VIPS} the VIP map holds", raw.len()),
+                format!(
+                    "{} VIPs, more than the {MAX_VIPS} the VIP map holds",
+                    raw.len()
+                ),
             );
         }
         for (i, sv) in raw.iter().enumerate() {
@@ -354,7 +401,10 @@ impl Validator<'_> {
                         self.error(
                             p.span().start,
                             format!("vip[{n}].protocol"),
-                            format!("unknown protocol {:?}: expected \"tcp\", \"udp\" or \"sctp\"", p.get_ref()),
+                            format!(
+                                "unknown protocol {:?}: expected \"tcp\", \"udp\" or \"sctp\"",
+                                p.get_ref()
+                            ),
                         );
                         Protocol::Tcp
                     }
@@ -383,7 +433,13 @@ impl Validator<'_> {
                 continue;
             }
             let Some(address) = address else { continue };
-            let vip = Vip { address, port, protocol, mark, name };
+            let vip = Vip {
+                address,
+                port,
+                protocol,
+                mark,
+                name,
+            };
             let key = vip.key();
             let (line, _) = line_col(self.text, sv.span().start);
             if let Some((_, pn, pline)) = seen.iter().find(|(k, _, _)| *k == key) {
@@ -407,7 +463,9 @@ impl Validator<'_> {
 /// `00:0C:29:57:88:CE` or `00-0c-29-57-88-ce`.
 pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let bad = || {
-        format!("{s:?} is not a MAC address: expected six two-digit hex bytes separated by ':' or '-', e.g. \"00:0C:29:57:88:CE\"")
+        format!(
+            "{s:?} is not a MAC address: expected six two-digit hex bytes separated by ':' or '-', e.g. \"00:0C:29:57:88:CE\""
+        )
     };
     let sep = if s.contains(':') { ':' } else { '-' };
     let parts: Vec<&str> = s.split(sep).collect();
@@ -422,16 +480,23 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
         *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
     }
     if mac == [0; 6] {
-        return Err(format!("{s:?} is the all-zero MAC, not a director's address"));
+        return Err(format!(
+            "{s:?} is the all-zero MAC, not a director's address"
+        ));
     }
     if mac[0] & 1 == 1 {
-        return Err(format!("{s:?} is a multicast/broadcast MAC and can never be a source address"));
+        return Err(format!(
+            "{s:?} is a multicast/broadcast MAC and can never be a source address"
+        ));
     }
     Ok(mac)
 }
 
 pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn parse_address(s: &str) -> Result<IpAddr, String> {
@@ -462,7 +527,12 @@ fn parse_address(s: &str) -> Result<IpAddr, String> {
 fn toml_diagnostic(text: &str, e: &toml::de::Error) -> Diagnostic {
     let at = e.span().map_or(0, |s| s.start);
     let (line, column) = line_col(text, at);
-    Diagnostic { line, column, field: field_at(text, at), message: e.message().trim().to_owned() }
+    Diagnostic {
+        line,
+        column,
+        field: field_at(text, at),
+        message: e.message().trim().to_owned(),
+    }
 }
 
 /// Best-effort name of what sits at byte `at`: the key of a `key = value` line, or the
@@ -487,7 +557,10 @@ fn field_at(text: &str, at: usize) -> String {
         };
     }
     if line.starts_with('[') {
-        return line.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+        return line
+            .trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_owned();
     }
     "config".to_owned()
 }
@@ -500,6 +573,11 @@ fn line_col_bytes(bytes: &[u8], at: usize) -> (usize, usize) {
     let at = at.min(bytes.len());
     let before = &bytes[..at];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let col = at - before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+    let col = at
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1)
+        + 1;
     (line, col)
 }

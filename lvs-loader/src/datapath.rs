@@ -50,10 +50,16 @@ impl Datapath {
     pub fn load() -> Result<Self> {
         let mut ebpf = EbpfLoader::new()
             .load(EBPF_OBJECT)
-            .map_err(|e| Error::Load { hint: load_hint(&e), source: Box::new(e) })?;
+            .map_err(|e| Error::Load {
+                hint: load_hint(&e),
+                source: Box::new(e),
+            })?;
         {
             let prog = Self::classifier(&mut ebpf)?;
-            prog.load().map_err(|e| Error::Load { hint: load_hint(&e), source: Box::new(e) })?;
+            prog.load().map_err(|e| Error::Load {
+                hint: load_hint(&e),
+                source: Box::new(e),
+            })?;
         }
         let maps = MapSet::take(&mut ebpf)?;
         Ok(Self { ebpf, maps })
@@ -64,7 +70,10 @@ impl Datapath {
             hint: String::new(),
             source: format!("program {PROGRAM_NAME} missing from the eBPF object").into(),
         })?;
-        prog.try_into().map_err(|e: ProgramError| Error::Load { hint: String::new(), source: Box::new(e) })
+        prog.try_into().map_err(|e: ProgramError| Error::Load {
+            hint: String::new(),
+            source: Box::new(e),
+        })
     }
 
     pub fn program(&mut self) -> Result<&mut SchedClassifier> {
@@ -74,15 +83,19 @@ impl Datapath {
     /// The program's fd, for BPF_PROG_TEST_RUN.
     pub fn program_fd(&mut self) -> Result<RawFd> {
         let prog = self.program()?;
-        let fd = prog.fd().map_err(|e| Error::Load { hint: String::new(), source: Box::new(e) })?;
+        let fd = prog.fd().map_err(|e| Error::Load {
+            hint: String::new(),
+            source: Box::new(e),
+        })?;
         Ok(fd.as_fd().as_raw_fd())
     }
 
     /// Kernel id of the program.
     pub fn program_id(&mut self) -> Result<u32> {
         let prog = self.program()?;
-        prog.info()
-            .map(|i| i.id())
-            .map_err(|e| Error::Load { hint: String::new(), source: Box::new(e) })
+        prog.info().map(|i| i.id()).map_err(|e| Error::Load {
+            hint: String::new(),
+            source: Box::new(e),
+        })
     }
 }

@@ -17,8 +17,14 @@ pub enum Error {
     #[error("interface {iface:?} does not exist{where_}: check `ip link show`")]
     NoInterface { iface: String, where_: String },
 
-    #[error("{iface} is not attached by lvs-loader{where_} (nothing pinned at {dir}); attach it with `lvs-loader attach {iface} --config FILE`")]
-    NotAttached { iface: String, dir: PathBuf, where_: String },
+    #[error(
+        "{iface} is not attached by lvs-loader{where_} (nothing pinned at {dir}); attach it with `lvs-loader attach {iface} --config FILE`"
+    )]
+    NotAttached {
+        iface: String,
+        dir: PathBuf,
+        where_: String,
+    },
 
     #[error(
         "{iface} was attached when it had ifindex {old}, it now has {new} (the interface was recreated): run `lvs-loader detach {iface}` then attach again"
@@ -84,10 +90,21 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io { what: what.into(), source }
+        Self::Io {
+            what: what.into(),
+            source,
+        }
     }
 
-    pub(crate) fn map(map: &'static str, what: impl Into<String>, source: aya::maps::MapError) -> Self {
-        Self::Map { map, what: what.into(), source: Some(source) }
+    pub(crate) fn map(
+        map: &'static str,
+        what: impl Into<String>,
+        source: aya::maps::MapError,
+    ) -> Self {
+        Self::Map {
+            map,
+            what: what.into(),
+            source: Some(source),
+        }
     }
 }

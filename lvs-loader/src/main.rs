@@ -135,23 +135,43 @@ fn run(cli: Cli) -> Result<()> {
                     "vips": vips,
                 }))?;
             } else {
-                println!("{}: OK: {} VIP(s), {} peer(s)", config.display(), c.vips.len(), c.peers.len());
+                println!(
+                    "{}: OK: {} VIP(s), {} peer(s)",
+                    config.display(),
+                    c.vips.len(),
+                    c.peers.len()
+                );
                 for p in &c.peers {
-                    println!("  peer {}{}", format_mac(&p.mac), p.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
+                    println!(
+                        "  peer {}{}",
+                        format_mac(&p.mac),
+                        p.name
+                            .as_ref()
+                            .map(|n| format!(" ({n})"))
+                            .unwrap_or_default()
+                    );
                 }
                 for v in &c.vips {
                     println!(
                         "  vip  {:<40} mark {:#x}{}",
                         config::format_endpoint(v.address, v.port, v.protocol),
                         v.mark,
-                        v.name.as_ref().map(|n| format!("  ({n})")).unwrap_or_default()
+                        v.name
+                            .as_ref()
+                            .map(|n| format!("  ({n})"))
+                            .unwrap_or_default()
                     );
                 }
             }
         }
-        Command::Attach { iface, config, mode } => {
+        Command::Attach {
+            iface,
+            config,
+            mode,
+        } => {
             let c = load_config(&config)?;
-            let r = ops::attach(pin, &iface, &c, mode).with_context(|| format!("attach {iface}"))?;
+            let r =
+                ops::attach(pin, &iface, &c, mode).with_context(|| format!("attach {iface}"))?;
             if cli.json {
                 print_json(&r)?;
             } else {
@@ -179,7 +199,14 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 println!(
                     "{}: reloaded: {} VIP(s), {} peer(s) [+{} -{} ={}], config {} sha256:{}",
-                    r.interface, r.vips, r.peers, r.added, r.removed, r.kept, config.display(), &r.config_digest[..12]
+                    r.interface,
+                    r.vips,
+                    r.peers,
+                    r.added,
+                    r.removed,
+                    r.kept,
+                    config.display(),
+                    &r.config_digest[..12]
                 );
             }
         }
@@ -188,7 +215,12 @@ fn run(cli: Cli) -> Result<()> {
             if cli.json {
                 print_json(&r)?;
             } else {
-                println!("{}: detached ({}), removed {}", r.interface, r.mode, r.pin_dir.display());
+                println!(
+                    "{}: detached ({}), removed {}",
+                    r.interface,
+                    r.mode,
+                    r.pin_dir.display()
+                );
             }
         }
         Command::Status => {
@@ -205,7 +237,11 @@ fn run(cli: Cli) -> Result<()> {
                 for e in entries {
                     println!(
                         "{:<16} {:<8} {:<14} {:>8} {:>7} {:>6}  {:<14} {:<20} {}",
-                        if e.current_netns { e.interface.clone() } else { format!("{}@ns{}", e.interface, e.netns_inode) },
+                        if e.current_netns {
+                            e.interface.clone()
+                        } else {
+                            format!("{}@ns{}", e.interface, e.netns_inode)
+                        },
                         e.mode,
                         e.state,
                         e.program_id.map_or("-".into(), |i| i.to_string()),
@@ -225,14 +261,25 @@ fn run(cli: Cli) -> Result<()> {
             } else if prometheus {
                 print!("{}", prometheus_text(&s));
             } else {
-                println!("{}: {} VIP(s), peers {}", s.interface, s.vips.len(), s.peers.join(" "));
+                println!(
+                    "{}: {} VIP(s), peers {}",
+                    s.interface,
+                    s.vips.len(),
+                    s.peers.join(" ")
+                );
                 println!(
                     "{:<24} {:<32} {:>10} {:>12} {:>14} {:>12} {:>14}",
                     "NAME", "VIP", "MARK", "MARKED_PKTS", "MARKED_BYTES", "PEER_PKTS", "PEER_BYTES"
                 );
                 for v in &s.vips {
-                    let proto = v.protocol.parse::<config::Protocol>().unwrap_or(config::Protocol::Tcp);
-                    let addr = v.address.parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+                    let proto = v
+                        .protocol
+                        .parse::<config::Protocol>()
+                        .unwrap_or(config::Protocol::Tcp);
+                    let addr = v
+                        .address
+                        .parse()
+                        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
                     println!(
                         "{:<24} {:<32} {:>10} {:>12} {:>14} {:>12} {:>14}",
                         v.name,
@@ -260,7 +307,12 @@ fn format_time(unix: u64) -> String {
     let days = unix / 86_400;
     let secs = unix % 86_400;
     let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// Howard Hinnant's days-to-civil algorithm.
@@ -281,12 +333,30 @@ fn prometheus_text(s: &ops::Stats) -> String {
     let mut out = String::new();
     let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
     for (metric, help, get) in [
-        ("lvs_ebpf_vip_marked_packets_total", "Packets to the VIP from non-peer MACs, marked", (|v: &ops::VipStats| v.marked_packets) as fn(&ops::VipStats) -> u64),
-        ("lvs_ebpf_vip_marked_bytes_total", "Bytes (L2) of marked packets", |v| v.marked_bytes),
-        ("lvs_ebpf_vip_peer_packets_total", "Packets to the VIP from a peer director, left unmarked", |v| v.peer_packets),
-        ("lvs_ebpf_vip_peer_bytes_total", "Bytes (L2) of peer packets", |v| v.peer_bytes),
+        (
+            "lvs_ebpf_vip_marked_packets_total",
+            "Packets to the VIP from non-peer MACs, marked",
+            (|v: &ops::VipStats| v.marked_packets) as fn(&ops::VipStats) -> u64,
+        ),
+        (
+            "lvs_ebpf_vip_marked_bytes_total",
+            "Bytes (L2) of marked packets",
+            |v| v.marked_bytes,
+        ),
+        (
+            "lvs_ebpf_vip_peer_packets_total",
+            "Packets to the VIP from a peer director, left unmarked",
+            |v| v.peer_packets,
+        ),
+        (
+            "lvs_ebpf_vip_peer_bytes_total",
+            "Bytes (L2) of peer packets",
+            |v| v.peer_bytes,
+        ),
     ] {
-        out.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} counter\n"));
+        out.push_str(&format!(
+            "# HELP {metric} {help}\n# TYPE {metric} counter\n"
+        ));
         for v in &s.vips {
             out.push_str(&format!(
                 "{metric}{{interface=\"{}\",vip=\"{}\",address=\"{}\",port=\"{}\",protocol=\"{}\",mark=\"{:#x}\"}} {}\n",
@@ -305,7 +375,10 @@ fn prometheus_text(s: &ops::Stats) -> String {
         if k.ends_with("_bytes") || k.ends_with("_packets") {
             continue;
         }
-        out.push_str(&format!("lvs_ebpf_packets_total{{interface=\"{}\",kind=\"{k}\"}} {v}\n", esc(&s.interface)));
+        out.push_str(&format!(
+            "lvs_ebpf_packets_total{{interface=\"{}\",kind=\"{k}\"}} {v}\n",
+            esc(&s.interface)
+        ));
     }
     out
 }

@@ -126,7 +126,10 @@ impl MapSet {
     pub fn pin(&self, dir: &Path) -> Result<()> {
         for (name, map) in self.all() {
             let path = dir.join(name);
-            map.pin(&path).map_err(|e| Error::Pin { path, source: Box::new(e) })?;
+            map.pin(&path).map_err(|e| Error::Pin {
+                path,
+                source: Box::new(e),
+            })?;
         }
         Ok(())
     }
@@ -153,25 +156,31 @@ impl MapSet {
 
     fn vips_map(&mut self, generation: u32) -> Result<HashMap<&mut MapData, VipKey, VipValue>> {
         let name = map_names::VIPS[generation as usize & 1];
-        HashMap::try_from(&mut self.vips[generation as usize & 1]).map_err(|e| Error::map(name, "open", e))
+        HashMap::try_from(&mut self.vips[generation as usize & 1])
+            .map_err(|e| Error::map(name, "open", e))
     }
 
     fn peers_map(&mut self, generation: u32) -> Result<HashMap<&mut MapData, MacKey, u32>> {
         let name = map_names::PEERS[generation as usize & 1];
-        HashMap::try_from(&mut self.peers[generation as usize & 1]).map_err(|e| Error::map(name, "open", e))
+        HashMap::try_from(&mut self.peers[generation as usize & 1])
+            .map_err(|e| Error::map(name, "open", e))
     }
 
     /// VIPs of generation `g`, as (key, value) pairs.
     fn vip_entries(&mut self, generation: u32) -> Result<Vec<(VipKey, VipValue)>> {
         let name = map_names::VIPS[generation as usize & 1];
         let m = self.vips_map(generation)?;
-        m.iter().collect::<Result<Vec<_>, MapError>>().map_err(|e| Error::map(name, "iterate", e))
+        m.iter()
+            .collect::<Result<Vec<_>, MapError>>()
+            .map_err(|e| Error::map(name, "iterate", e))
     }
 
     fn peer_entries(&mut self, generation: u32) -> Result<Vec<MacKey>> {
         let name = map_names::PEERS[generation as usize & 1];
         let m = self.peers_map(generation)?;
-        m.keys().collect::<Result<Vec<_>, MapError>>().map_err(|e| Error::map(name, "iterate", e))
+        m.keys()
+            .collect::<Result<Vec<_>, MapError>>()
+            .map_err(|e| Error::map(name, "iterate", e))
     }
 
     /// Peer MACs of the live generation.
@@ -212,14 +221,28 @@ impl MapSet {
         for vip in &config.vips {
             let key = vip.key();
             match live_vips.get(&key) {
-                Some(v) => assignment.push((key, VipValue { mark: vip.mark, index: v.index }, false)),
+                Some(v) => assignment.push((
+                    key,
+                    VipValue {
+                        mark: vip.mark,
+                        index: v.index,
+                    },
+                    false,
+                )),
                 None => {
                     let index = free.next().ok_or(Error::Map {
                         map: map_names::VIP_STATS,
                         what: "no free counter slot".into(),
                         source: None,
                     })?;
-                    assignment.push((key, VipValue { mark: vip.mark, index }, true));
+                    assignment.push((
+                        key,
+                        VipValue {
+                            mark: vip.mark,
+                            index,
+                        },
+                        true,
+                    ));
                 }
             }
         }
@@ -255,7 +278,9 @@ impl MapSet {
                 if *new {
                     let zeros = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
                         .map_err(|e| Error::io("per-CPU values", e))?;
-                    stats.set(v.index, zeros, 0).map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
+                    stats
+                        .set(v.index, zeros, 0)
+                        .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
                 }
             }
         }
@@ -263,14 +288,18 @@ impl MapSet {
             let mut info = Array::<&mut MapData, VipInfo>::try_from(&mut self.info)
                 .map_err(|e| Error::map(map_names::VIP_INFO, "open", e))?;
             for (order, (vip, (_, v, _))) in config.vips.iter().zip(&assignment).enumerate() {
-                let mut i = VipInfo { order: order as u32, ..VipInfo::default() };
+                let mut i = VipInfo {
+                    order: order as u32,
+                    ..VipInfo::default()
+                };
                 if let Some(name) = &vip.name {
                     let b = name.as_bytes();
                     let n = b.len().min(MAX_NAME_LEN);
                     i.name[..n].copy_from_slice(&b[..n]);
                     i.name_len = n as u32;
                 }
-                info.set(v.index, i, 0).map_err(|e| Error::map(map_names::VIP_INFO, "write", e))?;
+                info.set(v.index, i, 0)
+                    .map_err(|e| Error::map(map_names::VIP_INFO, "write", e))?;
             }
         }
 
@@ -279,14 +308,16 @@ impl MapSet {
             let name = map_names::VIPS[standby as usize];
             let mut m = self.vips_map(standby)?;
             for (k, v, _) in &assignment {
-                m.insert(k, v, 0).map_err(|e| Error::map(name, "insert", e))?;
+                m.insert(k, v, 0)
+                    .map_err(|e| Error::map(name, "insert", e))?;
             }
         }
         {
             let name = map_names::PEERS[standby as usize];
             let mut m = self.peers_map(standby)?;
             for (i, p) in config.peers.iter().enumerate() {
-                m.insert(p.key(), i as u32, 0).map_err(|e| Error::map(name, "insert", e))?;
+                m.insert(p.key(), i as u32, 0)
+                    .map_err(|e| Error::map(name, "insert", e))?;
             }
         }
 
@@ -316,7 +347,9 @@ impl MapSet {
             .map_err(|e| Error::map(map_names::VIP_INFO, "open", e))?;
         let mut out = Vec::with_capacity(entries.len());
         for (key, value) in entries {
-            let per_cpu = stats.get(&value.index, 0).map_err(|e| Error::map(map_names::VIP_STATS, "read", e))?;
+            let per_cpu = stats
+                .get(&value.index, 0)
+                .map_err(|e| Error::map(map_names::VIP_STATS, "read", e))?;
             let mut c = VipCounters::default();
             for v in per_cpu.iter() {
                 c.marked_packets += v.marked_packets;
@@ -324,8 +357,15 @@ impl MapSet {
                 c.peer_packets += v.peer_packets;
                 c.peer_bytes += v.peer_bytes;
             }
-            let i = info.get(&value.index, 0).map_err(|e| Error::map(map_names::VIP_INFO, "read", e))?;
-            out.push(LiveVip { key, value, info: i, counters: c });
+            let i = info
+                .get(&value.index, 0)
+                .map_err(|e| Error::map(map_names::VIP_INFO, "read", e))?;
+            out.push(LiveVip {
+                key,
+                value,
+                info: i,
+                counters: c,
+            });
         }
         out.sort_by_key(|v| (v.info.order, v.key));
         Ok(out)
@@ -337,7 +377,9 @@ impl MapSet {
             .map_err(|e| Error::map(map_names::GLOBAL_STATS, "open", e))?;
         let mut out = BTreeMap::new();
         for (i, name) in global::NAMES.iter().enumerate() {
-            let v = g.get(&(i as u32), 0).map_err(|e| Error::map(map_names::GLOBAL_STATS, "read", e))?;
+            let v = g
+                .get(&(i as u32), 0)
+                .map_err(|e| Error::map(map_names::GLOBAL_STATS, "read", e))?;
             out.insert(*name, v.iter().sum());
         }
         Ok(out)
@@ -346,13 +388,15 @@ impl MapSet {
     pub fn read_meta(&self) -> Result<AttachMeta> {
         let m = Array::<&MapData, AttachMeta>::try_from(&self.meta)
             .map_err(|e| Error::map(map_names::META, "open", e))?;
-        m.get(&0, 0).map_err(|e| Error::map(map_names::META, "read", e))
+        m.get(&0, 0)
+            .map_err(|e| Error::map(map_names::META, "read", e))
     }
 
     pub fn write_meta(&mut self, meta: &AttachMeta) -> Result<()> {
         let mut m = Array::<&mut MapData, AttachMeta>::try_from(&mut self.meta)
             .map_err(|e| Error::map(map_names::META, "open", e))?;
-        m.set(0, meta, 0).map_err(|e| Error::map(map_names::META, "write", e))
+        m.set(0, meta, 0)
+            .map_err(|e| Error::map(map_names::META, "write", e))
     }
 }
 

@@ -61,7 +61,9 @@ fn mode_name(mode: u32) -> &'static str {
 
 /// The pins of one interface in the current network namespace.
 pub fn attachment_dir(pin_root: &Path, iface: &str) -> Result<PathBuf> {
-    Ok(pin_root.join(format!("ns{}", sys::netns_inode()?)).join(iface))
+    Ok(pin_root
+        .join(format!("ns{}", sys::netns_inode()?))
+        .join(iface))
 }
 
 fn fixed<const N: usize>(s: &str) -> ([u8; N], u32) {
@@ -105,7 +107,15 @@ pub struct AttachReport {
     pub config_digest: String,
 }
 
-fn report(iface: &str, action: &'static str, meta: &AttachMeta, program_id: Option<u32>, dir: &Path, r: &ApplyReport, config: &Config) -> AttachReport {
+fn report(
+    iface: &str,
+    action: &'static str,
+    meta: &AttachMeta,
+    program_id: Option<u32>,
+    dir: &Path,
+    r: &ApplyReport,
+    config: &Config,
+) -> AttachReport {
     AttachReport {
         interface: iface.to_owned(),
         action,
@@ -128,21 +138,30 @@ fn update_meta_for(meta: &mut AttachMeta, config: &Config, r: &ApplyReport) {
     meta.vip_count = r.vips as u32;
     meta.peer_count = r.peers as u32;
     meta.digest = config.digest;
-    let path = config.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let path = config
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let (p, n) = fixed::<META_PATH_LEN>(&path);
     meta.config_path = p;
     meta.path_len = n;
 }
 
 fn pinned_program_id(dir: &Path) -> Option<u32> {
-    ProgramInfo::from_pin(dir.join(PROG_PIN)).ok().map(|i| i.id())
+    ProgramInfo::from_pin(dir.join(PROG_PIN))
+        .ok()
+        .map(|i| i.id())
 }
 
 /// Loads, fills, attaches and pins; if `iface` is already attached, applies `config` like
 /// `reload` instead.
 pub fn attach(pin_root: &Path, iface: &str, config: &Config, mode: Mode) -> Result<AttachReport> {
     sys::check_privileges()?;
-    let ifindex = sys::ifindex(iface).ok_or_else(|| Error::NoInterface { iface: iface.to_owned(), where_: String::new() })?;
+    let ifindex = sys::ifindex(iface).ok_or_else(|| Error::NoInterface {
+        iface: iface.to_owned(),
+        where_: String::new(),
+    })?;
     sys::ensure_bpffs(pin_root)?;
     let dir = attachment_dir(pin_root, iface)?;
     if dir.join(lvs_ebpf_common::map_names::META).exists() {
@@ -196,15 +215,23 @@ pub fn attach(pin_root: &Path, iface: &str, config: &Config, mode: Mode) -> Resu
             Mode::Tcx => {
                 meta.mode = MODE_TCX;
                 let id = prog
-                    .attach_with_options(iface, TcAttachType::Ingress, TcAttachOptions::TcxOrder(LinkOrder::default()))
+                    .attach_with_options(
+                        iface,
+                        TcAttachType::Ingress,
+                        TcAttachOptions::TcxOrder(LinkOrder::default()),
+                    )
                     .map_err(|e| attach_error(iface, "tcx", e))?;
-                let link = prog.take_link(id).map_err(|e| attach_error(iface, "tcx", e))?;
-                let link: FdLink = link.try_into().map_err(|e: aya::programs::links::LinkError| Error::Attach {
-                    iface: iface.to_owned(),
-                    mode: "tcx",
-                    hint: String::new(),
-                    source: Box::new(e),
-                })?;
+                let link = prog
+                    .take_link(id)
+                    .map_err(|e| attach_error(iface, "tcx", e))?;
+                let link: FdLink =
+                    link.try_into()
+                        .map_err(|e: aya::programs::links::LinkError| Error::Attach {
+                            iface: iface.to_owned(),
+                            mode: "tcx",
+                            hint: String::new(),
+                            source: Box::new(e),
+                        })?;
                 tcx_link = Some(link);
             }
             Mode::Netlink | Mode::Auto => {
@@ -228,10 +255,14 @@ pub fn attach(pin_root: &Path, iface: &str, config: &Config, mode: Mode) -> Resu
                         return Err(attach_error(iface, "netlink", e));
                     }
                 };
-                let link = prog.take_link(id).map_err(|e| attach_error(iface, "netlink", e))?;
+                let link = prog
+                    .take_link(id)
+                    .map_err(|e| attach_error(iface, "netlink", e))?;
                 let (prio, handle) = (
-                    link.priority().map_err(|e| attach_error(iface, "netlink", e))?,
-                    link.handle().map_err(|e| attach_error(iface, "netlink", e))?,
+                    link.priority()
+                        .map_err(|e| attach_error(iface, "netlink", e))?,
+                    link.handle()
+                        .map_err(|e| attach_error(iface, "netlink", e))?,
                 );
                 // The filter must outlive this process: don't let Drop detach it.
                 std::mem::forget(link);
@@ -243,11 +274,20 @@ pub fn attach(pin_root: &Path, iface: &str, config: &Config, mode: Mode) -> Resu
     }
 
     let pinned = (|| -> Result<()> {
-        fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         dp.maps.pin(&dir)?;
-        dp.program()?.pin(dir.join(PROG_PIN)).map_err(|e| Error::Pin { path: dir.join(PROG_PIN), source: Box::new(e) })?;
+        dp.program()?
+            .pin(dir.join(PROG_PIN))
+            .map_err(|e| Error::Pin {
+                path: dir.join(PROG_PIN),
+                source: Box::new(e),
+            })?;
         if let Some(link) = tcx_link.take() {
-            link.pin(dir.join(LINK_PIN)).map_err(|e| Error::Pin { path: dir.join(LINK_PIN), source: Box::new(e) })?;
+            link.pin(dir.join(LINK_PIN)).map_err(|e| Error::Pin {
+                path: dir.join(LINK_PIN),
+                source: Box::new(e),
+            })?;
         }
         dp.maps.write_meta(&meta)
     })();
@@ -265,19 +305,29 @@ pub fn attach(pin_root: &Path, iface: &str, config: &Config, mode: Mode) -> Resu
         remove_pins(&dir);
         return Err(e);
     }
-    Ok(report(iface, "attached", &meta, program_id, &dir, &applied, config))
+    Ok(report(
+        iface, "attached", &meta, program_id, &dir, &applied, config,
+    ))
 }
 
 fn attach_error(iface: &str, mode: &'static str, e: ProgramError) -> Error {
     let text = format!("{e:?}");
-    let hint = if text.contains("EOPNOTSUPP") || text.contains("Operation not supported") || text.contains("os error 95") {
+    let hint = if text.contains("EOPNOTSUPP")
+        || text.contains("Operation not supported")
+        || text.contains("os error 95")
+    {
         ": the kernel lacks TC BPF support (CONFIG_NET_CLS_BPF / CONFIG_NET_SCH_INGRESS, or TCX for --mode tcx)".to_owned()
     } else if text.contains("ENOENT") || text.contains("os error 2") {
         ": the kernel has no clsact/cls_bpf (modprobe sch_ingress cls_bpf?)".to_owned()
     } else {
         String::new()
     };
-    Error::Attach { iface: iface.to_owned(), mode, hint, source: Box::new(e) }
+    Error::Attach {
+        iface: iface.to_owned(),
+        mode,
+        hint,
+        source: Box::new(e),
+    }
 }
 
 /// Replaces VIPs and peers of an attached interface atomically.
@@ -287,15 +337,30 @@ pub fn reload(pin_root: &Path, iface: &str, config: &Config) -> Result<AttachRep
     let applied = maps.apply(config)?;
     update_meta_for(&mut meta, config, &applied);
     maps.write_meta(&meta)?;
-    Ok(report(iface, "reloaded", &meta, pinned_program_id(&dir), &dir, &applied, config))
+    Ok(report(
+        iface,
+        "reloaded",
+        &meta,
+        pinned_program_id(&dir),
+        &dir,
+        &applied,
+        config,
+    ))
 }
 
 fn open_attachment(pin_root: &Path, iface: &str) -> Result<(PathBuf, MapSet, AttachMeta)> {
     let dir = attachment_dir(pin_root, iface)?;
-    let not_attached = || Error::NotAttached { iface: iface.to_owned(), dir: dir.clone(), where_: String::new() };
+    let not_attached = || Error::NotAttached {
+        iface: iface.to_owned(),
+        dir: dir.clone(),
+        where_: String::new(),
+    };
     if !dir.join(lvs_ebpf_common::map_names::META).exists() {
         return Err(match sys::ifindex(iface) {
-            None => Error::NoInterface { iface: iface.to_owned(), where_: String::new() },
+            None => Error::NoInterface {
+                iface: iface.to_owned(),
+                where_: String::new(),
+            },
             Some(_) => not_attached(),
         });
     }
@@ -307,13 +372,19 @@ fn open_attachment(pin_root: &Path, iface: &str) -> Result<(PathBuf, MapSet, Att
     if let Some(now) = sys::ifindex(iface)
         && now != meta.ifindex
     {
-        return Err(Error::StaleAttachment { iface: iface.to_owned(), old: meta.ifindex, new: now });
+        return Err(Error::StaleAttachment {
+            iface: iface.to_owned(),
+            old: meta.ifindex,
+            new: now,
+        });
     }
     Ok((dir, maps, meta))
 }
 
 fn detach_netlink(iface: &str, prio: u16, handle: TcHandle) {
-    if let Ok(link) = SchedClassifierLink::attached(iface, TcAttachType::Ingress, prio, handle, None) {
+    if let Ok(link) =
+        SchedClassifierLink::attached(iface, TcAttachType::Ingress, prio, handle, None)
+    {
         let _ = link.detach();
     }
 }
@@ -328,7 +399,9 @@ fn remove_clsact_if_empty(iface: &str) {
             .unwrap_or(true)
     });
     if !has_filters {
-        let _ = std::process::Command::new("tc").args(["qdisc", "del", "dev", iface, "clsact"]).status();
+        let _ = std::process::Command::new("tc")
+            .args(["qdisc", "del", "dev", iface, "clsact"])
+            .status();
     }
 }
 
@@ -339,7 +412,11 @@ fn cleanup_attachment(dir: &Path, iface: &str, meta: &AttachMeta, iface_alive: b
             let _ = p.unpin();
         }
     } else if meta.mode == MODE_NETLINK && iface_alive {
-        detach_netlink(iface, meta.nl_priority as u16, TcHandle::from(meta.nl_handle));
+        detach_netlink(
+            iface,
+            meta.nl_priority as u16,
+            TcHandle::from(meta.nl_handle),
+        );
         if meta.created_clsact == 1 {
             remove_clsact_if_empty(iface);
         }
@@ -361,12 +438,22 @@ pub fn detach(pin_root: &Path, iface: &str) -> Result<DetachReport> {
     sys::check_privileges()?;
     let dir = attachment_dir(pin_root, iface)?;
     if !dir.exists() {
-        return Err(Error::NotAttached { iface: iface.to_owned(), dir, where_: String::new() });
+        return Err(Error::NotAttached {
+            iface: iface.to_owned(),
+            dir,
+            where_: String::new(),
+        });
     }
-    let meta = MapSet::from_pins(&dir).and_then(|m| m.read_meta()).unwrap_or_default();
+    let meta = MapSet::from_pins(&dir)
+        .and_then(|m| m.read_meta())
+        .unwrap_or_default();
     let alive = sys::ifindex(iface) == Some(meta.ifindex);
     cleanup_attachment(&dir, iface, &meta, alive);
-    Ok(DetachReport { interface: iface.to_owned(), mode: mode_name(meta.mode), pin_dir: dir })
+    Ok(DetachReport {
+        interface: iface.to_owned(),
+        mode: mode_name(meta.mode),
+        pin_dir: dir,
+    })
 }
 
 /// One attached interface.
@@ -409,11 +496,16 @@ pub fn status(pin_root: &Path) -> Result<Vec<StatusEntry>> {
         else {
             continue;
         };
-        let Ok(ifaces) = fs::read_dir(&ns_dir) else { continue };
+        let Ok(ifaces) = fs::read_dir(&ns_dir) else {
+            continue;
+        };
         let mut ifaces: Vec<_> = ifaces.flatten().map(|e| e.path()).collect();
         ifaces.sort();
         for dir in ifaces {
-            let iface = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let iface = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let current = here == Some(ino);
             let entry = match MapSet::from_pins(&dir).and_then(|m| m.read_meta()) {
                 Ok(meta) => {
@@ -503,17 +595,25 @@ pub fn stats_from_maps(maps: &mut MapSet, iface: &str) -> Result<Stats> {
         .iter()
         .map(|v| {
             let address = if v.key.family == FAMILY_V4 {
-                IpAddr::V4(Ipv4Addr::new(v.key.addr[0], v.key.addr[1], v.key.addr[2], v.key.addr[3]))
+                IpAddr::V4(Ipv4Addr::new(
+                    v.key.addr[0],
+                    v.key.addr[1],
+                    v.key.addr[2],
+                    v.key.addr[3],
+                ))
             } else {
                 IpAddr::V6(Ipv6Addr::from(v.key.addr))
             };
             let port = (v.key.port != 0).then_some(v.key.port);
-            let protocol = Protocol::from_number(v.key.proto).map_or_else(|| v.key.proto.to_string(), |p| p.to_string());
+            let protocol = Protocol::from_number(v.key.proto)
+                .map_or_else(|| v.key.proto.to_string(), |p| p.to_string());
             let name = if v.info.name_len > 0 {
                 String::from_utf8_lossy(&v.info.name[..v.info.name_len as usize]).into_owned()
             } else {
-                Protocol::from_number(v.key.proto)
-                    .map_or_else(|| address.to_string(), |p| config::format_endpoint(address, port, p))
+                Protocol::from_number(v.key.proto).map_or_else(
+                    || address.to_string(),
+                    |p| config::format_endpoint(address, port, p),
+                )
             };
             sum.marked_packets += v.counters.marked_packets;
             sum.marked_bytes += v.counters.marked_bytes;
@@ -532,14 +632,22 @@ pub fn stats_from_maps(maps: &mut MapSet, iface: &str) -> Result<Stats> {
             }
         })
         .collect();
-    let mut totals: std::collections::BTreeMap<String, u64> =
-        maps.global_counters()?.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let mut totals: std::collections::BTreeMap<String, u64> = maps
+        .global_counters()?
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
     totals.insert("marked_packets".into(), sum.marked_packets);
     totals.insert("marked_bytes".into(), sum.marked_bytes);
     totals.insert("peer_packets".into(), sum.peer_packets);
     totals.insert("peer_bytes".into(), sum.peer_bytes);
     let peers = maps.live_peers()?.iter().map(format_mac).collect();
-    Ok(Stats { interface: iface.to_owned(), vips, peers, totals })
+    Ok(Stats {
+        interface: iface.to_owned(),
+        vips,
+        peers,
+        totals,
+    })
 }
 
 /// Unused import guard for SchedClassifier (kept for docs links).

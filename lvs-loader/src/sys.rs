@@ -22,7 +22,10 @@ const CAP_BPF: u32 = 39;
 /// Effective capability set of this thread.
 fn effective_caps() -> Option<u64> {
     let status = fs::read_to_string("/proc/thread-self/status").ok()?;
-    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))?
+        .trim();
     u64::from_str_radix(hex, 16).ok()
 }
 
@@ -39,7 +42,13 @@ pub fn check_privileges() -> Result<()> {
     if !has(CAP_NET_ADMIN) {
         missing.push("CAP_NET_ADMIN");
     }
-    if missing.is_empty() { Ok(()) } else { Err(Error::Privileges { missing: missing.join(" and ") }) }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Privileges {
+            missing: missing.join(" and "),
+        })
+    }
 }
 
 fn statfs_magic(path: &Path) -> Option<i64> {
@@ -69,7 +78,13 @@ pub fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
         let target = CString::new(BPFFS_MOUNT).unwrap_or_default();
         // SAFETY: valid C strings.
         let rc = unsafe {
-            libc::mount(src.as_ptr(), target.as_ptr(), src.as_ptr(), 0, std::ptr::null())
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                src.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
         };
         if rc == 0 {
             return Ok(());
@@ -88,11 +103,21 @@ pub fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
 /// Moves this thread into the network namespace `name` (a name under /run/netns, or a
 /// path such as /proc/PID/ns/net).
 pub fn enter_netns(name: &str) -> Result<()> {
-    let path = if name.contains('/') { PathBuf::from(name) } else { Path::new(NETNS_RUN_DIR).join(name) };
-    let f = fs::File::open(&path).map_err(|source| Error::Netns { name: name.to_owned(), source })?;
+    let path = if name.contains('/') {
+        PathBuf::from(name)
+    } else {
+        Path::new(NETNS_RUN_DIR).join(name)
+    };
+    let f = fs::File::open(&path).map_err(|source| Error::Netns {
+        name: name.to_owned(),
+        source,
+    })?;
     // SAFETY: valid fd.
     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(Error::Netns { name: name.to_owned(), source: std::io::Error::last_os_error() });
+        return Err(Error::Netns {
+            name: name.to_owned(),
+            source: std::io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
@@ -129,13 +154,19 @@ pub fn ifname(ifindex: u32) -> Option<String> {
 /// `(major, minor, patch)` of the running kernel.
 pub fn kernel_version() -> (u32, u32, u32) {
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut it = release.trim().split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+    let mut it = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty());
     let mut next = || it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     (next(), next(), next())
 }
 
 pub fn kernel_release() -> String {
-    fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned()
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
 
 /// TCX (BPF links on the tc hooks) arrived in Linux 6.6.

@@ -55,8 +55,18 @@ pub struct TestRunOutput {
 /// Runs `frame` (starting at the Ethernet header) through the TC program `prog_fd`
 /// `repeat` times with `skb->mark = mark_in`.
 pub fn run_skb(prog_fd: RawFd, frame: &[u8], mark_in: u32, repeat: u32) -> Result<TestRunOutput> {
-    let ctx_in = SkBuff { len: 0, pkt_type: 0, mark: mark_in, rest: [0; 45] };
-    let mut ctx_out = SkBuff { len: 0, pkt_type: 0, mark: 0, rest: [0; 45] };
+    let ctx_in = SkBuff {
+        len: 0,
+        pkt_type: 0,
+        mark: mark_in,
+        rest: [0; 45],
+    };
+    let mut ctx_out = SkBuff {
+        len: 0,
+        pkt_type: 0,
+        mark: 0,
+        rest: [0; 45],
+    };
     let mut data_out = vec![0u8; frame.len() + 256];
     let mut attr = TestAttr {
         prog_fd: prog_fd as u32,
@@ -83,5 +93,9 @@ pub fn run_skb(prog_fd: RawFd, frame: &[u8], mark_in: u32, repeat: u32) -> Resul
     if rc != 0 {
         return Err(Error::TestRun(std::io::Error::last_os_error()));
     }
-    Ok(TestRunOutput { retval: attr.retval as i32, mark: ctx_out.mark, duration_ns: attr.duration })
+    Ok(TestRunOutput {
+        retval: attr.retval as i32,
+        mark: ctx_out.mark,
+        duration_ns: attr.duration,
+    })
 }
