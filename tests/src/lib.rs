@@ -4,6 +4,7 @@
 //! Used by the integration tests in `tests/` and by the benchmark binary.
 
 pub mod frames;
+pub mod harness;
 pub mod model;
 pub mod netns;
 pub mod sender;
