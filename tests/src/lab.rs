@@ -40,6 +40,9 @@ impl Lab {
             "sysctl",
             &["-qw", &format!("net.ipv6.conf.{DEV}.accept_dad=0")],
         );
+        // No IPv6 chatter (router solicitations, MLD) from the sender side: the tests count
+        // every packet the director sees.
+        sender_ns.run("sysctl", &["-qw", "net.ipv6.conf.tx0.disable_ipv6=1"]);
         let tx = Sender::open(&sender_ns, "tx0");
         let dir =
             std::env::temp_dir().join(format!("lvs-lab-{}-{}", sender_ns.name, std::process::id()));
@@ -184,14 +187,13 @@ pub fn mark_count(ns: &NetNs, dst: IpAddr, mark: u32) -> u64 {
     panic!("no counting rule {want:?} in:\n{out}");
 }
 
-/// TCX programs (bpftool) and tc filters on `dev`'s ingress.
+/// TCX programs and tc filters on `dev`'s ingress.
 pub fn ingress_hooks(ns: &NetNs, dev: &str) -> String {
     let mut s = String::new();
-    let bpftool = ns.output("bpftool", &["net", "show", "dev", dev]);
-    for line in String::from_utf8_lossy(&bpftool.stdout).lines() {
-        if line.contains("lvs_ingress") {
-            s.push_str(line);
-            s.push('\n');
+    {
+        let _in = ns.enter();
+        for (id, name) in lvs_loader::ops::tcx_ingress_programs(dev).expect("query TCX") {
+            s.push_str(&format!("tcx ingress prog {id} {name}\n"));
         }
     }
     let tc = ns.output("tc", &["filter", "show", "dev", dev, "ingress"]);

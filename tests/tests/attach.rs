@@ -311,28 +311,25 @@ fn netlink_detach_leaves_other_filters_and_qdisc() {
     lab.director.run(
         "tc",
         &[
-            "filter", "add", "dev", DEV, "ingress", "pref", "10", "matchall", "action", "pass",
+            "filter", "add", "dev", DEV, "ingress", "pref", "60000", "protocol", "all", "u32",
+            "match", "u32", "0", "0", "flowid", "1:1",
         ],
     );
     let c = lab.config("a.toml", CONFIG);
     lab.loader_ok(&["attach", DEV, "--config", path_str(&c), "--mode", "netlink"]);
-    // The other filter runs first (pref 10) and passes: we still mark, since it's an
-    // action "pass" on a matchall that continues... check that both coexist.
+    // Someone else's u32 filter, after ours (pref 60000).
     let filters = lab
         .director
         .run("tc", &["filter", "show", "dev", DEV, "ingress"]);
     assert!(
-        filters.contains("matchall") && filters.contains("lvs_ingress"),
+        filters.contains("u32") && filters.contains("lvs_ingress"),
         "{filters}"
     );
     lab.loader_ok(&["detach", DEV]);
     let filters = lab
         .director
         .run("tc", &["filter", "show", "dev", DEV, "ingress"]);
-    assert!(
-        filters.contains("matchall"),
-        "other filter removed: {filters}"
-    );
+    assert!(filters.contains("u32"), "other filter removed: {filters}");
     assert!(!filters.contains("lvs_ingress"), "{filters}");
     let q = lab.director.run("tc", &["qdisc", "show", "dev", DEV]);
     assert!(
