@@ -175,13 +175,11 @@ pub fn mark_count(ns: &NetNs, dst: IpAddr, mark: u32) -> u64 {
     let prefix = if dst.is_ipv4() { 32 } else { 128 };
     let want = format!("-A PREROUTING -d {dst}/{prefix} -m mark --mark {mark:#x}");
     for line in out.lines() {
-        if let Some((counts, rule)) = line.strip_prefix('[').and_then(|l| l.split_once("] ")) {
-            if rule.trim() == want {
-                let pkts = counts.split(':').next().unwrap_or("0");
-                return pkts
-                    .parse()
-                    .unwrap_or_else(|_| panic!("bad counter in {line}"));
-            }
+        if let Some((counts, rule)) = line.strip_prefix('[').and_then(|l| l.split_once("] "))
+            && rule.trim() == want
+        {
+            let pkts = counts.split(':').next().unwrap_or("0");
+            return pkts.parse().unwrap_or_else(|_| panic!("bad counter in {line}"));
         }
     }
     panic!("no counting rule {want:?} in:\n{out}");
