@@ -4,6 +4,7 @@
 //! and a config with any problem is never applied.
 
 use std::{
+    collections::HashMap,
     fmt,
     net::IpAddr,
     path::{Path, PathBuf},
@@ -307,7 +308,9 @@ impl Validator<'_> {
 
     fn peers(&mut self, raw: &[Spanned<RawPeer>]) -> Vec<Peer> {
         let mut out = Vec::new();
-        let mut seen: Vec<([u8; 6], usize, usize)> = Vec::new();
+        // MAC -> (peer number, byte offset); lines are computed only for a duplicate, so
+        // validation stays linear in the size of the file.
+        let mut seen: HashMap<[u8; 6], (usize, usize)> = HashMap::new();
         if raw.is_empty() {
             self.error(
                 0,
@@ -331,8 +334,8 @@ impl Validator<'_> {
             let name = self.name(&p.name, format!("peer[{n}].name"));
             match parse_mac(p.mac.get_ref()) {
                 Ok(mac) => {
-                    let (line, _) = line_col(self.text, p.mac.span().start);
-                    if let Some((_, pn, pline)) = seen.iter().find(|(m, _, _)| *m == mac) {
+                    if let Some(&(pn, at)) = seen.get(&mac) {
+                        let (pline, _) = line_col(self.text, at);
                         self.error(
                             p.mac.span().start,
                             format!("peer[{n}].mac"),
@@ -341,7 +344,7 @@ impl Validator<'_> {
                             ),
                         );
                     } else {
-                        seen.push((mac, n, line));
+                        seen.insert(mac, (n, p.mac.span().start));
                     }
                     out.push(Peer { mac, name });
                 }
@@ -353,7 +356,8 @@ impl Validator<'_> {
 
     fn vips(&mut self, raw: &[Spanned<RawVip>]) -> Vec<Vip> {
         let mut out = Vec::new();
-        let mut seen: Vec<(VipKey, usize, usize)> = Vec::new();
+        // key -> (VIP number, byte offset), as for peers.
+        let mut seen: HashMap<VipKey, (usize, usize)> = HashMap::new();
         if raw.len() > MAX_VIPS as usize {
             self.error(
                 raw[MAX_VIPS as usize].span().start,
@@ -441,8 +445,8 @@ impl Validator<'_> {
                 name,
             };
             let key = vip.key();
-            let (line, _) = line_col(self.text, sv.span().start);
-            if let Some((_, pn, pline)) = seen.iter().find(|(k, _, _)| *k == key) {
+            if let Some(&(pn, at)) = seen.get(&key) {
+                let (pline, _) = line_col(self.text, at);
                 self.error(
                     v.address.span().start,
                     format!("vip[{n}]"),
@@ -453,7 +457,7 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            seen.push((key, n, line));
+            seen.insert(key, (n, sv.span().start));
             out.push(vip);
         }
         out
