@@ -1,11 +1,15 @@
 //! Support for `lvs-bench`: the empty TC program that gives the benchmark its floor.
 //!
 //! `lvs-empty` (lvs-ebpf/src/empty.rs) is built by build.rs together with the datapath
-//! and only returns `TC_ACT_UNSPEC`; it is never attached by the loader.
+//! and only returns `TC_ACT_UNSPEC`; it is never attached by the loader (the benchmark
+//! attaches it to measure what the TC hook alone costs).
 
 use std::os::fd::{AsFd as _, AsRawFd as _, RawFd};
 
-use aya::{Ebpf, EbpfLoader, programs::SchedClassifier};
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions},
+};
 
 use crate::error::{Error, Result};
 
@@ -43,6 +47,24 @@ impl EmptyProgram {
                 source: format!("program {EMPTY_PROGRAM_NAME} missing from the object").into(),
             })?;
         prog.try_into().map_err(load_error)
+    }
+
+    /// Attaches to `iface`'s TC ingress with TCX in the caller's network namespace; the
+    /// link lives (unpinned) until `self` is dropped.
+    pub fn attach_tcx(&mut self, iface: &str) -> Result<()> {
+        let prog = Self::classifier(&mut self.ebpf)?;
+        prog.attach_with_options(
+            iface,
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .map_err(|e| Error::Attach {
+            iface: iface.to_owned(),
+            mode: "tcx",
+            hint: String::new(),
+            source: Box::new(e),
+        })?;
+        Ok(())
     }
 
     /// The program's fd, for BPF_PROG_TEST_RUN.

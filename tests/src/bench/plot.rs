@@ -278,8 +278,8 @@ pub fn svg(
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             series.push(Series {
                 label: c.label().into(),
-                color: COLORS[[0, 1, 4, 3][i]],
-                dashed: *c == Contender::None,
+                color: COLORS[[0, 8, 1, 4, 3][i]],
+                dashed: matches!(*c, Contender::None | Contender::EmptyTcx),
                 points,
             });
         }

@@ -17,8 +17,13 @@ pub struct Report {
     pub quick: bool,
     pub started_unix: u64,
     pub elapsed_secs: f64,
+    /// /proc/loadavg when the run started and ended (other load skews wall-clock rates).
+    pub loadavg_start: String,
+    pub loadavg_end: String,
     pub progcost: Option<progcost::Results>,
     pub wholepath: Option<wholepath::Results>,
+    /// The same with paged skbs (AF_PACKET's default layout), fewer VIP counts.
+    pub wholepath_paged: Option<wholepath::Results>,
     pub memory: Option<memory::Results>,
     pub targets: Vec<Target>,
 }
@@ -110,7 +115,7 @@ pub fn wholepath_table(r: &wholepath::Results) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Packets per second delivered into the director (Tcp InSegs), one sender core, median of {} interleaved samples of {:.1} s; in brackets the ratio to the no-filter baseline of the same VIP count. Second table: CPU ns per packet on that core (1e9/pps) and what the filter adds to it.\n",
+        "Packets per second per core delivered into the director (Tcp InSegs divided by the CPU time of the sender thread, which also runs the receive softirqs, plus ksoftirqd), median of {} interleaved samples of {:.1} s; in brackets the ratio to the no-filter baseline of the same VIP count and the spread of the samples. Second table: CPU ns per packet (1e9/pps) and what the filter adds. Third table: wall-clock pps (depends on other load on the machine).\n",
         r.rounds, r.sample_secs
     );
     s.push_str("| contender |");
@@ -129,9 +134,10 @@ pub fn wholepath_table(r: &wholepath::Results) -> String {
                 Some(x) => {
                     let _ = write!(
                         s,
-                        " {} pps ({:.3}x) |",
+                        " {} pps ({:.3}x, ±{:.0}%) |",
                         kpps(x.median_pps),
-                        x.ratio_to_baseline
+                        x.ratio_to_baseline,
+                        x.spread * 50.0
                     );
                 }
                 None => s.push_str(" - |"),
@@ -156,7 +162,33 @@ pub fn wholepath_table(r: &wholepath::Results) -> String {
                     let _ = write!(s, " {:.0} ns |", x.ns_per_packet);
                 }
                 Some(x) => {
-                    let _ = write!(s, " {:.0} ns (+{:.0}) |", x.ns_per_packet, x.added_ns);
+                    let _ = write!(s, " {:.0} ns ({:+.0}) |", x.ns_per_packet, x.added_ns);
+                }
+                None => s.push_str(" - |"),
+            }
+        }
+        s.push('\n');
+    }
+    s.push_str("\n| contender (wall clock) |");
+    for v in &vips {
+        let _ = write!(s, " {} VIPs |", vips_label(*v));
+    }
+    s.push_str("\n|---|");
+    for _ in &vips {
+        s.push_str("---:|");
+    }
+    s.push('\n');
+    for c in Contender::ALL {
+        let _ = write!(s, "| {} |", c.label());
+        for v in &vips {
+            match r.get(*v, c) {
+                Some(x) => {
+                    let _ = write!(
+                        s,
+                        " {} pps ({:.3}x) |",
+                        kpps(x.median_wall_pps),
+                        x.wall_ratio_to_baseline
+                    );
                 }
                 None => s.push_str(" - |"),
             }
@@ -233,7 +265,10 @@ pub fn memory_table(r: &memory::Results) -> String {
             c.map_or("-".into(), |t| format!("{:.0} ms", t.wall_ms)),
             c.and_then(|t| t.max_rss_kib)
                 .map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
-            l.map_or("-".into(), |t| format!("{:.0} ms", t.wall_ms)),
+            l.map_or("-".into(), |t| match &t.error {
+                None => format!("{:.0} ms", t.wall_ms),
+                Some(e) => format!("fails: {e}"),
+            }),
         );
     }
     s
@@ -388,7 +423,7 @@ pub fn targets(
     if let Some(r) = mem {
         let cli = |w: &str| r.cli.iter().find(|t| t.what == w).map(|t| t.wall_ms);
         let lib = |w: &str| r.library.iter().find(|t| t.what == w).map(|t| t.wall_ms);
-        let worst_reload_cli = ["reload, same VIPs", "reload, every VIP replaced"]
+        let worst_reload_cli = ["reload, same VIPs", "reload, 25% of VIPs replaced"]
             .iter()
             .filter_map(|w| cli(w))
             .fold(0.0, f64::max);
@@ -401,7 +436,7 @@ pub fn targets(
                     lib("attach").unwrap_or(f64::NAN),
                     r.library
                         .iter()
-                        .filter(|t| t.what.starts_with("reload"))
+                        .filter(|t| t.what.starts_with("reload") && t.error.is_none())
                         .map(|t| t.wall_ms)
                         .fold(0.0, f64::max)
                 ),
@@ -427,7 +462,13 @@ pub fn targets_table(t: &[Target]) -> String {
 
 pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "Machine: {}\n", r.machine.describe());
+    let _ = writeln!(
+        s,
+        "Machine: {}. Load average at start / end: {} / {}.\n",
+        r.machine.describe(),
+        r.loadavg_start,
+        r.loadavg_end
+    );
     if r.quick {
         s.push_str("**Quick run (tiny repeat counts): smoke test only, not for quoting.**\n\n");
     }
@@ -438,7 +479,11 @@ pub fn markdown(r: &Report) -> String {
         s.push_str(&progcost_table(p));
     }
     if let Some(w) = &r.wholepath {
-        s.push_str("\n### Whole path (veth into a director namespace)\n\n");
+        s.push_str("\n### Whole path (veth into a director namespace, linear skbs)\n\n");
+        s.push_str(&wholepath_table(w));
+    }
+    if let Some(w) = &r.wholepath_paged {
+        s.push_str("\n### Whole path with paged skbs (headers in a page fragment)\n\n");
         s.push_str(&wholepath_table(w));
     }
     if let Some(m) = &r.memory {

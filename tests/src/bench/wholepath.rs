@@ -15,6 +15,11 @@
 //! Every contender counts the packets it marks (lvs-ebpf's `marked` counter, the iptables
 //! rule counter, an nft `counter`); each sample checks that count against the delivered
 //! count, so a contender that stopped marking cannot post a good rate.
+//!
+//! The headline rate is per core: delivered packets divided by the CPU time the path
+//! used (the sender thread, which runs the receive softirqs, plus ksoftirqd of its CPU).
+//! On a shared machine other tasks take CPU time away from the sender; wall-clock rates
+//! swing with that, per-core rates do not. Both are recorded.
 
 use std::{
     io::Write as _,
@@ -24,6 +29,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use lvs_loader::{
+    bench_support::EmptyProgram,
     config::format_mac,
     maps::MapSet,
     ops::{self, Mode},
@@ -33,7 +39,7 @@ use serde::Serialize;
 use super::{median, workload};
 use crate::{
     netns::{NetNs, PinRoot, veth},
-    sender::Sender,
+    sender::{Sender, vnet_hdr_linear},
 };
 
 const DIR_IF: &str = "d0";
@@ -47,17 +53,26 @@ const BATCH: usize = 64;
 #[serde(rename_all = "snake_case")]
 pub enum Contender {
     None,
+    /// The empty program attached with TCX: what the hook alone costs.
+    EmptyTcx,
     LvsEbpf,
     Iptables,
     Nftables,
 }
 
 impl Contender {
-    pub const ALL: [Contender; 4] = [Self::None, Self::LvsEbpf, Self::Iptables, Self::Nftables];
+    pub const ALL: [Contender; 5] = [
+        Self::None,
+        Self::EmptyTcx,
+        Self::LvsEbpf,
+        Self::Iptables,
+        Self::Nftables,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             Self::None => "no filter (baseline)",
+            Self::EmptyTcx => "empty program (TCX)",
             Self::LvsEbpf => "lvs-ebpf (TCX)",
             Self::Iptables => "iptables-legacy recipe",
             Self::Nftables => "nftables concat map",
@@ -67,6 +82,7 @@ impl Contender {
     pub fn key(self) -> &'static str {
         match self {
             Self::None => "none",
+            Self::EmptyTcx => "empty_tcx",
             Self::LvsEbpf => "lvs_ebpf",
             Self::Iptables => "iptables",
             Self::Nftables => "nftables",
@@ -74,11 +90,24 @@ impl Contender {
     }
 }
 
+/// How the sender's frames arrive in the director's skbs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkbLayout {
+    /// The whole frame in the skb's linear area, like a NIC driver builds small packets
+    /// (AF_PACKET with a `virtio_net_hdr` whose `hdr_len` covers the frame).
+    Linear,
+    /// AF_PACKET's default: only the Ethernet header is linear, the rest is a page
+    /// fragment (what GRO'd or some drivers' packets look like too).
+    Paged,
+}
+
 #[derive(Debug, Clone)]
 pub struct Params {
     pub vip_counts: Vec<usize>,
     pub rounds: usize,
     pub sample: Duration,
+    pub layout: SkbLayout,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,8 +115,17 @@ pub struct Sample {
     pub sent: u64,
     pub delivered: u64,
     pub marked: Option<u64>,
+    /// Wall time of the sending window.
     pub secs: f64,
+    /// CPU time spent on the path: the sender thread (its syscalls and the softirqs
+    /// they run) plus ksoftirqd of the sender's CPU.
+    pub cpu_secs: f64,
+    pub ksoftirqd_secs: f64,
+    /// delivered / wall time.
     pub pps: f64,
+    /// delivered / CPU time: what one dedicated core achieves, robust against other
+    /// load on the machine taking the CPU away from the sender.
+    pub pps_per_core: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,18 +133,25 @@ pub struct Cell {
     pub vips: usize,
     pub contender: Contender,
     pub samples: Vec<Sample>,
+    /// Median of the per-core rates (delivered / CPU time); the headline number.
     pub median_pps: f64,
-    /// 1e9 / median_pps: the whole path's CPU time per packet on one core.
+    /// Median of the wall-clock rates (delivered / wall time).
+    pub median_wall_pps: f64,
+    /// 1e9 / median_pps: the whole path's CPU time per packet.
     pub ns_per_packet: f64,
     pub ratio_to_baseline: f64,
+    pub wall_ratio_to_baseline: f64,
     /// ns per packet added over the baseline.
     pub added_ns: f64,
+    /// Spread of the per-core rates: (max - min) / median.
+    pub spread: f64,
     /// Setup time for this VIP count (attach/reload, iptables-restore, nft -f).
     pub setup_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
+    pub layout: SkbLayout,
     pub rounds: usize,
     pub sample_secs: f64,
     pub cpu: usize,
@@ -132,6 +177,8 @@ struct Lab {
     sender: Sender,
     frames: Vec<Vec<u8>>,
     pins: PinRoot,
+    /// The attached empty program (EmptyTcx only).
+    empty: Option<EmptyProgram>,
 }
 
 fn run_with_stdin(mut cmd: Command, input: &str) -> Result<()> {
@@ -221,6 +268,32 @@ pub fn nft_ruleset(n: usize, peer: [u8; 6]) -> String {
     s
 }
 
+/// CPU time of the calling thread (ns, CLOCK_THREAD_CPUTIME_ID: the scheduler's exact
+/// runtime, which includes softirqs run in the thread's context).
+fn thread_cpu_ns() -> u64 {
+    // SAFETY: zeroed timespec is valid; clock_gettime fills it.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Runtime (ns) of `ksoftirqd/<cpu>` from /proc/PID/schedstat; 0 if not found.
+fn ksoftirqd_ns(cpu: usize) -> u64 {
+    static PID: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    let pid = PID.get_or_init(|| {
+        let want = format!("ksoftirqd/{cpu}");
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (comm.trim() == want).then_some(pid)
+        })
+    });
+    pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/schedstat")).ok())
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Tcp InSegs of the calling thread's namespace.
 fn tcp_in_segs() -> Result<u64> {
     let text = std::fs::read_to_string("/proc/thread-self/net/snmp").context("reading snmp")?;
@@ -252,7 +325,7 @@ fn find_counter(v: &serde_json::Value) -> Option<u64> {
 }
 
 impl Lab {
-    fn new(contender: Contender, i: usize) -> Result<Self> {
+    fn new(contender: Contender, i: usize, layout: SkbLayout) -> Result<Self> {
         let gen_ns = NetNs::new(&format!("bg{i}"));
         let dir = NetNs::new(&format!("bd{i}"));
         for ns in [&gen_ns, &dir] {
@@ -269,17 +342,24 @@ impl Lab {
         let dir_mac = dir.mac(DIR_IF);
         let frames = (0..BATCH)
             .map(|k| {
-                workload::tcp_rst_v4(
+                let f = workload::tcp_rst_v4(
                     gen_mac,
                     dir_mac,
                     workload::CLIENT_V4,
                     workload::TARGET_V4,
                     20000 + k as u16,
                     workload::TARGET_V4_PORT,
-                )
+                );
+                match layout {
+                    SkbLayout::Linear => vnet_hdr_linear(&f),
+                    SkbLayout::Paged => f,
+                }
             })
             .collect();
         let sender = Sender::open(&gen_ns, GEN_IF);
+        if layout == SkbLayout::Linear {
+            sender.enable_vnet_hdr().context("PACKET_VNET_HDR")?;
+        }
         Ok(Self {
             contender,
             _gen_ns: gen_ns,
@@ -287,6 +367,7 @@ impl Lab {
             sender,
             frames,
             pins: PinRoot::new(&format!("bench{i}")),
+            empty: None,
         })
     }
 
@@ -294,6 +375,15 @@ impl Lab {
     fn configure(&mut self, n: usize) -> Result<()> {
         match self.contender {
             Contender::None => {}
+            Contender::EmptyTcx => {
+                if self.empty.is_none() {
+                    let mut e = EmptyProgram::load().context("loading the empty program")?;
+                    let _g = self.dir.enter();
+                    e.attach_tcx(DIR_IF)
+                        .context("attaching the empty program")?;
+                    self.empty = Some(e);
+                }
+            }
             Contender::LvsEbpf => {
                 let mut config = workload::config(n, workload::Target::V4, 0);
                 config.peers = vec![lvs_loader::config::Peer {
@@ -325,7 +415,7 @@ impl Lab {
             tcp_in_segs()?
         };
         let marked = match self.contender {
-            Contender::None => None,
+            Contender::None | Contender::EmptyTcx => None,
             Contender::LvsEbpf => {
                 let _g = self.dir.enter();
                 let dir = ops::attachment_dir(&self.pins.path, DIR_IF)?;
@@ -359,9 +449,11 @@ impl Lab {
         Ok((delivered, marked))
     }
 
-    fn sample(&self, n: usize, dur: Duration) -> Result<Sample> {
+    fn sample(&self, n: usize, dur: Duration, cpu: usize) -> Result<Sample> {
         let (d0, m0) = self.counters(n)?;
         let mut sent = 0u64;
+        let k0 = ksoftirqd_ns(cpu);
+        let c0 = thread_cpu_ns();
         let t0 = Instant::now();
         let deadline = t0 + dur;
         loop {
@@ -373,6 +465,9 @@ impl Lab {
         let secs = t0.elapsed().as_secs_f64();
         // Let a backlog that is still queued drain before reading the counters.
         std::thread::sleep(Duration::from_millis(20));
+        let thread_secs = (thread_cpu_ns() - c0) as f64 / 1e9;
+        let ksoftirqd_secs = ksoftirqd_ns(cpu).saturating_sub(k0) as f64 / 1e9;
+        let cpu_secs = thread_secs + ksoftirqd_secs;
         let (d1, m1) = self.counters(n)?;
         let delivered = d1 - d0;
         let marked = m0.zip(m1).map(|(a, b)| b - a);
@@ -392,7 +487,10 @@ impl Lab {
             delivered,
             marked,
             secs,
+            cpu_secs,
+            ksoftirqd_secs,
             pps: delivered as f64 / secs,
+            pps_per_core: delivered as f64 / cpu_secs,
         })
     }
 }
@@ -403,7 +501,7 @@ pub fn run(p: &Params) -> Result<Results> {
     let mut labs: Vec<Lab> = Contender::ALL
         .iter()
         .enumerate()
-        .map(|(i, c)| Lab::new(*c, i))
+        .map(|(i, c)| Lab::new(*c, i, p.layout))
         .collect::<Result<_>>()?;
     let mut cells = Vec::new();
     for &n in &p.vip_counts {
@@ -414,29 +512,38 @@ pub fn run(p: &Params) -> Result<Results> {
                 .with_context(|| format!("configuring {} with {n} VIPs", lab.contender.label()))?;
             setup_ms.push(t0.elapsed().as_secs_f64() * 1e3);
             // Warm-up and a first correctness check.
-            lab.sample(n, Duration::from_millis(100))?;
+            lab.sample(n, Duration::from_millis(100), cpu)?;
         }
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); labs.len()];
         for _ in 0..p.rounds {
             for (i, lab) in labs.iter().enumerate() {
-                samples[i].push(lab.sample(n, p.sample)?);
+                samples[i].push(lab.sample(n, p.sample, cpu)?);
             }
         }
-        let medians: Vec<f64> = samples
+        let per_core = |s: &[Sample]| s.iter().map(|x| x.pps_per_core).collect::<Vec<_>>();
+        let medians: Vec<f64> = samples.iter().map(|s| median(&per_core(s))).collect();
+        let wall: Vec<f64> = samples
             .iter()
             .map(|s| median(&s.iter().map(|x| x.pps).collect::<Vec<_>>()))
             .collect();
-        let base = medians[0];
+        let (base, wall_base) = (medians[0], wall[0]);
         for (i, lab) in labs.iter().enumerate() {
             let m = medians[i];
+            let v = per_core(&samples[i]);
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
             cells.push(Cell {
                 vips: n,
                 contender: lab.contender,
                 samples: std::mem::take(&mut samples[i]),
                 median_pps: m,
+                median_wall_pps: wall[i],
                 ns_per_packet: 1e9 / m,
                 ratio_to_baseline: m / base,
+                wall_ratio_to_baseline: wall[i] / wall_base,
                 added_ns: 1e9 / m - 1e9 / base,
+                spread: (hi - lo) / m,
                 setup_ms: setup_ms[i],
             });
         }
@@ -457,6 +564,7 @@ pub fn run(p: &Params) -> Result<Results> {
     }
     super::unpin().context("unpinning")?;
     Ok(Results {
+        layout: p.layout,
         rounds: p.rounds,
         sample_secs: p.sample.as_secs_f64(),
         cpu,

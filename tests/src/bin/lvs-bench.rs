@@ -80,7 +80,21 @@ fn main() -> Result<()> {
     let machine = Machine::probe();
     eprintln!("lvs-bench on {}", machine.describe());
 
-    let progcost = if want(Part::Progcost) {
+    let mut report = Report {
+        machine,
+        quick: cli.quick,
+        started_unix,
+        elapsed_secs: 0.0,
+        loadavg_start: loadavg(),
+        loadavg_end: String::new(),
+        progcost: None,
+        wholepath: None,
+        wholepath_paged: None,
+        memory: None,
+        targets: Vec::new(),
+    };
+
+    if want(Part::Progcost) {
         let p = if cli.quick {
             progcost::Params {
                 vip_counts: vec![1, 1000],
@@ -97,32 +111,42 @@ fn main() -> Result<()> {
             }
         };
         eprintln!("program cost (BPF_PROG_TEST_RUN): {p:?}");
-        Some(progcost::run(&p).context("program cost")?)
-    } else {
-        None
-    };
+        report.progcost = Some(progcost::run(&p).context("program cost")?);
+        write_outputs(&mut report, &cli.out, started, false)?;
+    }
 
-    let wholepath = if want(Part::Wholepath) {
-        let p = if cli.quick {
-            wholepath::Params {
-                vip_counts: vec![1, 100],
-                rounds: 2,
-                sample: Duration::from_millis(200),
-            }
+    if want(Part::Wholepath) {
+        let (counts, paged_counts, rounds, sample) = if cli.quick {
+            (vec![1, 100], vec![100], 2, Duration::from_millis(200))
         } else {
-            wholepath::Params {
-                vip_counts: vec![1, 100, 1000, 10_000],
-                rounds: 7,
-                sample: Duration::from_millis(1500),
-            }
+            (
+                vec![1, 100, 1000, 10_000],
+                vec![1, 10_000],
+                11,
+                Duration::from_millis(700),
+            )
         };
-        eprintln!("whole path (veth, AF_PACKET sendmmsg): {p:?}");
-        Some(wholepath::run(&p).context("whole path")?)
-    } else {
-        None
-    };
+        for (layout, vip_counts) in [
+            (wholepath::SkbLayout::Linear, counts),
+            (wholepath::SkbLayout::Paged, paged_counts),
+        ] {
+            let p = wholepath::Params {
+                vip_counts,
+                rounds,
+                sample,
+                layout,
+            };
+            eprintln!("whole path (veth, AF_PACKET sendmmsg): {p:?}");
+            let r = wholepath::run(&p).context("whole path")?;
+            match layout {
+                wholepath::SkbLayout::Linear => report.wholepath = Some(r),
+                wholepath::SkbLayout::Paged => report.wholepath_paged = Some(r),
+            }
+            write_outputs(&mut report, &cli.out, started, false)?;
+        }
+    }
 
-    let memory = if want(Part::Memory) {
+    if want(Part::Memory) {
         let (n, peers) = if cli.quick {
             (10_000, 16)
         } else {
@@ -130,44 +154,52 @@ fn main() -> Result<()> {
         };
         eprintln!("memory and control plane: {n} VIPs, {peers} peers");
         let tmp = std::env::temp_dir().join(format!("lvs-bench-{}", std::process::id()));
-        Some(memory::run(n, peers, &tmp).context("memory")?)
-    } else {
-        None
-    };
-
-    let targets = report::targets(progcost.as_ref(), wholepath.as_ref(), memory.as_ref());
-    let report = Report {
-        machine,
-        quick: cli.quick,
-        started_unix,
-        elapsed_secs: started.elapsed().as_secs_f64(),
-        progcost,
-        wholepath,
-        memory,
-        targets,
-    };
-    let md = report::markdown(&report);
-    print!("{md}");
-
-    std::fs::create_dir_all(&cli.out).with_context(|| format!("creating {}", cli.out.display()))?;
-    let json = serde_json::to_string_pretty(&report).context("serialising results")?;
-    let files = [
-        ("bench.json", json),
-        ("bench.md", md),
-        (
-            "bench.svg",
-            plot::svg(
-                report.progcost.as_ref(),
-                report.wholepath.as_ref(),
-                &report.machine.describe(),
-            ),
-        ),
-    ];
-    for (name, text) in files {
-        let p = cli.out.join(name);
-        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
-        eprintln!("wrote {}", p.display());
+        report.memory = Some(memory::run(n, peers, &tmp).context("memory")?);
     }
+    write_outputs(&mut report, &cli.out, started, true)?;
     eprintln!("lvs-bench: done in {:.0} s", report.elapsed_secs);
     Ok(())
+}
+
+/// Writes bench.json, bench.md and bench.svg (after every part, so a failure later
+/// keeps what was measured); prints the tables at the end.
+fn write_outputs(
+    report: &mut Report,
+    out: &std::path::Path,
+    started: Instant,
+    last: bool,
+) -> Result<()> {
+    report.elapsed_secs = started.elapsed().as_secs_f64();
+    report.loadavg_end = loadavg();
+    report.targets = report::targets(
+        report.progcost.as_ref(),
+        report.wholepath.as_ref(),
+        report.memory.as_ref(),
+    );
+    let md = report::markdown(report);
+    if last {
+        print!("{md}");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let json = serde_json::to_string_pretty(&*report).context("serialising results")?;
+    let svg = plot::svg(
+        report.progcost.as_ref(),
+        report.wholepath.as_ref(),
+        &report.machine.describe(),
+    );
+    for (name, text) in [("bench.json", json), ("bench.md", md), ("bench.svg", svg)] {
+        let p = out.join(name);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        if last {
+            eprintln!("wrote {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// The three load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
