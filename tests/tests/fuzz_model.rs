@@ -56,16 +56,9 @@ port = 4789
 mark = 0x61
 "#;
 
-const MACS: [[u8; 6]; 3] = [
-    [0x52, 0x54, 0, 0x12, 0x34, 0x56],
-    [0, 0x0c, 0x29, 0x57, 0x88, 0xce],
-    [0, 0x0c, 0x29, 0x57, 0x88, 0xd8],
-];
-const V4: [Ipv4Addr; 3] = [
-    Ipv4Addr::new(172, 17, 85, 56),
-    Ipv4Addr::new(192, 0, 2, 10),
-    Ipv4Addr::new(172, 17, 85, 57),
-];
+const MACS: [[u8; 6]; 3] =
+    [[0x52, 0x54, 0, 0x12, 0x34, 0x56], [0, 0x0c, 0x29, 0x57, 0x88, 0xce], [0, 0x0c, 0x29, 0x57, 0x88, 0xd8]];
+const V4: [Ipv4Addr; 3] = [Ipv4Addr::new(172, 17, 85, 56), Ipv4Addr::new(192, 0, 2, 10), Ipv4Addr::new(172, 17, 85, 57)];
 const V6: [Ipv6Addr; 3] = [
     Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x56),
     Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x57),
@@ -78,15 +71,8 @@ fn ext() -> impl Strategy<Value = Ext> {
     prop_oneof![
         (0u8..3).prop_map(|len8| Ext::HopByHop { len8 }),
         (0u8..3).prop_map(|len8| Ext::DestOpts { len8 }),
-        ((0u8..3), (0u8..2)).prop_map(|(len8, segments_left)| Ext::Routing {
-            len8,
-            segments_left
-        }),
-        ((0u16..4), any::<bool>()).prop_map(|(offset, more)| Ext::Fragment {
-            offset,
-            more,
-            id: 7
-        }),
+        ((0u8..3), (0u8..2)).prop_map(|(len8, segments_left)| Ext::Routing { len8, segments_left }),
+        ((0u16..4), any::<bool>()).prop_map(|(offset, more)| Ext::Fragment { offset, more, id: 7 }),
         (1u8..5).prop_map(|len4| Ext::Auth { len4 }),
     ]
 }
@@ -161,17 +147,13 @@ prop_compose! {
 
 /// Flip a few bytes of an otherwise structured frame.
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
-    (
-        frame(),
-        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
-    )
-        .prop_map(|(mut f, flips)| {
-            for (i, b) in flips {
-                let i = i.index(f.len());
-                f[i] = b;
-            }
-            f
-        })
+    (frame(), prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)).prop_map(|(mut f, flips)| {
+        for (i, b) in flips {
+            let i = i.index(f.len());
+            f[i] = b;
+        }
+        f
+    })
 }
 
 fn check(dp: &Loaded, frame: &[u8]) -> Result<(), TestCaseError> {
@@ -179,9 +161,7 @@ fn check(dp: &Loaded, frame: &[u8]) -> Result<(), TestCaseError> {
     let out = match dp.try_run(frame, pre) {
         Ok(o) => o,
         // The kernel refuses IP frames shorter than the IP header: nothing to compare.
-        Err(lvs_loader::Error::TestRun(e)) if e.raw_os_error() == Some(libc_einval()) => {
-            return Ok(());
-        }
+        Err(lvs_loader::Error::TestRun(e)) if e.raw_os_error() == Some(libc_einval()) => return Ok(()),
         Err(e) => return Err(TestCaseError::fail(format!("test run failed: {e}"))),
     };
     let expected = model::evaluate(&dp.config, frame).bpf_mark.unwrap_or(pre);
@@ -225,9 +205,6 @@ fn generator_covers_every_outcome() {
         *marks.entry(e.bpf_mark.unwrap_or(0)).or_default() += 1;
     }
     for m in [0, 0x3, 0x13, 0x23, 0x40, 0x41, 0x42, 0x6, 0x60, 0x61] {
-        assert!(
-            marks.get(&m).copied().unwrap_or(0) >= 50,
-            "mark {m:#x} reached too rarely (mark: count) {marks:?}"
-        );
+        assert!(marks.get(&m).copied().unwrap_or(0) >= 50, "mark {m:#x} reached too rarely (mark: count) {marks:?}");
     }
 }
