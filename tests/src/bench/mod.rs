@@ -62,8 +62,11 @@ pub fn unpin() -> io::Result<()> {
     Ok(())
 }
 
+/// Online CPUs of the machine (not of our affinity mask, which pinning narrows).
 pub fn online_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(1)
 }
 
 /// The CPU the measurements run on: the last one (CPU 0 takes most housekeeping).

@@ -246,7 +246,7 @@ pub fn memory_table(r: &memory::Results) -> String {
     );
     let _ = writeln!(
         s,
-        "Control plane with {} VIPs and {} peers (wall time; the CLI's peak RSS from wait4):\n",
+        "Control plane with {} VIPs and {} peers (median wall time of 3 runs; the CLI's peak RSS from wait4):\n",
         r.vips, r.peers
     );
     s.push_str("| step | CLI (`lvs-loader`, TOML) | CLI peak RSS | library (`ops::*`, no TOML) |\n|---|---:|---:|---:|\n");
