@@ -38,6 +38,20 @@ enum Task {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// Benchmarks: program cost (BPF_PROG_TEST_RUN), whole path against iptables and
+    /// nftables, memory and attach/reload time. Prints markdown tables; writes
+    /// bench.json, bench.md and bench.svg into --out.
+    Bench {
+        /// Tiny repeat counts and short samples (CI smoke run, < 60 s); marks still checked.
+        #[arg(long)]
+        quick: bool,
+        /// Output directory (default: bench-results/ in the workspace).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Only these parts, comma-separated: progcost, wholepath, memory.
+        #[arg(long, value_name = "PARTS")]
+        only: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -63,7 +77,48 @@ fn main() -> Result<()> {
             }
             util::run(&mut cmd)
         }
+        Task::Bench { quick, out, only } => bench(quick, out, only),
     }
+}
+
+fn bench(quick: bool, out: Option<PathBuf>, only: Option<String>) -> Result<()> {
+    setup(false)?;
+    let root = workspace_root();
+    // lvs-bench runs the lvs-loader CLI for the attach/reload/RSS measurements.
+    util::run(Command::new("cargo").current_dir(&root).args([
+        "build",
+        "--release",
+        "-p",
+        "lvs-loader",
+        "--bin",
+        "lvs-loader",
+    ]))?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|d| if d.is_absolute() { d } else { root.join(d) })
+        .unwrap_or_else(|| root.join("target"));
+    let out = out.unwrap_or_else(|| root.join("bench-results"));
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&root)
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "lvs-tests",
+            "--bin",
+            "lvs-bench",
+            "--",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .env("LVS_LOADER", target_dir.join("release/lvs-loader"));
+    if quick {
+        cmd.arg("--quick");
+    }
+    if let Some(only) = only {
+        cmd.args(["--only", &only]);
+    }
+    util::run(&mut cmd)
 }
 
 pub fn workspace_root() -> PathBuf {
