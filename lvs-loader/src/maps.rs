@@ -11,8 +11,8 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues},
 };
 use lvs_ebpf_common::{
-    AttachMeta, CONTROL_ACTIVE, MAX_NAME_LEN, MAX_PEERS, MAX_VIPS, MacKey, VipCounters, VipInfo,
-    VipKey, VipValue, global, map_names,
+    AttachMeta, CONTROL_ACTIVE, CONTROL_ANY_PORT_COUNT, MAX_NAME_LEN, MAX_PEERS, MAX_VIPS, MacKey,
+    VipCounters, VipInfo, VipKey, VipValue, global, map_names,
 };
 
 use crate::{
@@ -321,7 +321,12 @@ impl MapSet {
             }
         }
 
-        // 4. Flip: one array update, atomic for every packet.
+        // 4. Tell the program whether the standby generation has any-port VIPs, then flip:
+        // one array update, atomic for every packet.
+        let any_port = config.vips.iter().filter(|v| v.port.is_none()).count() as u32;
+        self.control()?
+            .set(CONTROL_ANY_PORT_COUNT + standby, any_port, 0)
+            .map_err(|e| Error::map(map_names::CONTROL, "write", e))?;
         self.control()?
             .set(CONTROL_ACTIVE, standby, 0)
             .map_err(|e| Error::map(map_names::CONTROL, "switch generation", e))?;

@@ -179,7 +179,9 @@ pub fn mark_count(ns: &NetNs, dst: IpAddr, mark: u32) -> u64 {
             && rule.trim() == want
         {
             let pkts = counts.split(':').next().unwrap_or("0");
-            return pkts.parse().unwrap_or_else(|_| panic!("bad counter in {line}"));
+            return pkts
+                .parse()
+                .unwrap_or_else(|_| panic!("bad counter in {line}"));
         }
     }
     panic!("no counting rule {want:?} in:\n{out}");
