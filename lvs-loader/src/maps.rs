@@ -16,7 +16,7 @@ use lvs_ebpf_common::{
 };
 
 use crate::{
-    config::Config,
+    config::{Config, Vip},
     error::{Error, Result},
 };
 
@@ -43,6 +43,17 @@ pub const ALL_MAPS: [&str; 9] = [
     map_names::VIP_INFO,
     map_names::META,
 ];
+
+/// Where a VIP's counter slot comes from in `apply`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// The VIP was live before: same slot, counters carry over.
+    Kept,
+    /// A slot no live VIP uses.
+    Fresh,
+    /// The slot of a VIP this reload removes (only when fresh slots run out).
+    Reused,
+}
 
 /// What `apply` changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -212,41 +223,43 @@ impl MapSet {
         let live = self.active_generation()?;
         let standby = live ^ 1;
 
-        // Slots of the live VIPs: kept VIPs keep theirs, new VIPs take slots no live VIP
-        // uses.
+        // Counter slots: kept VIPs keep theirs; new VIPs take slots no live VIP uses and,
+        // only when those run out (a reload replacing most of a huge config), the slots of
+        // VIPs this reload removes, which are reset right after the flip.
         let live_vips: StdHashMap<VipKey, VipValue> = self.vip_entries(live)?.into_iter().collect();
         let used: BTreeSet<u32> = live_vips.values().map(|v| v.index).collect();
-        let mut free = (0..MAX_VIPS).filter(|i| !used.contains(i));
-        let mut assignment: Vec<(VipKey, VipValue, bool)> = Vec::with_capacity(config.vips.len());
+        let new_keys: BTreeSet<VipKey> = config.vips.iter().map(Vip::key).collect();
+        let mut removed_slots = live_vips
+            .iter()
+            .filter(|(k, _)| !new_keys.contains(k))
+            .map(|(_, v)| v.index);
+        let mut fresh = (0..MAX_VIPS).filter(|i| !used.contains(i));
+        let mut assignment: Vec<(VipKey, VipValue, Slot)> = Vec::with_capacity(config.vips.len());
         for vip in &config.vips {
             let key = vip.key();
-            match live_vips.get(&key) {
-                Some(v) => assignment.push((
-                    key,
-                    VipValue {
-                        mark: vip.mark,
-                        index: v.index,
-                    },
-                    false,
-                )),
-                None => {
-                    let index = free.next().ok_or(Error::Map {
-                        map: map_names::VIP_STATS,
-                        what: "no free counter slot".into(),
-                        source: None,
-                    })?;
-                    assignment.push((
-                        key,
-                        VipValue {
-                            mark: vip.mark,
-                            index,
-                        },
-                        true,
-                    ));
-                }
-            }
+            let (index, slot) = match live_vips.get(&key) {
+                Some(v) => (v.index, Slot::Kept),
+                None => match fresh.next() {
+                    Some(i) => (i, Slot::Fresh),
+                    None => (
+                        removed_slots.next().ok_or(Error::Map {
+                            map: map_names::VIP_STATS,
+                            what: "no free counter slot".into(),
+                            source: None,
+                        })?,
+                        Slot::Reused,
+                    ),
+                },
+            };
+            assignment.push((
+                key,
+                VipValue {
+                    mark: vip.mark,
+                    index,
+                },
+                slot,
+            ));
         }
-        let new_keys: BTreeSet<VipKey> = assignment.iter().map(|(k, _, _)| *k).collect();
 
         // 1. Empty the standby generation.
         {
@@ -269,39 +282,9 @@ impl MapSet {
             }
         }
 
-        // 2. Counters of new slots start at zero; names and order for every slot.
-        let cpus = nr_cpus()?;
-        {
-            let mut stats = PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
-                .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
-            for (_, v, new) in &assignment {
-                if *new {
-                    let zeros = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
-                        .map_err(|e| Error::io("per-CPU values", e))?;
-                    stats
-                        .set(v.index, zeros, 0)
-                        .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
-                }
-            }
-        }
-        {
-            let mut info = Array::<&mut MapData, VipInfo>::try_from(&mut self.info)
-                .map_err(|e| Error::map(map_names::VIP_INFO, "open", e))?;
-            for (order, (vip, (_, v, _))) in config.vips.iter().zip(&assignment).enumerate() {
-                let mut i = VipInfo {
-                    order: order as u32,
-                    ..VipInfo::default()
-                };
-                if let Some(name) = &vip.name {
-                    let b = name.as_bytes();
-                    let n = b.len().min(MAX_NAME_LEN);
-                    i.name[..n].copy_from_slice(&b[..n]);
-                    i.name_len = n as u32;
-                }
-                info.set(v.index, i, 0)
-                    .map_err(|e| Error::map(map_names::VIP_INFO, "write", e))?;
-            }
-        }
+        // 2. Counters of fresh slots start at zero; names and order of every slot that no
+        // live VIP uses.
+        self.reset_slots(config, &assignment, |slot| slot != Slot::Reused)?;
 
         // 3. Fill the standby generation.
         {
@@ -331,7 +314,13 @@ impl MapSet {
             .set(CONTROL_ACTIVE, standby, 0)
             .map_err(|e| Error::map(map_names::CONTROL, "switch generation", e))?;
 
-        let kept = assignment.iter().filter(|(_, _, new)| !new).count();
+        // 5. Slots taken over from removed VIPs start counting for their new VIP now.
+        self.reset_slots(config, &assignment, |slot| slot == Slot::Reused)?;
+
+        let kept = assignment
+            .iter()
+            .filter(|(_, _, slot)| *slot == Slot::Kept)
+            .count();
         Ok(ApplyReport {
             generation: standby,
             vips: assignment.len(),
@@ -340,6 +329,46 @@ impl MapSet {
             removed: live_vips.keys().filter(|k| !new_keys.contains(k)).count(),
             kept,
         })
+    }
+
+    /// Zeroes the counters of new VIPs' slots (not kept ones) and writes name and order
+    /// for every VIP whose slot matches `which`.
+    fn reset_slots(
+        &mut self,
+        config: &Config,
+        assignment: &[(VipKey, VipValue, Slot)],
+        which: impl Fn(Slot) -> bool,
+    ) -> Result<()> {
+        let cpus = nr_cpus()?;
+        let mut stats = PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
+            .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
+        let mut info = Array::<&mut MapData, VipInfo>::try_from(&mut self.info)
+            .map_err(|e| Error::map(map_names::VIP_INFO, "open", e))?;
+        for (order, (vip, (_, v, slot))) in config.vips.iter().zip(assignment).enumerate() {
+            if !which(*slot) {
+                continue;
+            }
+            if *slot != Slot::Kept {
+                let zeros = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
+                    .map_err(|e| Error::io("per-CPU values", e))?;
+                stats
+                    .set(v.index, zeros, 0)
+                    .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
+            }
+            let mut i = VipInfo {
+                order: order as u32,
+                ..VipInfo::default()
+            };
+            if let Some(name) = &vip.name {
+                let b = name.as_bytes();
+                let n = b.len().min(MAX_NAME_LEN);
+                i.name[..n].copy_from_slice(&b[..n]);
+                i.name_len = n as u32;
+            }
+            info.set(v.index, i, 0)
+                .map_err(|e| Error::map(map_names::VIP_INFO, "write", e))?;
+        }
+        Ok(())
     }
 
     /// The live VIPs with their names and counters (summed over CPUs), in config order.
