@@ -8,6 +8,7 @@
 //! * [`sys`]: privileges, bpffs, network namespaces, kernel version.
 //! * [`bench_support`]: the empty TC program (benchmark floor).
 
+pub mod batch;
 pub mod bench_support;
 pub mod config;
 pub mod datapath;

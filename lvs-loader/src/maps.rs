@@ -16,12 +16,15 @@ use lvs_ebpf_common::{
 };
 
 use crate::{
+    batch,
     config::{Config, Vip},
     error::{Error, Result},
 };
 
 /// Every map of one attachment.
 pub struct MapSet {
+    /// Maps just created by the kernel (all counters zero): no need to reset slots.
+    fresh: bool,
     vips: [Map; 2],
     peers: [Map; 2],
     control: Map,
@@ -90,6 +93,7 @@ impl MapSet {
             })
         };
         Ok(Self {
+            fresh: true,
             vips: [take(map_names::VIPS[0])?, take(map_names::VIPS[1])?],
             peers: [take(map_names::PEERS[0])?, take(map_names::PEERS[1])?],
             control: take(map_names::CONTROL)?,
@@ -109,6 +113,7 @@ impl MapSet {
             Map::from_map_data(data).map_err(|e| Error::map(name, "unexpected map type", e))
         };
         Ok(Self {
+            fresh: false,
             vips: [open(map_names::VIPS[0])?, open(map_names::VIPS[1])?],
             peers: [open(map_names::PEERS[0])?, open(map_names::PEERS[1])?],
             control: open(map_names::CONTROL)?,
@@ -289,10 +294,19 @@ impl MapSet {
         // 3. Fill the standby generation.
         {
             let name = map_names::VIPS[standby as usize];
-            let mut m = self.vips_map(standby)?;
-            for (k, v, _) in &assignment {
-                m.insert(k, v, 0)
-                    .map_err(|e| Error::map(name, "insert", e))?;
+            let keys: Vec<VipKey> = assignment.iter().map(|(k, _, _)| *k).collect();
+            let values: Vec<VipValue> = assignment.iter().map(|(_, v, _)| *v).collect();
+            let fd = map_fd(&self.vips[standby as usize], name)?;
+            match batch::update(fd, &keys, &values, 1) {
+                Ok(()) => {}
+                Err(e) if batch::unsupported(&e) => {
+                    let mut m = self.vips_map(standby)?;
+                    for (k, v) in keys.iter().zip(&values) {
+                        m.insert(k, v, 0)
+                            .map_err(|e| Error::map(name, "insert", e))?;
+                    }
+                }
+                Err(e) => return Err(Error::io(format!("map {name}: batch insert"), e)),
             }
         }
         {
@@ -316,6 +330,7 @@ impl MapSet {
 
         // 5. Slots taken over from removed VIPs start counting for their new VIP now.
         self.reset_slots(config, &assignment, |slot| slot == Slot::Reused)?;
+        self.fresh = false;
 
         let kept = assignment
             .iter()
@@ -340,20 +355,16 @@ impl MapSet {
         which: impl Fn(Slot) -> bool,
     ) -> Result<()> {
         let cpus = nr_cpus()?;
-        let mut stats = PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
-            .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
-        let mut info = Array::<&mut MapData, VipInfo>::try_from(&mut self.info)
-            .map_err(|e| Error::map(map_names::VIP_INFO, "open", e))?;
+        let mut zero_slots: Vec<u32> = Vec::new();
+        let mut info_slots: Vec<u32> = Vec::new();
+        let mut infos: Vec<VipInfo> = Vec::new();
         for (order, (vip, (_, v, slot))) in config.vips.iter().zip(assignment).enumerate() {
             if !which(*slot) {
                 continue;
             }
-            if *slot != Slot::Kept {
-                let zeros = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
-                    .map_err(|e| Error::io("per-CPU values", e))?;
-                stats
-                    .set(v.index, zeros, 0)
-                    .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
+            // Fresh maps are all zeros already.
+            if *slot == Slot::Reused || (*slot == Slot::Fresh && !self.fresh) {
+                zero_slots.push(v.index);
             }
             let mut i = VipInfo {
                 order: order as u32,
@@ -365,8 +376,51 @@ impl MapSet {
                 i.name[..n].copy_from_slice(&b[..n]);
                 i.name_len = n as u32;
             }
-            info.set(v.index, i, 0)
-                .map_err(|e| Error::map(map_names::VIP_INFO, "write", e))?;
+            info_slots.push(v.index);
+            infos.push(i);
+        }
+        if !zero_slots.is_empty() {
+            let zeros = vec![VipCounters::default(); zero_slots.len() * cpus];
+            let fd = map_fd(&self.vip_stats, map_names::VIP_STATS)?;
+            match batch::update(fd, &zero_slots, &zeros, cpus) {
+                Ok(()) => {}
+                Err(e) if batch::unsupported(&e) => {
+                    let mut stats =
+                        PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
+                            .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
+                    for i in &zero_slots {
+                        let z = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
+                            .map_err(|e| Error::io("per-CPU values", e))?;
+                        stats
+                            .set(*i, z, 0)
+                            .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
+                    }
+                }
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("map {}: batch reset", map_names::VIP_STATS),
+                        e,
+                    ));
+                }
+            }
+        }
+        let fd = map_fd(&self.info, map_names::VIP_INFO)?;
+        match batch::update(fd, &info_slots, &infos, 1) {
+            Ok(()) => {}
+            Err(e) if batch::unsupported(&e) => {
+                let mut info = Array::<&mut MapData, VipInfo>::try_from(&mut self.info)
+                    .map_err(|e| Error::map(map_names::VIP_INFO, "open", e))?;
+                for (i, v) in info_slots.iter().zip(&infos) {
+                    info.set(*i, v, 0)
+                        .map_err(|e| Error::map(map_names::VIP_INFO, "write", e))?;
+                }
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    format!("map {}: batch write", map_names::VIP_INFO),
+                    e,
+                ));
+            }
         }
         Ok(())
     }
@@ -442,6 +496,15 @@ fn remove_ignoring_missing(
         Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+fn map_fd<'a>(m: &'a Map, name: &'static str) -> Result<std::os::fd::BorrowedFd<'a>> {
+    use std::os::fd::AsFd as _;
+    map_data(m).map(|d| d.fd().as_fd()).ok_or(Error::Map {
+        map: name,
+        what: "unexpected map type".into(),
+        source: None,
+    })
 }
 
 fn map_data(m: &Map) -> Option<&MapData> {
