@@ -10,7 +10,7 @@ use std::{
 };
 
 use crate::{
-    netns::{NetNs, PinRoot, loader_bin, run_ok, veth},
+    netns::{NetNs, PinRoot, loader_bin, loader_ok_at, run_ok, veth},
     sender::Sender,
 };
 
@@ -81,15 +81,7 @@ impl Lab {
 
     /// Runs the loader and panics with its output unless it succeeds; returns stdout.
     pub fn loader_ok(&self, args: &[&str]) -> String {
-        let out = self.loader(args);
-        assert!(
-            out.status.success(),
-            "lvs-loader {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        loader_ok_at(&self.pins.path, &self.director.name, args)
     }
 
     /// `stats DEV --json`, parsed.

@@ -34,6 +34,9 @@ enum Task {
     Demo,
     /// Build everything and run the whole test suite.
     Test {
+        /// Skip the benchmark smoke run.
+        #[arg(long)]
+        no_bench: bool,
         /// Extra arguments passed to `cargo test` (after `--`).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
@@ -68,14 +71,34 @@ fn main() -> Result<()> {
                     .env("LVS_LOADER", root.join("target/release/lvs-loader")),
             )
         }
-        Task::Test { args } => {
+        Task::Test { no_bench, args } => {
             setup(false)?;
+            let root = workspace_root();
             let mut cmd = Command::new("cargo");
-            cmd.args(["test", "--workspace", "--exclude", "lvs-ebpf"]);
+            cmd.current_dir(&root)
+                .args(["test", "--workspace", "--exclude", "lvs-ebpf"]);
             if !args.is_empty() {
                 cmd.arg("--").args(args);
             }
-            util::run(&mut cmd)
+            util::run(&mut cmd)?;
+            if !no_bench {
+                // Benchmark smoke run: tiny repeat counts, marks still checked on every
+                // round, so the benchmark can't rot. `cargo test` built lvs-bench already.
+                let out =
+                    std::env::temp_dir().join(format!("lvs-bench-smoke-{}", std::process::id()));
+                let r = util::run(
+                    Command::new(root.join("target/debug/lvs-bench"))
+                        .current_dir(&root)
+                        .env("LVS_LOADER", root.join("target/debug/lvs-loader"))
+                        .arg("--quick")
+                        .arg("--out")
+                        .arg(&out),
+                );
+                let _ = std::fs::remove_dir_all(&out);
+                r?;
+                println!("benchmark smoke run: OK");
+            }
+            Ok(())
         }
         Task::Bench { quick, out, only } => bench(quick, out, only),
     }
