@@ -166,8 +166,17 @@ pub fn attach(pin_root: &Path, iface: &str, config: &Config, mode: Mode) -> Resu
     let dir = attachment_dir(pin_root, iface)?;
     if dir.join(lvs_ebpf_common::map_names::META).exists() {
         match MapSet::from_pins(&dir).and_then(|m| m.read_meta().map(|meta| (m, meta))) {
-            Ok((_, meta)) if meta.magic == META_MAGIC && meta.ifindex == ifindex => {
+            Ok((_, meta))
+                if meta.magic == META_MAGIC
+                    && meta.ifindex == ifindex
+                    && is_hooked(&dir, iface, &meta) =>
+            {
                 return reload(pin_root, iface, config);
+            }
+            // Pinned but no longer on the hook (someone removed the filter, qdisc or
+            // link): start over, so that attach always ends with a running datapath.
+            Ok((_, meta)) if meta.magic == META_MAGIC && meta.ifindex == ifindex => {
+                cleanup_attachment(&dir, iface, &meta, true)
             }
             // Pins from a deleted and recreated interface (or a half-written attach):
             // clean them up and attach from scratch.
@@ -514,11 +523,7 @@ pub fn status(pin_root: &Path) -> Result<Vec<StatusEntry>> {
                         "other netns".to_owned()
                     } else if sys::ifindex(&iface) != Some(meta.ifindex) {
                         "interface gone".to_owned()
-                    } else if meta.mode == MODE_TCX
-                        && !tcx_ingress_programs(&iface)
-                            .map(|p| p.iter().any(|(id, _)| Some(*id) == prog_id))
-                            .unwrap_or(false)
-                    {
+                    } else if !is_hooked(&dir, &iface, &meta) {
                         "not hooked".to_owned()
                     } else {
                         "ok".to_owned()
@@ -655,6 +660,31 @@ pub fn stats_from_maps(maps: &mut MapSet, iface: &str) -> Result<Stats> {
         peers,
         totals,
     })
+}
+
+/// Whether the pinned program of `dir` still runs on `iface`'s ingress: in the TCX
+/// program list, or (netlink mode) as a cls_bpf filter `tc` shows. When `tc` is not
+/// installed the answer is "yes" (we can't tell).
+fn is_hooked(dir: &Path, iface: &str, meta: &AttachMeta) -> bool {
+    let Some(prog_id) = pinned_program_id(dir) else {
+        return false;
+    };
+    match meta.mode {
+        MODE_TCX => tcx_ingress_programs(iface)
+            .map(|p| p.iter().any(|(id, _)| *id == prog_id))
+            .unwrap_or(false),
+        // `tc` fails when the clsact qdisc is gone; only a missing `tc` leaves us unsure.
+        _ => match std::process::Command::new("tc")
+            .args(["filter", "show", "dev", iface, "ingress"])
+            .output()
+        {
+            Ok(o) => {
+                o.status.success()
+                    && String::from_utf8_lossy(&o.stdout).contains(&format!(" id {prog_id} "))
+            }
+            Err(_) => true,
+        },
+    }
 }
 
 /// Programs on `iface`'s TCX ingress hook, in run order, as (id, name). Empty when the

@@ -367,3 +367,38 @@ fn short_ip_frames_are_counted_as_malformed() {
     assert_eq!(s["totals"]["malformed"], 2, "{s}");
     assert_eq!(s["totals"]["marked_packets"], 0, "{s}");
 }
+
+#[test]
+fn attach_rehooks_when_someone_removed_the_filter() {
+    let lab = Lab::new("rehook");
+    let c = lab.config("a.toml", CONFIG);
+    lab.loader_ok(&["attach", DEV, "--config", path_str(&c), "--mode", "netlink"]);
+    // Someone deletes the clsact qdisc (and our filter with it).
+    lab.director
+        .run("tc", &["qdisc", "del", "dev", DEV, "clsact"]);
+    let st: serde_json::Value =
+        serde_json::from_str(&lab.loader_ok(&["status", "--json"])).expect("JSON");
+    let me = st
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|e| e["current_netns"] == true)
+        .expect("entry");
+    assert_eq!(me["state"], "not hooked", "{me}");
+    // attach again: a fresh attachment, not a reload of maps nobody reads.
+    let r: serde_json::Value = serde_json::from_str(&lab.loader_ok(&[
+        "attach",
+        DEV,
+        "--config",
+        path_str(&c),
+        "--mode",
+        "netlink",
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(r["action"], "attached", "{r}");
+    let v4: IpAddr = VIP.into();
+    lab.watch_marks(&[v4], &[3]);
+    lab.send(&n(web(CLIENT), 2));
+    assert_eq!(lab.mark_count(v4, 3), 2);
+}
