@@ -175,43 +175,12 @@ fn run(cli: Cli) -> Result<()> {
             let c = load_config(&config)?;
             let r =
                 ops::attach(pin, &iface, &c, mode).with_context(|| format!("attach {iface}"))?;
-            if cli.json {
-                print_json(&r)?;
-            } else {
-                println!(
-                    "{}: {} ({}, prog id {}): {} VIP(s), {} peer(s) [+{} -{} ={}], config {} sha256:{}",
-                    r.interface,
-                    r.action,
-                    r.mode,
-                    r.program_id.map_or("?".into(), |i| i.to_string()),
-                    r.vips,
-                    r.peers,
-                    r.added,
-                    r.removed,
-                    r.kept,
-                    config.display(),
-                    &r.config_digest[..12]
-                );
-            }
+            print_attach_report(cli.json, &r, &config)?;
         }
         Command::Reload { iface, config } => {
             let c = load_config(&config)?;
             let r = ops::reload(pin, &iface, &c).with_context(|| format!("reload {iface}"))?;
-            if cli.json {
-                print_json(&r)?;
-            } else {
-                println!(
-                    "{}: reloaded: {} VIP(s), {} peer(s) [+{} -{} ={}], config {} sha256:{}",
-                    r.interface,
-                    r.vips,
-                    r.peers,
-                    r.added,
-                    r.removed,
-                    r.kept,
-                    config.display(),
-                    &r.config_digest[..12]
-                );
-            }
+            print_attach_report(cli.json, &r, &config)?;
         }
         Command::Detach { iface } => {
             let r = ops::detach(pin, &iface).with_context(|| format!("detach {iface}"))?;
@@ -299,6 +268,28 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// What `attach` and `reload` print.
+fn print_attach_report(json: bool, r: &ops::AttachReport, config: &Path) -> Result<()> {
+    if json {
+        return print_json(r);
+    }
+    println!(
+        "{}: {} ({}, prog id {}): {} VIP(s), {} peer(s) [+{} -{} ={}], config {} sha256:{}",
+        r.interface,
+        r.action,
+        r.mode,
+        r.program_id.map_or("?".into(), |i| i.to_string()),
+        r.vips,
+        r.peers,
+        r.added,
+        r.removed,
+        r.kept,
+        config.display(),
+        r.config_digest.get(..12).unwrap_or("-")
+    );
     Ok(())
 }
 
