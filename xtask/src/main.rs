@@ -14,6 +14,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
 mod util;
+mod vm;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "lvs-ebpf developer tasks")]
@@ -38,6 +39,9 @@ enum Task {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// Run the integration tests (and, with --lvs, the two-box LVS scenario) in qemu guests
+    /// booting Debian's 6.1 and 6.12 kernels.
+    VmTest(vm::VmTestArgs),
 }
 
 fn main() -> Result<()> {
@@ -63,6 +67,7 @@ fn main() -> Result<()> {
             }
             util::run(&mut cmd)
         }
+        Task::VmTest(args) => vm::run(args),
     }
 }
 

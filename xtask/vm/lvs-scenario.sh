@@ -1,0 +1,3 @@
+#!/usr/bin/bash
+echo "scenario: todo"
+exit 1
