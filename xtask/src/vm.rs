@@ -238,6 +238,11 @@ pub fn run(args: VmTestArgs) -> Result<()> {
             if job == Job::Lvs {
                 cmdline.push_str(&format!(" lvs.n={}", args.connections));
             }
+            // Debugging aid, e.g. LVS_VM_APPEND="lvs.phases=before".
+            if let Ok(extra) = std::env::var("LVS_VM_APPEND") {
+                cmdline.push(' ');
+                cmdline.push_str(&extra);
+            }
             let log = logs.join(format!("{}-{}.log", k.label, job.name()));
             let run = qemu::boot(&qemu::Guest {
                 name: name.clone(),
@@ -658,6 +663,12 @@ fn job_note(job: Job, lines: &[String]) -> String {
         Job::Lvs => lines
             .iter()
             .filter_map(|l| l.strip_prefix("LVS-SCENARIO-VERDICT: "))
+            // "before: loop reproduced: 25/100 failed ..." -> "before: loop reproduced"
+            .map(|v| {
+                let (phase, rest) = v.split_once(": ").unwrap_or((v, ""));
+                let short = rest.split([':', '(']).next().unwrap_or(rest).trim();
+                format!("{phase}: {short}")
+            })
             .collect::<Vec<_>>()
             .join("; "),
     }
