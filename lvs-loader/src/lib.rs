@@ -1,1 +1,18 @@
-pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lvs-ebpf"));
+//! lvs-loader: the userspace side of lvs-ebpf.
+//!
+//! * [`config`]: `vips.toml` parsing and validation (file:line:column: field: message).
+//! * [`datapath`]: loading the embedded eBPF object.
+//! * [`maps`]: the program's maps and the atomic generation switch.
+//! * [`ops`]: attach / reload / detach / status / stats, with pins in bpffs.
+//! * [`testrun`]: BPF_PROG_TEST_RUN on hand-built frames.
+//! * [`sys`]: privileges, bpffs, network namespaces, kernel version.
+
+pub mod config;
+pub mod datapath;
+pub mod error;
+pub mod maps;
+pub mod ops;
+pub mod sys;
+pub mod testrun;
+
+pub use error::{Error, Result};

@@ -1,0 +1,101 @@
+//! Loading the embedded eBPF object.
+
+use std::os::fd::{AsFd as _, AsRawFd as _, RawFd};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{ProgramError, SchedClassifier},
+};
+use lvs_ebpf_common::PROGRAM_NAME;
+
+use crate::{
+    error::{Error, Result},
+    maps::MapSet,
+    sys,
+};
+
+/// The eBPF object built by build.rs (aya-build).
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lvs-ebpf"));
+
+/// A loaded (not necessarily attached) program with its maps.
+pub struct Datapath {
+    ebpf: Ebpf,
+    pub maps: MapSet,
+}
+
+fn load_hint(e: &(dyn std::error::Error + 'static)) -> String {
+    let text = {
+        let mut s = e.to_string();
+        let mut src = e.source();
+        while let Some(x) = src {
+            s.push_str(": ");
+            s.push_str(&x.to_string());
+            src = x.source();
+        }
+        s
+    };
+    let mut hint = String::new();
+    if text.contains("Operation not permitted") || text.contains("EPERM") {
+        hint.push_str(": permission denied (needs CAP_BPF/CAP_SYS_ADMIN; is the memlock rlimit too low on an old kernel?)");
+    } else if text.contains("Invalid argument") && !sys::has_kernel_btf() {
+        hint.push_str(": this kernel has no BTF (/sys/kernel/btf/vmlinux missing) and rejected the program; lvs-ebpf needs Linux >= 5.4 with CONFIG_BPF_SYSCALL and CONFIG_NET_CLS_BPF");
+    } else if text.contains("Function not implemented") || text.contains("ENOSYS") {
+        hint.push_str(": the kernel has no bpf() syscall (CONFIG_BPF_SYSCALL=n)");
+    }
+    hint
+}
+
+impl Datapath {
+    /// Loads the program and creates its maps (nothing is attached or pinned).
+    pub fn load() -> Result<Self> {
+        let mut ebpf = EbpfLoader::new()
+            .load(EBPF_OBJECT)
+            .map_err(|e| Error::Load {
+                hint: load_hint(&e),
+                source: Box::new(e),
+            })?;
+        {
+            let prog = Self::classifier(&mut ebpf)?;
+            prog.load().map_err(|e| Error::Load {
+                hint: load_hint(&e),
+                source: Box::new(e),
+            })?;
+        }
+        let maps = MapSet::take(&mut ebpf)?;
+        Ok(Self { ebpf, maps })
+    }
+
+    fn classifier(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
+        let prog = ebpf.program_mut(PROGRAM_NAME).ok_or_else(|| Error::Load {
+            hint: String::new(),
+            source: format!("program {PROGRAM_NAME} missing from the eBPF object").into(),
+        })?;
+        prog.try_into().map_err(|e: ProgramError| Error::Load {
+            hint: String::new(),
+            source: Box::new(e),
+        })
+    }
+
+    pub fn program(&mut self) -> Result<&mut SchedClassifier> {
+        Self::classifier(&mut self.ebpf)
+    }
+
+    /// The program's fd, for BPF_PROG_TEST_RUN.
+    pub fn program_fd(&mut self) -> Result<RawFd> {
+        let prog = self.program()?;
+        let fd = prog.fd().map_err(|e| Error::Load {
+            hint: String::new(),
+            source: Box::new(e),
+        })?;
+        Ok(fd.as_fd().as_raw_fd())
+    }
+
+    /// Kernel id of the program.
+    pub fn program_id(&mut self) -> Result<u32> {
+        let prog = self.program()?;
+        prog.info().map(|i| i.id()).map_err(|e| Error::Load {
+            hint: String::new(),
+            source: Box::new(e),
+        })
+    }
+}

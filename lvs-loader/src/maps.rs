@@ -1,0 +1,418 @@
+//! The program's maps, opened either from a freshly loaded object or from pins, and the
+//! atomic generation switch used by attach and reload.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap as StdHashMap},
+    path::Path,
+};
+
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues},
+};
+use lvs_ebpf_common::{
+    AttachMeta, CONTROL_ACTIVE, MAX_NAME_LEN, MAX_PEERS, MAX_VIPS, MacKey, VipCounters, VipInfo,
+    VipKey, VipValue, global, map_names,
+};
+
+use crate::{
+    config::Config,
+    error::{Error, Result},
+};
+
+/// Every map of one attachment.
+pub struct MapSet {
+    vips: [Map; 2],
+    peers: [Map; 2],
+    control: Map,
+    vip_stats: Map,
+    global: Map,
+    info: Map,
+    meta: Map,
+}
+
+/// Names of all maps, which are also their pin file names.
+pub const ALL_MAPS: [&str; 9] = [
+    map_names::VIPS[0],
+    map_names::VIPS[1],
+    map_names::PEERS[0],
+    map_names::PEERS[1],
+    map_names::CONTROL,
+    map_names::VIP_STATS,
+    map_names::GLOBAL_STATS,
+    map_names::VIP_INFO,
+    map_names::META,
+];
+
+/// What `apply` changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub generation: u32,
+    pub vips: usize,
+    pub peers: usize,
+    pub added: usize,
+    pub removed: usize,
+    pub kept: usize,
+}
+
+/// One VIP as the live maps describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveVip {
+    pub key: VipKey,
+    pub value: VipValue,
+    pub info: VipInfo,
+    pub counters: VipCounters,
+}
+
+fn nr_cpus() -> Result<usize> {
+    aya::util::nr_cpus().map_err(|(what, e)| Error::io(format!("reading {what}"), e))
+}
+
+impl MapSet {
+    /// Takes the maps out of a just-loaded object.
+    pub fn take(ebpf: &mut Ebpf) -> Result<Self> {
+        let mut take = |name: &'static str| {
+            ebpf.take_map(name).ok_or(Error::Map {
+                map: name,
+                what: "missing from the eBPF object".into(),
+                source: None,
+            })
+        };
+        Ok(Self {
+            vips: [take(map_names::VIPS[0])?, take(map_names::VIPS[1])?],
+            peers: [take(map_names::PEERS[0])?, take(map_names::PEERS[1])?],
+            control: take(map_names::CONTROL)?,
+            vip_stats: take(map_names::VIP_STATS)?,
+            global: take(map_names::GLOBAL_STATS)?,
+            info: take(map_names::VIP_INFO)?,
+            meta: take(map_names::META)?,
+        })
+    }
+
+    /// Opens the maps pinned in `dir`.
+    pub fn from_pins(dir: &Path) -> Result<Self> {
+        let open = |name: &'static str| -> Result<Map> {
+            let data = MapData::from_pin(dir.join(name)).map_err(|e| {
+                Error::map(name, format!("opening pin {}", dir.join(name).display()), e)
+            })?;
+            Map::from_map_data(data).map_err(|e| Error::map(name, "unexpected map type", e))
+        };
+        Ok(Self {
+            vips: [open(map_names::VIPS[0])?, open(map_names::VIPS[1])?],
+            peers: [open(map_names::PEERS[0])?, open(map_names::PEERS[1])?],
+            control: open(map_names::CONTROL)?,
+            vip_stats: open(map_names::VIP_STATS)?,
+            global: open(map_names::GLOBAL_STATS)?,
+            info: open(map_names::VIP_INFO)?,
+            meta: open(map_names::META)?,
+        })
+    }
+
+    fn all(&self) -> [(&'static str, &Map); 9] {
+        [
+            (map_names::VIPS[0], &self.vips[0]),
+            (map_names::VIPS[1], &self.vips[1]),
+            (map_names::PEERS[0], &self.peers[0]),
+            (map_names::PEERS[1], &self.peers[1]),
+            (map_names::CONTROL, &self.control),
+            (map_names::VIP_STATS, &self.vip_stats),
+            (map_names::GLOBAL_STATS, &self.global),
+            (map_names::VIP_INFO, &self.info),
+            (map_names::META, &self.meta),
+        ]
+    }
+
+    /// Pins every map into `dir` (which must exist, on bpffs).
+    pub fn pin(&self, dir: &Path) -> Result<()> {
+        for (name, map) in self.all() {
+            let path = dir.join(name);
+            map.pin(&path).map_err(|e| Error::Pin {
+                path,
+                source: Box::new(e),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Kernel ids of the maps, by name.
+    pub fn ids(&self) -> Vec<(&'static str, u32)> {
+        self.all()
+            .into_iter()
+            .filter_map(|(n, m)| map_data(m).and_then(|d| d.info().ok()).map(|i| (n, i.id())))
+            .collect()
+    }
+
+    fn control(&mut self) -> Result<Array<&mut MapData, u32>> {
+        Array::try_from(&mut self.control).map_err(|e| Error::map(map_names::CONTROL, "open", e))
+    }
+
+    /// The live generation (0 or 1).
+    pub fn active_generation(&mut self) -> Result<u32> {
+        let c = self.control()?;
+        c.get(&CONTROL_ACTIVE, 0)
+            .map(|g| g & 1)
+            .map_err(|e| Error::map(map_names::CONTROL, "read", e))
+    }
+
+    fn vips_map(&mut self, generation: u32) -> Result<HashMap<&mut MapData, VipKey, VipValue>> {
+        let name = map_names::VIPS[generation as usize & 1];
+        HashMap::try_from(&mut self.vips[generation as usize & 1])
+            .map_err(|e| Error::map(name, "open", e))
+    }
+
+    fn peers_map(&mut self, generation: u32) -> Result<HashMap<&mut MapData, MacKey, u32>> {
+        let name = map_names::PEERS[generation as usize & 1];
+        HashMap::try_from(&mut self.peers[generation as usize & 1])
+            .map_err(|e| Error::map(name, "open", e))
+    }
+
+    /// VIPs of generation `g`, as (key, value) pairs.
+    fn vip_entries(&mut self, generation: u32) -> Result<Vec<(VipKey, VipValue)>> {
+        let name = map_names::VIPS[generation as usize & 1];
+        let m = self.vips_map(generation)?;
+        m.iter()
+            .collect::<Result<Vec<_>, MapError>>()
+            .map_err(|e| Error::map(name, "iterate", e))
+    }
+
+    fn peer_entries(&mut self, generation: u32) -> Result<Vec<MacKey>> {
+        let name = map_names::PEERS[generation as usize & 1];
+        let m = self.peers_map(generation)?;
+        m.keys()
+            .collect::<Result<Vec<_>, MapError>>()
+            .map_err(|e| Error::map(name, "iterate", e))
+    }
+
+    /// Peer MACs of the live generation.
+    pub fn live_peers(&mut self) -> Result<Vec<[u8; 6]>> {
+        let g = self.active_generation()?;
+        let mut v: Vec<[u8; 6]> = self.peer_entries(g)?.into_iter().map(|k| k.addr).collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// Installs `config` atomically.
+    ///
+    /// The standby generation is emptied and filled, counters of new VIPs are zeroed, then
+    /// one write to `LVS_CONTROL` makes it live. A VIP present before and after keeps its
+    /// counter slot and is matched by every packet throughout; any failure before the flip
+    /// leaves the live datapath untouched.
+    pub fn apply(&mut self, config: &Config) -> Result<ApplyReport> {
+        if config.vips.len() > MAX_VIPS as usize || config.peers.len() > MAX_PEERS as usize {
+            return Err(Error::Map {
+                map: map_names::VIPS[0],
+                what: format!(
+                    "{} VIPs / {} peers exceed the maps' capacity ({MAX_VIPS} / {MAX_PEERS})",
+                    config.vips.len(),
+                    config.peers.len()
+                ),
+                source: None,
+            });
+        }
+        let live = self.active_generation()?;
+        let standby = live ^ 1;
+
+        // Slots of the live VIPs: kept VIPs keep theirs, new VIPs take slots no live VIP
+        // uses.
+        let live_vips: StdHashMap<VipKey, VipValue> = self.vip_entries(live)?.into_iter().collect();
+        let used: BTreeSet<u32> = live_vips.values().map(|v| v.index).collect();
+        let mut free = (0..MAX_VIPS).filter(|i| !used.contains(i));
+        let mut assignment: Vec<(VipKey, VipValue, bool)> = Vec::with_capacity(config.vips.len());
+        for vip in &config.vips {
+            let key = vip.key();
+            match live_vips.get(&key) {
+                Some(v) => assignment.push((
+                    key,
+                    VipValue {
+                        mark: vip.mark,
+                        index: v.index,
+                    },
+                    false,
+                )),
+                None => {
+                    let index = free.next().ok_or(Error::Map {
+                        map: map_names::VIP_STATS,
+                        what: "no free counter slot".into(),
+                        source: None,
+                    })?;
+                    assignment.push((
+                        key,
+                        VipValue {
+                            mark: vip.mark,
+                            index,
+                        },
+                        true,
+                    ));
+                }
+            }
+        }
+        let new_keys: BTreeSet<VipKey> = assignment.iter().map(|(k, _, _)| *k).collect();
+
+        // 1. Empty the standby generation.
+        {
+            let stale = self.vip_entries(standby)?;
+            let name = map_names::VIPS[standby as usize];
+            let mut m = self.vips_map(standby)?;
+            for (k, _) in stale {
+                remove_ignoring_missing(&mut m, &k).map_err(|e| Error::map(name, "delete", e))?;
+            }
+        }
+        {
+            let stale = self.peer_entries(standby)?;
+            let name = map_names::PEERS[standby as usize];
+            let mut m = self.peers_map(standby)?;
+            for k in stale {
+                match m.remove(&k) {
+                    Ok(()) | Err(MapError::KeyNotFound) => {}
+                    Err(e) => return Err(Error::map(name, "delete", e)),
+                }
+            }
+        }
+
+        // 2. Counters of new slots start at zero; names and order for every slot.
+        let cpus = nr_cpus()?;
+        {
+            let mut stats = PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
+                .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
+            for (_, v, new) in &assignment {
+                if *new {
+                    let zeros = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
+                        .map_err(|e| Error::io("per-CPU values", e))?;
+                    stats
+                        .set(v.index, zeros, 0)
+                        .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
+                }
+            }
+        }
+        {
+            let mut info = Array::<&mut MapData, VipInfo>::try_from(&mut self.info)
+                .map_err(|e| Error::map(map_names::VIP_INFO, "open", e))?;
+            for (order, (vip, (_, v, _))) in config.vips.iter().zip(&assignment).enumerate() {
+                let mut i = VipInfo {
+                    order: order as u32,
+                    ..VipInfo::default()
+                };
+                if let Some(name) = &vip.name {
+                    let b = name.as_bytes();
+                    let n = b.len().min(MAX_NAME_LEN);
+                    i.name[..n].copy_from_slice(&b[..n]);
+                    i.name_len = n as u32;
+                }
+                info.set(v.index, i, 0)
+                    .map_err(|e| Error::map(map_names::VIP_INFO, "write", e))?;
+            }
+        }
+
+        // 3. Fill the standby generation.
+        {
+            let name = map_names::VIPS[standby as usize];
+            let mut m = self.vips_map(standby)?;
+            for (k, v, _) in &assignment {
+                m.insert(k, v, 0)
+                    .map_err(|e| Error::map(name, "insert", e))?;
+            }
+        }
+        {
+            let name = map_names::PEERS[standby as usize];
+            let mut m = self.peers_map(standby)?;
+            for (i, p) in config.peers.iter().enumerate() {
+                m.insert(p.key(), i as u32, 0)
+                    .map_err(|e| Error::map(name, "insert", e))?;
+            }
+        }
+
+        // 4. Flip: one array update, atomic for every packet.
+        self.control()?
+            .set(CONTROL_ACTIVE, standby, 0)
+            .map_err(|e| Error::map(map_names::CONTROL, "switch generation", e))?;
+
+        let kept = assignment.iter().filter(|(_, _, new)| !new).count();
+        Ok(ApplyReport {
+            generation: standby,
+            vips: assignment.len(),
+            peers: config.peers.len(),
+            added: assignment.len() - kept,
+            removed: live_vips.keys().filter(|k| !new_keys.contains(k)).count(),
+            kept,
+        })
+    }
+
+    /// The live VIPs with their names and counters (summed over CPUs), in config order.
+    pub fn live_vips(&mut self) -> Result<Vec<LiveVip>> {
+        let g = self.active_generation()?;
+        let entries = self.vip_entries(g)?;
+        let stats = PerCpuArray::<&MapData, VipCounters>::try_from(&self.vip_stats)
+            .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
+        let info = Array::<&MapData, VipInfo>::try_from(&self.info)
+            .map_err(|e| Error::map(map_names::VIP_INFO, "open", e))?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let per_cpu = stats
+                .get(&value.index, 0)
+                .map_err(|e| Error::map(map_names::VIP_STATS, "read", e))?;
+            let mut c = VipCounters::default();
+            for v in per_cpu.iter() {
+                c.marked_packets += v.marked_packets;
+                c.marked_bytes += v.marked_bytes;
+                c.peer_packets += v.peer_packets;
+                c.peer_bytes += v.peer_bytes;
+            }
+            let i = info
+                .get(&value.index, 0)
+                .map_err(|e| Error::map(map_names::VIP_INFO, "read", e))?;
+            out.push(LiveVip {
+                key,
+                value,
+                info: i,
+                counters: c,
+            });
+        }
+        out.sort_by_key(|v| (v.info.order, v.key));
+        Ok(out)
+    }
+
+    /// Global counters summed over CPUs, by name.
+    pub fn global_counters(&self) -> Result<BTreeMap<&'static str, u64>> {
+        let g = PerCpuArray::<&MapData, u64>::try_from(&self.global)
+            .map_err(|e| Error::map(map_names::GLOBAL_STATS, "open", e))?;
+        let mut out = BTreeMap::new();
+        for (i, name) in global::NAMES.iter().enumerate() {
+            let v = g
+                .get(&(i as u32), 0)
+                .map_err(|e| Error::map(map_names::GLOBAL_STATS, "read", e))?;
+            out.insert(*name, v.iter().sum());
+        }
+        Ok(out)
+    }
+
+    pub fn read_meta(&self) -> Result<AttachMeta> {
+        let m = Array::<&MapData, AttachMeta>::try_from(&self.meta)
+            .map_err(|e| Error::map(map_names::META, "open", e))?;
+        m.get(&0, 0)
+            .map_err(|e| Error::map(map_names::META, "read", e))
+    }
+
+    pub fn write_meta(&mut self, meta: &AttachMeta) -> Result<()> {
+        let mut m = Array::<&mut MapData, AttachMeta>::try_from(&mut self.meta)
+            .map_err(|e| Error::map(map_names::META, "open", e))?;
+        m.set(0, meta, 0)
+            .map_err(|e| Error::map(map_names::META, "write", e))
+    }
+}
+
+fn remove_ignoring_missing(
+    m: &mut HashMap<&mut MapData, VipKey, VipValue>,
+    k: &VipKey,
+) -> Result<(), MapError> {
+    match m.remove(k) {
+        Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn map_data(m: &Map) -> Option<&MapData> {
+    match m {
+        Map::Array(d) | Map::HashMap(d) | Map::PerCpuArray(d) => Some(d),
+        _ => None,
+    }
+}

@@ -1,0 +1,186 @@
+//! Small system facts and actions: privileges, bpffs, network namespaces, kernel version.
+
+use std::{
+    ffi::CString,
+    fs,
+    os::{fd::AsRawFd as _, unix::fs::MetadataExt as _},
+    path::{Path, PathBuf},
+};
+
+use crate::error::{Error, Result};
+
+/// Where `ip netns add NAME` puts its namespaces.
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+/// The conventional bpffs mount point.
+pub const BPFFS_MOUNT: &str = "/sys/fs/bpf";
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_BPF: u32 = 39;
+
+/// Effective capability set of this thread.
+fn effective_caps() -> Option<u64> {
+    let status = fs::read_to_string("/proc/thread-self/status").ok()?;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))?
+        .trim();
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN.
+pub fn check_privileges() -> Result<()> {
+    let Some(caps) = effective_caps() else {
+        return Ok(()); // no /proc: let the kernel say no
+    };
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    let mut missing = Vec::new();
+    if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {
+        missing.push("CAP_BPF (or CAP_SYS_ADMIN)");
+    }
+    if !has(CAP_NET_ADMIN) {
+        missing.push("CAP_NET_ADMIN");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Privileges {
+            missing: missing.join(" and "),
+        })
+    }
+}
+
+fn statfs_magic(path: &Path) -> Option<i64> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and out pointer.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    (rc == 0).then_some(st.f_type as i64)
+}
+
+/// Makes sure `pin_dir` can be created on a bpf filesystem: mounts bpffs on
+/// /sys/fs/bpf when the pin dir is below it and nothing is mounted there yet.
+pub fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
+    let mut probe: PathBuf = pin_dir.to_path_buf();
+    while !probe.exists() {
+        match probe.parent() {
+            Some(p) => probe = p.to_path_buf(),
+            None => break,
+        }
+    }
+    if statfs_magic(&probe) == Some(BPF_FS_MAGIC) {
+        return Ok(());
+    }
+    let under_default = pin_dir.starts_with(BPFFS_MOUNT);
+    if under_default && statfs_magic(Path::new(BPFFS_MOUNT)) != Some(BPF_FS_MAGIC) {
+        let src = CString::new("bpf").unwrap_or_default();
+        let target = CString::new(BPFFS_MOUNT).unwrap_or_default();
+        // SAFETY: valid C strings.
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                src.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        return Err(Error::Bpffs(format!(
+            "no bpf filesystem at {BPFFS_MOUNT} and mounting one failed ({err}): run `mount -t bpf bpf {BPFFS_MOUNT}` (or add `bpffs {BPFFS_MOUNT} bpf defaults 0 0` to /etc/fstab)"
+        )));
+    }
+    Err(Error::Bpffs(format!(
+        "{} is not on a bpf filesystem: mount one with `mount -t bpf bpf DIR` or pick a --pin-dir under {BPFFS_MOUNT}",
+        pin_dir.display()
+    )))
+}
+
+/// Moves this thread into the network namespace `name` (a name under /run/netns, or a
+/// path such as /proc/PID/ns/net).
+pub fn enter_netns(name: &str) -> Result<()> {
+    let path = if name.contains('/') {
+        PathBuf::from(name)
+    } else {
+        Path::new(NETNS_RUN_DIR).join(name)
+    };
+    let f = fs::File::open(&path).map_err(|source| Error::Netns {
+        name: name.to_owned(),
+        source,
+    })?;
+    // SAFETY: valid fd.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(Error::Netns {
+            name: name.to_owned(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Inode of this thread's network namespace: the key that keeps pins of two namespaces
+/// with the same interface name apart.
+pub fn netns_inode() -> Result<u64> {
+    fs::metadata("/proc/thread-self/ns/net")
+        .map(|m| m.ino())
+        .map_err(|e| Error::io("reading /proc/thread-self/ns/net", e))
+}
+
+/// ifindex of `iface` in this thread's namespace.
+pub fn ifindex(iface: &str) -> Option<u32> {
+    let c = CString::new(iface).ok()?;
+    // SAFETY: valid C string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (idx != 0).then_some(idx)
+}
+
+/// Name of `ifindex` in this thread's namespace.
+pub fn ifname(ifindex: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: buffer of IF_NAMESIZE bytes.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: if_indextoname NUL-terminates.
+    let s = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    Some(s.to_string_lossy().into_owned())
+}
+
+/// `(major, minor, patch)` of the running kernel.
+pub fn kernel_version() -> (u32, u32, u32) {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty());
+    let mut next = || it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    (next(), next(), next())
+}
+
+pub fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// TCX (BPF links on the tc hooks) arrived in Linux 6.6.
+pub fn supports_tcx() -> bool {
+    kernel_version() >= (6, 6, 0)
+}
+
+pub fn has_kernel_btf() -> bool {
+    Path::new("/sys/kernel/btf/vmlinux").exists()
+}
+
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,193 @@
+//! Network-namespace fixtures: namespaces that delete themselves, veth pairs, commands
+//! run inside a namespace without remounting /sys (so /sys/fs/bpf stays visible), and
+//! the path of the `lvs-loader` binary under test.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd as _,
+    path::PathBuf,
+    process::{Command, Output},
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `cmd`, panicking with its command line, status and stderr if it fails.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace under /run/netns, deleted on drop.
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    /// Creates `lvst-<tag>-<pid>-<n>` (short: interface names inside stay ours to pick).
+    pub fn new(tag: &str) -> Self {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("lvst-{tag}-{}-{n}", std::process::id());
+        run_ok(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Self { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
+    /// `ip -n NAME ARGS...`
+    pub fn ip(&self, args: &[&str]) -> String {
+        run_ok(Command::new("ip").arg("-n").arg(&self.name).args(args))
+    }
+
+    /// A command run inside the namespace with `nsenter --net` (unlike `ip netns exec`
+    /// this keeps the host's /sys, and with it /sys/fs/bpf).
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.path().display()))
+            .arg("--")
+            .arg(program);
+        c
+    }
+
+    pub fn run(&self, program: &str, args: &[&str]) -> String {
+        run_ok(self.command(program).args(args))
+    }
+
+    pub fn output(&self, program: &str, args: &[&str]) -> Output {
+        self.command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"))
+    }
+
+    /// Moves the calling thread into the namespace until the guard drops.
+    pub fn enter(&self) -> NsGuard {
+        let old = File::open("/proc/thread-self/ns/net").expect("open own netns");
+        let new = File::open(self.path())
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.path().display()));
+        // SAFETY: valid fds.
+        let rc = unsafe { libc::setns(new.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "setns into {}: {}",
+            self.name,
+            std::io::Error::last_os_error()
+        );
+        NsGuard { old }
+    }
+
+    /// MAC address of `dev` in this namespace.
+    pub fn mac(&self, dev: &str) -> [u8; 6] {
+        let out = self.ip(&["-j", "link", "show", "dev", dev]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("ip -j link output");
+        let s = v[0]["address"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no address for {dev} in {out}"));
+        crate::frames::parse_mac(s)
+    }
+
+    pub fn set_mac(&self, dev: &str, mac: &str) {
+        self.ip(&["link", "set", "dev", dev, "address", mac]);
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Restores the thread's original namespace on drop.
+pub struct NsGuard {
+    old: File,
+}
+
+impl Drop for NsGuard {
+    fn drop(&mut self) {
+        // SAFETY: valid fd.
+        unsafe { libc::setns(self.old.as_raw_fd(), libc::CLONE_NEWNET) };
+    }
+}
+
+/// A veth pair `a` (in `ns_a`) <-> `b` (in `ns_b`), both up.
+pub fn veth(ns_a: &NetNs, a: &str, ns_b: &NetNs, b: &str) {
+    ns_a.ip(&[
+        "link", "add", "name", a, "type", "veth", "peer", "name", b, "netns", &ns_b.name,
+    ]);
+    ns_a.ip(&["link", "set", a, "up"]);
+    ns_b.ip(&["link", "set", b, "up"]);
+}
+
+/// The `lvs-loader` binary under test: `$LVS_LOADER`, else next to the test executable's
+/// directory (`target/<profile>/lvs-loader`).
+pub fn loader_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("LVS_LOADER") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> -> target/<profile>/lvs-loader
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let p = dir.join("lvs-loader");
+    assert!(
+        p.exists(),
+        "{} not found: build it first (`cargo build -p lvs-loader`) or set LVS_LOADER",
+        p.display()
+    );
+    p
+}
+
+/// A fresh pin root under /sys/fs/bpf for one test, removed (with anything left in it)
+/// on drop.
+pub struct PinRoot {
+    pub path: PathBuf,
+}
+
+impl PinRoot {
+    pub fn new(tag: &str) -> Self {
+        lvs_loader::sys::ensure_bpffs(std::path::Path::new("/sys/fs/bpf/x")).expect("bpffs");
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let path = PathBuf::from(format!(
+            "/sys/fs/bpf/lvs-test-{tag}-{}-{n}",
+            std::process::id()
+        ));
+        Self { path }
+    }
+
+    /// Files and directories left under the root.
+    pub fn leftovers(&self) -> Vec<PathBuf> {
+        fn walk(p: &std::path::Path, out: &mut Vec<PathBuf>) {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                for e in rd.flatten() {
+                    out.push(e.path());
+                    walk(&e.path(), out);
+                }
+            }
+        }
+        let mut v = Vec::new();
+        walk(&self.path, &mut v);
+        v
+    }
+}
+
+impl Drop for PinRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
