@@ -14,6 +14,10 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::{Command, Stdio},
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -47,6 +51,10 @@ pub struct VmTestArgs {
     /// Client connections per phase of the LVS scenario.
     #[arg(long, default_value_t = 100)]
     connections: u32,
+    /// Guests run at the same time (default: 2 if the host has 2 CPUs or more). TCG guests
+    /// mostly use one CPU each here: the tests run with --test-threads=1.
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Echo the guests' consoles live.
     #[arg(long, short)]
     verbose: bool,
@@ -229,43 +237,61 @@ pub fn run(args: VmTestArgs) -> Result<()> {
         .and_then(|m| m.parse().ok())
         .unwrap_or(2048);
 
-    let mut rows = Vec::new();
-    for (k, initrd) in kernels.iter().zip(&initrds) {
-        for &job in &jobs {
-            let name = format!("{}/{}", k.label, job.name());
-            eprintln!("[vm-test] booting {name} ({}, {accel})", k.package);
-            let mut cmdline = format!("lvs.job={}", job.name());
-            if job == Job::Lvs {
-                cmdline.push_str(&format!(" lvs.n={}", args.connections));
-            }
-            // Debugging aid, e.g. LVS_VM_APPEND="lvs.phases=before".
-            if let Ok(extra) = std::env::var("LVS_VM_APPEND") {
-                cmdline.push(' ');
-                cmdline.push_str(&extra);
-            }
-            let log = logs.join(format!("{}-{}.log", k.label, job.name()));
-            let run = qemu::boot(&qemu::Guest {
-                name: name.clone(),
-                vmlinuz: &k.vmlinuz,
-                initrd,
-                cmdline,
-                accel,
-                memory_mib,
-                timeout: Duration::from_secs(args.timeout),
-                log: log.clone(),
-                echo: args.verbose,
-            })?;
-            report_guest(&name, job, &run, &log);
-            rows.push(Row {
-                kernel: format!("{} ({})", k.label, k.kver),
-                job,
-                accel,
-                note: job_note(job, &run.lines),
-                outcome: run.outcome,
-                secs: run.secs,
+    // Job order: kernels alternate, so parallel guests boot different kernels.
+    let mut runs: Vec<(usize, Job)> = Vec::new();
+    for &job in &jobs {
+        runs.extend((0..kernels.len()).map(|k| (k, job)));
+    }
+    let parallel = args
+        .jobs
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(1)
+                .min(2)
+        })
+        .clamp(1, runs.len().max(1));
+    if parallel > 1 {
+        eprintln!(
+            "[vm-test] {} guest run(s), {parallel} at a time",
+            runs.len()
+        );
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<Row>>>> =
+        Mutex::new((0..runs.len()).map(|_| None).collect());
+    let print_lock = Mutex::new(());
+    std::thread::scope(|scope| {
+        for _ in 0..parallel {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&(ki, job)) = runs.get(i) else {
+                        break;
+                    };
+                    let row = run_guest(
+                        &kernels[ki],
+                        &initrds[ki],
+                        job,
+                        accel,
+                        memory_mib,
+                        &args,
+                        &logs,
+                        &print_lock,
+                    );
+                    if let Ok(mut r) = results.lock() {
+                        r[i] = Some(row);
+                    }
+                }
             });
         }
-    }
+    });
+    let rows = results
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a guest runner panicked"))?
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(anyhow::anyhow!("guest run did not happen"))))
+        .collect::<Result<Vec<Row>>>()?;
 
     if !args.keep {
         for initrd in initrds.iter().chain([&common]) {
@@ -281,6 +307,60 @@ pub fn run(args: VmTestArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Boots one guest for `job` and reports on it (under `print_lock`, so parallel guests'
+/// reports do not interleave).
+#[allow(clippy::too_many_arguments)]
+fn run_guest(
+    k: &Kernel,
+    initrd: &Path,
+    job: Job,
+    accel: Accel,
+    memory_mib: u32,
+    args: &VmTestArgs,
+    logs: &Path,
+    print_lock: &Mutex<()>,
+) -> Result<Row> {
+    let name = format!("{}/{}", k.label, job.name());
+    eprintln!("[vm-test] booting {name} ({}, {accel})", k.package);
+    let mut cmdline = format!("lvs.job={}", job.name());
+    if job == Job::Lvs {
+        cmdline.push_str(&format!(" lvs.n={}", args.connections));
+    }
+    // Debugging aid, e.g. LVS_VM_APPEND="lvs.phases=before".
+    if let Ok(extra) = std::env::var("LVS_VM_APPEND") {
+        cmdline.push(' ');
+        cmdline.push_str(&extra);
+    }
+    let log = logs.join(format!("{}-{}.log", k.label, job.name()));
+    let run = qemu::boot(&qemu::Guest {
+        name: name.clone(),
+        vmlinuz: &k.vmlinuz,
+        initrd,
+        cmdline,
+        accel,
+        memory_mib,
+        timeout: Duration::from_secs(args.timeout),
+        log: log.clone(),
+        echo: args.verbose,
+    })?;
+    {
+        let _guard = print_lock.lock();
+        eprintln!(
+            "[vm-test] {name} finished: {} in {:.0} s",
+            run.outcome, run.secs
+        );
+        report_guest(&name, job, &run, &log);
+    }
+    Ok(Row {
+        kernel: format!("{} ({})", k.label, k.kver),
+        job,
+        accel,
+        note: job_note(job, &run.lines),
+        outcome: run.outcome,
+        secs: run.secs,
+    })
 }
 
 fn target_dir(root: &Path) -> Result<PathBuf> {

@@ -109,6 +109,8 @@ EOF
             -m mac --mac-source "${MAC[${PEER[$node]}]}" -m comment --comment peer-pkts
         inns "$node" "$IPT" -t mangle -A PREROUTING -d "$VIP" -p tcp --dport "$PORT" --syn \
             -m mac --mac-source "$CLIENT_MAC" -m comment --comment client-syn
+        inns "$node" "$IPT" -t mangle -A PREROUTING -d "$VIP" -p tcp --dport "$PORT" \
+            -m mac --mac-source "$CLIENT_MAC" -m comment --comment client-pkts
     done
     inns client "$IPT" -A INPUT -p icmp --icmp-type time-exceeded -m comment --comment icmp-te
     # Both services up (asked on their own addresses: no IPVS there).
@@ -131,7 +133,8 @@ mark_iptables() {
     local node
     for node in dr1 dr2; do
         inns "$node" "$IPT" -t mangle -I PREROUTING -d "$VIP" -p tcp -m tcp --dport "$PORT" \
-            -m mac ! --mac-source "${MAC[${PEER[$node]}]}" -j MARK --set-mark "${MARK[$node]}" || return 1
+            -m mac ! --mac-source "${MAC[${PEER[$node]}]}" -m comment --comment mark \
+            -j MARK --set-mark "${MARK[$node]}" || return 1
     done
 }
 
@@ -259,7 +262,7 @@ run_client() { # run_client PHASE -> $LAB/results-PHASE: "id ok dr1|dr2" or "id 
 }
 
 # --- one phase ----------------------------------------------------------------------------------
-declare -A ROW VERDICT
+declare -A ROW VERDICT EXTRA
 FAILED_PHASES=0
 
 run_phase() { # run_phase before|iptables|lvs-ebpf
@@ -299,11 +302,18 @@ run_phase() { # run_phase before|iptables|lvs-ebpf
     inns dr1 ipvsadm -Ln | sed 's/^/[lvs]   /'
 
     run_client "$phase"
-    # IPVS folds its per-cpu counters into what ipvsadm shows every 2 s (the estimator).
-    sleep 3
+    # IPVS folds its per-cpu counters into what ipvsadm shows every 2 s (the estimator, a
+    # kthread since 6.2 that a busy TCG guest may run late): wait until they stop moving.
+    local prev="" cur i
+    for i in $(seq 1 8); do
+        sleep 2
+        cur="$(ipvs_stat dr1) $(ipvs_stat dr2)"
+        [ "$cur" = "$prev" ] && break
+        prev=$cur
+    done
 
     local res=$LAB/results-$phase
-    local ok failed by1 by2 dup wrong s1 s2 syn12 syn21 pk12 pk21 cs1 cs2 te crossed ratio
+    local ok failed by1 by2 dup wrong s1 s2 syn12 syn21 pk12 pk21 cs1 cs2 cp1 te crossed ratio
     ok=$(grep -c ' ok ' "$res")
     failed=$(grep -c ' fail ' "$res")
     by1=$(grep -c "^$phase-" "$LAB/served-dr1.log")
@@ -320,6 +330,7 @@ run_phase() { # run_phase before|iptables|lvs-ebpf
     pk21=$(counter dr1 peer-pkts)
     cs1=$(counter dr1 client-syn)
     cs2=$(counter dr2 client-syn)
+    cp1=$(counter dr1 client-pkts)
     te=$(counter client icmp-te filter INPUT)
     crossed=$s1b # connections DR1's IPVS sent to DR2
     ratio=$(awk -v c="$((syn12 + syn21))" -v n="$crossed" 'BEGIN { if (n > 0) printf "%.1f", c / n; else print "-" }')
@@ -333,14 +344,35 @@ run_phase() { # run_phase before|iptables|lvs-ebpf
         log "ipvsadm -Ln --stats on $node:"
         inns "$node" ipvsadm -Ln --stats --exact | sed 's/^/[lvs]   /'
     done
+    local verdict problems=()
+    # The marker's own counters against iptables' view of the same packets.
+    local m1 m2 p1 p2
+    if [ "$phase" = iptables ]; then
+        m1=$(counter dr1 mark)
+        m2=$(counter dr2 mark)
+        EXTRA[$phase]="iptables MARK rules: dr1 marked $m1 packets (client packets to the VIP: $cp1), dr2 marked $m2"
+        [ "$m1" -eq "$cp1" ] && [ "$m2" -eq 0 ] || problems+=("MARK rule counters off: dr1 $m1 of $cp1, dr2 $m2")
+    fi
     if [ "$phase" = lvs-ebpf ]; then
         for node in dr1 dr2; do
             log "lvs-loader stats on $node:"
-            "$LOADER" --pin-dir "/sys/fs/bpf/lvs-lab-$node" --netns "$node" stats eth0 2>&1 | sed 's/^/[lvs]   /'
+            "$LOADER" --pin-dir "/sys/fs/bpf/lvs-lab-$node" --netns "$node" stats eth0 >"$LAB/stats-$node" 2>&1
+            sed 's/^/[lvs]   /' "$LAB/stats-$node"
         done
+        m1=$(grep -o ' marked_packets=[0-9]*' "$LAB/stats-dr1" | cut -d= -f2)
+        p1=$(grep -o ' peer_packets=[0-9]*' "$LAB/stats-dr1" | cut -d= -f2)
+        m2=$(grep -o ' marked_packets=[0-9]*' "$LAB/stats-dr2" | cut -d= -f2)
+        p2=$(grep -o ' peer_packets=[0-9]*' "$LAB/stats-dr2" | cut -d= -f2)
+        if [ -z "$m1" ] || [ -z "$p1" ] || [ -z "$m2" ] || [ -z "$p2" ]; then
+            problems+=("could not read marked_packets/peer_packets from 'lvs-loader stats'")
+        else
+            EXTRA[$phase]="lvs-ebpf counters: dr1 marked $m1 (iptables saw $cp1 client packets), peer $p1; dr2 marked $m2, peer $p2 (iptables saw $pk12 packets from dr1)"
+            [ "$m1" -eq "$cp1" ] && [ "$m1" -gt 0 ] || problems+=("dr1 marked $m1 packets, iptables counted $cp1 from the client")
+            [ "$p1" -eq 0 ] || problems+=("dr1 saw $p1 packets from dr2")
+            [ "$m2" -eq 0 ] || problems+=("dr2 marked $m2 packets")
+            [ "$p2" -eq "$pk12" ] || problems+=("dr2 counted $p2 peer packets, iptables $pk12 from dr1")
+        fi
     fi
-
-    local verdict problems=()
     if [ "$phase" = before ]; then
         [ "$failed" -gt 0 ] || problems+=("no client connection failed")
         [ "$syn21" -gt 0 ] || problems+=("no SYN came back from dr2 to dr1")
@@ -411,6 +443,9 @@ echo "  DR1->DR2: connections DR1's IPVS sent to DR2; SYN1->2 / SYN2->1: SYNs to
 echo "  directors (iptables counters on the receiving side, matched by source MAC); SYN/xconn: crossings per"
 echo "  connection sent to DR2 (1.0 = no bounce); ICMP-TE: time-exceeded errors the client got (TTL ran out"
 echo "  in the loop); DR2-sched: connections DR2's IPVS service scheduled (0 = it never re-balanced DR1's)."
+for phase in "${phase_list[@]}"; do
+    [ -n "${EXTRA[$phase]:-}" ] && printf '%-9s %s\n' "$phase:" "${EXTRA[$phase]}"
+done
 for phase in "${phase_list[@]}"; do
     printf '%-9s %s\n' "$phase:" "${VERDICT[$phase]:-not run}"
 done
