@@ -738,7 +738,14 @@ fn job_note(job: Job, lines: &[String]) -> String {
             } else {
                 ""
             };
-            format!("{passed}/{} steps passed{tcx}", steps.len())
+            let running = lines
+                .iter()
+                .rev()
+                .find_map(|l| l.strip_prefix("----- LVS-VM: running "))
+                .filter(|step| !steps.iter().any(|l| l.starts_with(&format!("LVS-VM-TEST: {step} "))))
+                .map(|step| format!(", was running {step}"))
+                .unwrap_or_default();
+            format!("{passed}/{} steps passed{tcx}{running}", steps.len())
         }
         Job::Lvs => lines
             .iter()

@@ -71,7 +71,13 @@ impl Kernel {
 pub fn fetch(choice: KernelChoice, cache: &Path) -> Result<Kernel> {
     let (meta, prefix) = choice.packages();
     fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    let deb = match resolve_package(meta, prefix) {
+    // A fresh machine may never have run `apt-get update`: once, then ask again.
+    let resolved = resolve_package(meta, prefix).or_else(|_| {
+        eprintln!("[vm-test] {meta} unknown to apt-cache: running apt-get update");
+        util_run_quiet(Command::new("apt-get").args(["update", "-qq"]))?;
+        resolve_package(meta, prefix)
+    });
+    let deb = match resolved {
         Ok(package) => match cached_deb(cache, &package)? {
             Some(deb) => deb,
             None => {
