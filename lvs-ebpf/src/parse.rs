@@ -28,14 +28,15 @@ const NEXTHDR_FRAGMENT: u8 = 44;
 const NEXTHDR_AUTH: u8 = 51;
 const NEXTHDR_NONE: u8 = 59;
 const NEXTHDR_DEST: u8 = 60;
-/// Extension headers walked before giving up (counted as malformed).
-pub const MAX_EXT_HDRS: usize = 8;
+/// Extension headers walked before giving up (counted as malformed). ip6tables has no
+/// limit; real traffic carries a handful at most.
+pub const MAX_EXT_HDRS: usize = 32;
 
 /// Bytes made linear with `bpf_skb_pull_data` when the skb head is shorter.
 const PULL_LEN: usize = 256;
-/// Upper bound for any header offset (keeps the verifier's range tracking simple; no
-/// Ethernet frame we care about is longer).
-const MAX_OFF: usize = 0xffff;
+/// Upper bound for any header offset. The verifier only keeps a packet pointer's range
+/// when its variable offset stays well below 64 KiB; no frame we parse is longer.
+const MAX_OFF: usize = 0x3fff;
 
 /// What the parser found.
 pub enum Verdict {

@@ -250,7 +250,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| invalid(vec![toml_diagnostic(text, &e)]))?;
     let mut v = Validator {
-        text,
+        lines: LineIndex::new(text),
         diags: Vec::new(),
     };
     let peers = v.peers(&raw.peer);
@@ -268,14 +268,41 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     }
 }
 
-struct Validator<'a> {
-    text: &'a str,
+struct Validator {
+    lines: LineIndex,
     diags: Vec<Diagnostic>,
 }
 
-impl Validator<'_> {
+/// Byte offset -> (line, column) in O(log n): configs may hold 100,000 VIPs.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        Self { starts }
+    }
+
+    fn line_col(&self, at: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|&s| s <= at).max(1);
+        (line, at - self.starts[line - 1] + 1)
+    }
+}
+
+impl Validator {
+    fn line(&self, at: usize) -> usize {
+        self.lines.line_col(at).0
+    }
+
     fn error(&mut self, at: usize, field: String, message: String) {
-        let (line, column) = line_col(self.text, at);
+        let (line, column) = self.lines.line_col(at);
         self.diags.push(Diagnostic {
             line,
             column,
@@ -307,7 +334,8 @@ impl Validator<'_> {
 
     fn peers(&mut self, raw: &[Spanned<RawPeer>]) -> Vec<Peer> {
         let mut out = Vec::new();
-        let mut seen: Vec<([u8; 6], usize, usize)> = Vec::new();
+        let mut seen: std::collections::HashMap<[u8; 6], (usize, usize)> =
+            std::collections::HashMap::new();
         if raw.is_empty() {
             self.error(
                 0,
@@ -331,8 +359,8 @@ impl Validator<'_> {
             let name = self.name(&p.name, format!("peer[{n}].name"));
             match parse_mac(p.mac.get_ref()) {
                 Ok(mac) => {
-                    let (line, _) = line_col(self.text, p.mac.span().start);
-                    if let Some((_, pn, pline)) = seen.iter().find(|(m, _, _)| *m == mac) {
+                    let line = self.line(p.mac.span().start);
+                    if let Some((pn, pline)) = seen.get(&mac) {
                         self.error(
                             p.mac.span().start,
                             format!("peer[{n}].mac"),
@@ -341,7 +369,7 @@ impl Validator<'_> {
                             ),
                         );
                     } else {
-                        seen.push((mac, n, line));
+                        seen.insert(mac, (n, line));
                     }
                     out.push(Peer { mac, name });
                 }
@@ -353,7 +381,8 @@ impl Validator<'_> {
 
     fn vips(&mut self, raw: &[Spanned<RawVip>]) -> Vec<Vip> {
         let mut out = Vec::new();
-        let mut seen: Vec<(VipKey, usize, usize)> = Vec::new();
+        let mut seen: std::collections::HashMap<VipKey, (usize, usize)> =
+            std::collections::HashMap::new();
         if raw.len() > MAX_VIPS as usize {
             self.error(
                 raw[MAX_VIPS as usize].span().start,
@@ -441,8 +470,8 @@ impl Validator<'_> {
                 name,
             };
             let key = vip.key();
-            let (line, _) = line_col(self.text, sv.span().start);
-            if let Some((_, pn, pline)) = seen.iter().find(|(k, _, _)| *k == key) {
+            let line = self.line(sv.span().start);
+            if let Some((pn, pline)) = seen.get(&key) {
                 self.error(
                     v.address.span().start,
                     format!("vip[{n}]"),
@@ -453,7 +482,7 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            seen.push((key, n, line));
+            seen.insert(key, (n, line));
             out.push(vip);
         }
         out

@@ -509,12 +509,19 @@ pub fn status(pin_root: &Path) -> Result<Vec<StatusEntry>> {
             let current = here == Some(ino);
             let entry = match MapSet::from_pins(&dir).and_then(|m| m.read_meta()) {
                 Ok(meta) => {
+                    let prog_id = pinned_program_id(&dir);
                     let state = if !current {
                         "other netns".to_owned()
-                    } else if sys::ifindex(&iface) == Some(meta.ifindex) {
-                        "ok".to_owned()
-                    } else {
+                    } else if sys::ifindex(&iface) != Some(meta.ifindex) {
                         "interface gone".to_owned()
+                    } else if meta.mode == MODE_TCX
+                        && !tcx_ingress_programs(&iface)
+                            .map(|p| p.iter().any(|(id, _)| Some(*id) == prog_id))
+                            .unwrap_or(false)
+                    {
+                        "not hooked".to_owned()
+                    } else {
+                        "ok".to_owned()
                     };
                     StatusEntry {
                         interface: iface,
@@ -523,7 +530,7 @@ pub fn status(pin_root: &Path) -> Result<Vec<StatusEntry>> {
                         ifindex: meta.ifindex,
                         state,
                         mode: mode_name(meta.mode),
-                        program_id: pinned_program_id(&dir),
+                        program_id: prog_id,
                         vips: meta.vip_count,
                         peers: meta.peer_count,
                         config_path: cstr(&meta.config_path),
@@ -650,6 +657,21 @@ pub fn stats_from_maps(maps: &mut MapSet, iface: &str) -> Result<Stats> {
     })
 }
 
-/// Unused import guard for SchedClassifier (kept for docs links).
-#[allow(dead_code)]
-fn _types(_: &SchedClassifier) {}
+/// Programs on `iface`'s TCX ingress hook, in run order, as (id, name). Empty when the
+/// kernel has no TCX.
+pub fn tcx_ingress_programs(iface: &str) -> Result<Vec<(u32, String)>> {
+    if !sys::supports_tcx() {
+        return Ok(Vec::new());
+    }
+    let (_, progs) =
+        SchedClassifier::query_tcx(iface, TcAttachType::Ingress).map_err(|e| Error::Attach {
+            iface: iface.to_owned(),
+            mode: "tcx",
+            hint: ": querying the TCX ingress hook failed".into(),
+            source: Box::new(e),
+        })?;
+    Ok(progs
+        .iter()
+        .map(|p| (p.id(), p.name_as_str().unwrap_or("?").to_owned()))
+        .collect())
+}

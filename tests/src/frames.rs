@@ -81,8 +81,9 @@ impl Ext {
                 let mut h = vec![0u8; total];
                 h[0] = next;
                 h[1] = len8;
-                // One PadN option covering the rest (type 1, length total-4).
-                h[2] = 1;
+                // One unknown option with action "skip" (type 0x1e) covering the rest: the
+                // kernel accepts it (a PadN longer than 7 bytes would be dropped).
+                h[2] = 0x1e;
                 h[3] = (total - 4) as u8;
                 h
             }

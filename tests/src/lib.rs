@@ -3,8 +3,10 @@
 //!
 //! Used by the integration tests in `tests/` and by the benchmark binary.
 
+pub mod framegen;
 pub mod frames;
 pub mod harness;
+pub mod lab;
 pub mod model;
 pub mod netns;
 pub mod sender;

@@ -36,7 +36,7 @@ pub struct Expectation {
 }
 
 /// lvs-ebpf walks at most this many IPv6 extension headers (see parse.rs).
-pub const BPF_MAX_EXT_HDRS: usize = 8;
+pub const BPF_MAX_EXT_HDRS: usize = 32;
 
 struct Ip {
     daddr: IpAddr,

@@ -75,13 +75,13 @@ fn tcp6(dport: u16) -> Frame {
 }
 
 fn cases() -> Vec<(&'static str, Vec<u8>, u32)> {
-    let mut frame_with_9_ext = tcp6(80);
-    for _ in 0..9 {
-        frame_with_9_ext = frame_with_9_ext.with_ext(Ext::DestOpts { len8: 0 });
+    let mut frame_with_33_ext = tcp6(80);
+    for _ in 0..33 {
+        frame_with_33_ext = frame_with_33_ext.with_ext(Ext::DestOpts { len8: 0 });
     }
-    let mut frame_with_8_ext = tcp6(80);
-    for _ in 0..8 {
-        frame_with_8_ext = frame_with_8_ext.with_ext(Ext::DestOpts { len8: 0 });
+    let mut frame_with_32_ext = tcp6(80);
+    for _ in 0..32 {
+        frame_with_32_ext = frame_with_32_ext.with_ext(Ext::DestOpts { len8: 0 });
     }
     let v6_bad_version = {
         let mut b = tcp6(80).bytes();
@@ -443,13 +443,13 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u32)> {
             UNTOUCHED,
         ),
         (
-            "v6 8 extension headers then tcp marked",
-            frame_with_8_ext.bytes(),
+            "v6 32 extension headers then tcp marked",
+            frame_with_32_ext.bytes(),
             0x6,
         ),
         (
-            "v6 9 extension headers: over the walk limit, untouched",
-            frame_with_9_ext.bytes(),
+            "v6 33 extension headers: over the walk limit, untouched",
+            frame_with_33_ext.bytes(),
             UNTOUCHED,
         ),
         (

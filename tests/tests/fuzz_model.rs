@@ -1,159 +1,26 @@
 //! Property test: random and mutated frames through the real program (BPF_PROG_TEST_RUN)
 //! must get exactly the mark the userspace reference model predicts.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-
 use lvs_tests::{
-    frames::*,
+    framegen::{CONFIG, frame},
     harness::{Loaded, hex},
     model,
 };
 use proptest::prelude::*;
 
-const CONFIG: &str = r#"
-[[peer]]
-mac = "00:0C:29:57:88:CE"
-[[peer]]
-mac = "00:0C:29:57:88:D8"
-[[vip]]
-address = "172.17.85.56"
-port = 80
-mark = 0x3
-[[vip]]
-address = "172.17.85.56"
-port = 53
-protocol = "udp"
-mark = 0x13
-[[vip]]
-address = "172.17.85.56"
-port = 9
-protocol = "sctp"
-mark = 0x23
-[[vip]]
-address = "192.0.2.10"
-mark = 0x40
-[[vip]]
-address = "192.0.2.10"
-port = 443
-mark = 0x41
-[[vip]]
-address = "192.0.2.10"
-protocol = "udp"
-port = 443
-mark = 0x42
-[[vip]]
-address = "2001:db8::56"
-port = 80
-mark = 0x6
-[[vip]]
-address = "2001:db8::57"
-protocol = "udp"
-mark = 0x60
-[[vip]]
-address = "2001:db8::57"
-protocol = "udp"
-port = 4789
-mark = 0x61
-"#;
-
-const MACS: [[u8; 6]; 3] =
-    [[0x52, 0x54, 0, 0x12, 0x34, 0x56], [0, 0x0c, 0x29, 0x57, 0x88, 0xce], [0, 0x0c, 0x29, 0x57, 0x88, 0xd8]];
-const V4: [Ipv4Addr; 3] = [Ipv4Addr::new(172, 17, 85, 56), Ipv4Addr::new(192, 0, 2, 10), Ipv4Addr::new(172, 17, 85, 57)];
-const V6: [Ipv6Addr; 3] = [
-    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x56),
-    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x57),
-    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x58),
-];
-const PROTOS: [u8; 5] = [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, IPPROTO_ICMP, 50];
-const PORTS: [u16; 6] = [80, 53, 9, 443, 4789, 22];
-
-fn ext() -> impl Strategy<Value = Ext> {
-    prop_oneof![
-        (0u8..3).prop_map(|len8| Ext::HopByHop { len8 }),
-        (0u8..3).prop_map(|len8| Ext::DestOpts { len8 }),
-        ((0u8..3), (0u8..2)).prop_map(|(len8, segments_left)| Ext::Routing { len8, segments_left }),
-        ((0u16..4), any::<bool>()).prop_map(|(offset, more)| Ext::Fragment { offset, more, id: 7 }),
-        (1u8..5).prop_map(|len4| Ext::Auth { len4 }),
-    ]
-}
-
-/// (IPv6?, destination index, protocol, port) of every VIP in CONFIG, so that most
-/// generated frames are aimed at one.
-const TARGETS: [(bool, usize, u8, u16); 9] = [
-    (false, 0, IPPROTO_TCP, 80),
-    (false, 0, IPPROTO_UDP, 53),
-    (false, 0, IPPROTO_SCTP, 9),
-    (false, 1, IPPROTO_TCP, 22),
-    (false, 1, IPPROTO_TCP, 443),
-    (false, 1, IPPROTO_UDP, 443),
-    (true, 0, IPPROTO_TCP, 80),
-    (true, 1, IPPROTO_UDP, 1000),
-    (true, 1, IPPROTO_UDP, 4789),
-];
-
-prop_compose! {
-    fn frame()(
-        mac in 0usize..4, rand_mac in any::<[u8; 6]>(),
-        nvlans in prop::sample::select(vec![0usize, 0, 0, 0, 0, 1, 1, 2, 3]),
-        tags in prop::collection::vec((prop::sample::select(vec![ETH_P_8021Q, ETH_P_8021AD]), 0u16..4095), 3),
-        target in 0usize..12, v6 in any::<bool>(),
-        raw in prop::sample::select(vec![false, false, false, false, false, false, true]),
-        dst in 0usize..3, proto in 0usize..6, rand_proto in any::<u8>(),
-        port in 0usize..7, rand_port in any::<u16>(),
-        opts in prop::sample::select(vec![0usize, 0, 0, 1, 3, 10]),
-        frag in prop::sample::select(vec![0u16, 0, 0, 0, 0, 0, 1, 2, 100]), more in any::<bool>(),
-        l4_len in prop::option::weighted(0.15, 0usize..24),
-        nexts in prop::sample::select(vec![0usize, 0, 0, 1, 2, 3, 8, 9]),
-        exts in prop::collection::vec(ext(), 9),
-        payload in prop::collection::vec(any::<u8>(), 0..64),
-        len_fudge in prop::option::weighted(0.1, -30i32..30),
-    ) -> Vec<u8> {
-        let src = if mac < 3 { MACS[mac] } else { let mut m = rand_mac; m[0] &= 0xfe; m };
-        let (v6, dst, proto, dport) = if target < TARGETS.len() {
-            TARGETS[target]
-        } else {
-            (v6, dst, if proto < 5 { PROTOS[proto] } else { rand_proto }, if port < 6 { PORTS[port] } else { rand_port })
-        };
-        let mut f = if raw {
-            Frame::raw(src, 0x0806, payload.clone())
-        } else if v6 {
-            let mut f = Frame::v6(src, Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1), V6[dst], proto, 1234, dport);
-            for e in exts.iter().take(nexts) { f = f.with_ext(e.clone()); }
-            f
-        } else {
-            Frame::v4(src, Ipv4Addr::new(198, 51, 100, 1), V4[dst], proto, 1234, dport)
-                .with_ipv4_options(&vec![1u8; opts * 4])
-                .with_fragment(frag, more)
-        };
-        if let Some(n) = l4_len { f = f.with_l4_len(n); }
-        f = f.with_payload(&payload);
-        for (tpid, vid) in tags.iter().take(nvlans) { f = f.with_vlan(*tpid, *vid); }
-        if let Some(d) = len_fudge {
-            match &mut f.l3 {
-                L3::V4 { tot_len, payload, options, .. } => {
-                    let real = 20 + options.len().div_ceil(4) * 4 + payload.len();
-                    *tot_len = Some((real as i32 + d).clamp(0, 0xffff) as u16);
-                }
-                L3::V6 { payload_len, payload, ext, .. } => {
-                    let real: usize = payload.len() + ext.len() * 8;
-                    *payload_len = Some((real as i32 + d).clamp(0, 0xffff) as u16);
-                }
-                L3::Raw { .. } => {}
-            }
-        }
-        f.bytes()
-    }
-}
-
 /// Flip a few bytes of an otherwise structured frame.
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
-    (frame(), prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)).prop_map(|(mut f, flips)| {
-        for (i, b) in flips {
-            let i = i.index(f.len());
-            f[i] = b;
-        }
-        f
-    })
+    (
+        frame(),
+        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    )
+        .prop_map(|(mut f, flips)| {
+            for (i, b) in flips {
+                let i = i.index(f.len());
+                f[i] = b;
+            }
+            f
+        })
 }
 
 fn check(dp: &Loaded, frame: &[u8]) -> Result<(), TestCaseError> {
@@ -161,7 +28,9 @@ fn check(dp: &Loaded, frame: &[u8]) -> Result<(), TestCaseError> {
     let out = match dp.try_run(frame, pre) {
         Ok(o) => o,
         // The kernel refuses IP frames shorter than the IP header: nothing to compare.
-        Err(lvs_loader::Error::TestRun(e)) if e.raw_os_error() == Some(libc_einval()) => return Ok(()),
+        Err(lvs_loader::Error::TestRun(e)) if e.raw_os_error() == Some(libc_einval()) => {
+            return Ok(());
+        }
         Err(e) => return Err(TestCaseError::fail(format!("test run failed: {e}"))),
     };
     let expected = model::evaluate(&dp.config, frame).bpf_mark.unwrap_or(pre);
@@ -205,6 +74,9 @@ fn generator_covers_every_outcome() {
         *marks.entry(e.bpf_mark.unwrap_or(0)).or_default() += 1;
     }
     for m in [0, 0x3, 0x13, 0x23, 0x40, 0x41, 0x42, 0x6, 0x60, 0x61] {
-        assert!(marks.get(&m).copied().unwrap_or(0) >= 50, "mark {m:#x} reached too rarely (mark: count) {marks:?}");
+        assert!(
+            marks.get(&m).copied().unwrap_or(0) >= 50,
+            "mark {m:#x} reached too rarely (mark: count) {marks:?}"
+        );
     }
 }
