@@ -103,6 +103,25 @@ const MODULES: &[&str] = &[
     "sctp",
 ];
 
+/// Module families shipped whole, loaded on demand by the kernel through the guest's
+/// /sbin/modprobe (request_module): every tc qdisc/classifier/action, every netfilter
+/// match/target, IPVS schedulers...
+const ON_DEMAND_MODULE_DIRS: &[&str] = &[
+    "net/sched",
+    "net/netfilter",
+    "net/ipv4/netfilter",
+    "net/ipv6/netfilter",
+    "net/bridge",
+    "net/8021q",
+    "net/sctp",
+    "drivers/net/ipvlan",
+    "drivers/net/vxlan",
+    "drivers/net/netdevsim",
+];
+const ON_DEMAND_MODULES: &[&str] = &[
+    "ifb", "geneve", "macvtap", "veth", "dummy", "macvlan", "tun",
+];
+
 /// Host tools copied into the guest at their own paths (with their libraries): the real ones
 /// win over busybox applets of the same name. `true` = required.
 const TOOLS: &[(&str, bool)] = &[
@@ -580,7 +599,9 @@ fn build_kernel_initrd(
     out: &Path,
     keep: bool,
 ) -> Result<()> {
-    let (files, absent) = kernel::module_closure(k, MODULES)?;
+    let mut on_demand = kernel::modules_in_dirs(k, ON_DEMAND_MODULE_DIRS)?;
+    on_demand.extend(ON_DEMAND_MODULES.iter().map(|m| (*m).to_owned()));
+    let (files, absent) = kernel::module_closure(k, MODULES, &on_demand)?;
     let fs_ = Rootfs::new(stage)?;
     // The common archive has /lib -> usr/lib: only canonical paths here, or the kernel's
     // unpacker would replace that symlink with a directory.
@@ -742,7 +763,11 @@ fn job_note(job: Job, lines: &[String]) -> String {
                 .iter()
                 .rev()
                 .find_map(|l| l.strip_prefix("----- LVS-VM: running "))
-                .filter(|step| !steps.iter().any(|l| l.starts_with(&format!("LVS-VM-TEST: {step} "))))
+                .filter(|step| {
+                    !steps
+                        .iter()
+                        .any(|l| l.starts_with(&format!("LVS-VM-TEST: {step} ")))
+                })
                 .map(|step| format!(", was running {step}"))
                 .unwrap_or_default();
             format!("{passed}/{} steps passed{tcx}{running}", steps.len())

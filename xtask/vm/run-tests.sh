@@ -23,7 +23,7 @@ step() { # step NAME CMD...
     fi
 }
 
-smoke() {
+smoke() ( # a subshell: its set -e must not outlive it
     set -e
     echo "loader: ${LVS_LOADER:-unset}"
     "$LVS_LOADER" --help >/dev/null
@@ -41,7 +41,7 @@ smoke() {
     [ -d /sys/fs/bpf ] && grep -q ' /sys/fs/bpf bpf ' /proc/mounts
     ip netns del vmsmoke
     echo "smoke: netns, veth, clsact, iptables mac/MARK, bpffs ok"
-}
+)
 
 step smoke smoke
 

@@ -217,9 +217,24 @@ fn only_subdir(dir: &Path) -> Result<String> {
 /// The module files (paths inside the extracted package) that loading `wanted` needs, in no
 /// particular order, and the names this kernel does not have at all. Built-in modules need
 /// nothing.
-pub fn module_closure(kernel: &Kernel, wanted: &[&str]) -> Result<(Vec<PathBuf>, Vec<String>)> {
+pub fn module_closure(
+    kernel: &Kernel,
+    wanted: &[&str],
+    on_demand: &[String],
+) -> Result<(Vec<PathBuf>, Vec<String>)> {
     let mut files: Vec<PathBuf> = Vec::new();
     let mut absent = Vec::new();
+    if !on_demand.is_empty() {
+        // One call for the lot; these all exist (they come from the tree itself).
+        let out = Command::new("modprobe")
+            .arg("-d")
+            .arg(&kernel.root)
+            .args(["-S", &kernel.kver, "--show-depends", "-a", "--"])
+            .args(on_demand)
+            .output()
+            .context("running the host's modprobe (kmod)")?;
+        push_insmod_paths(&String::from_utf8_lossy(&out.stdout), &mut files);
+    }
     for name in wanted {
         let out = Command::new("modprobe")
             .arg("-d")
@@ -231,14 +246,51 @@ pub fn module_closure(kernel: &Kernel, wanted: &[&str]) -> Result<(Vec<PathBuf>,
             absent.push((*name).to_owned());
             continue;
         }
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some(rest) = line.strip_prefix("insmod ") {
-                let path = PathBuf::from(rest.split_whitespace().next().unwrap_or_default());
-                if !path.as_os_str().is_empty() && !files.contains(&path) {
-                    files.push(path);
-                }
+        push_insmod_paths(&String::from_utf8_lossy(&out.stdout), &mut files);
+    }
+    Ok((files, absent))
+}
+
+/// `insmod /path/x.ko.xz [opts]` lines of `modprobe --show-depends` -> paths.
+fn push_insmod_paths(show_depends: &str, files: &mut Vec<PathBuf>) {
+    for line in show_depends.lines() {
+        if let Some(rest) = line.strip_prefix("insmod ") {
+            let path = PathBuf::from(rest.split_whitespace().next().unwrap_or_default());
+            if !path.as_os_str().is_empty() && !files.contains(&path) {
+                files.push(path);
             }
         }
     }
-    Ok((files, absent))
+}
+
+/// Names of the modules in the given directories of the kernel tree (e.g. `net/sched`),
+/// for shipping whole families that the kernel loads on demand (`tc filter ... u32` makes it
+/// ask for cls_u32) through the guest's /sbin/modprobe.
+pub fn modules_in_dirs(kernel: &Kernel, dirs: &[&str]) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for dir in dirs {
+        let path = kernel.modules_dir().join("kernel").join(dir);
+        if !path.is_dir() {
+            continue;
+        }
+        collect_module_names(&path, &mut names)?;
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+fn collect_module_names(dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            collect_module_names(&entry.path(), out)?;
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(idx) = name.find(".ko") {
+            out.push(name[..idx].to_owned());
+        }
+    }
+    Ok(())
 }
