@@ -38,8 +38,9 @@ pub const ANY_PORT: u16 = 0;
 /// Key of the VIP maps.
 ///
 /// `addr` holds the 4 address bytes of an IPv4 VIP followed by 12 zero bytes, or the 16
-/// bytes of an IPv6 VIP. `port` is in host byte order (0 = any port).
-#[repr(C)]
+/// bytes of an IPv6 VIP. `port` is in host byte order (0 = any port). Aligned to 4 so the
+/// program builds keys with word stores.
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct VipKey {
     pub addr: [u8; 16],
@@ -154,7 +155,10 @@ pub mod global {
 
 /// Index 0 of [`map_names::CONTROL`]: the active generation (0 or 1) of the VIP and peer maps.
 pub const CONTROL_ACTIVE: u32 = 0;
-pub const CONTROL_ENTRIES: u32 = 1;
+/// Indices 1 and 2: number of any-port VIPs in generation 0 and 1 (0 lets the program skip
+/// the any-port lookup on a miss).
+pub const CONTROL_ANY_PORT_COUNT: u32 = 1;
+pub const CONTROL_ENTRIES: u32 = 3;
 
 /// Userspace-only description of a VIP slot (the program never reads it).
 #[repr(C)]

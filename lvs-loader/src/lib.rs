@@ -6,7 +6,10 @@
 //! * [`ops`]: attach / reload / detach / status / stats, with pins in bpffs.
 //! * [`testrun`]: BPF_PROG_TEST_RUN on hand-built frames.
 //! * [`sys`]: privileges, bpffs, network namespaces, kernel version.
+//! * [`bench_support`]: the empty TC program (benchmark floor).
 
+pub mod batch;
+pub mod bench_support;
 pub mod config;
 pub mod datapath;
 pub mod error;

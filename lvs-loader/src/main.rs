@@ -73,6 +73,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Like any Unix filter: `lvs-loader stats eth0 | head` ends quietly.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

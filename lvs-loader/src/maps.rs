@@ -11,17 +11,20 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues},
 };
 use lvs_ebpf_common::{
-    AttachMeta, CONTROL_ACTIVE, MAX_NAME_LEN, MAX_PEERS, MAX_VIPS, MacKey, VipCounters, VipInfo,
-    VipKey, VipValue, global, map_names,
+    AttachMeta, CONTROL_ACTIVE, CONTROL_ANY_PORT_COUNT, MAX_NAME_LEN, MAX_PEERS, MAX_VIPS, MacKey,
+    VipCounters, VipInfo, VipKey, VipValue, global, map_names,
 };
 
 use crate::{
-    config::Config,
+    batch,
+    config::{Config, Vip},
     error::{Error, Result},
 };
 
 /// Every map of one attachment.
 pub struct MapSet {
+    /// Maps just created by the kernel (all counters zero): no need to reset slots.
+    fresh: bool,
     vips: [Map; 2],
     peers: [Map; 2],
     control: Map,
@@ -43,6 +46,17 @@ pub const ALL_MAPS: [&str; 9] = [
     map_names::VIP_INFO,
     map_names::META,
 ];
+
+/// Where a VIP's counter slot comes from in `apply`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// The VIP was live before: same slot, counters carry over.
+    Kept,
+    /// A slot no live VIP uses.
+    Fresh,
+    /// The slot of a VIP this reload removes (only when fresh slots run out).
+    Reused,
+}
 
 /// What `apply` changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,6 +93,7 @@ impl MapSet {
             })
         };
         Ok(Self {
+            fresh: true,
             vips: [take(map_names::VIPS[0])?, take(map_names::VIPS[1])?],
             peers: [take(map_names::PEERS[0])?, take(map_names::PEERS[1])?],
             control: take(map_names::CONTROL)?,
@@ -98,6 +113,7 @@ impl MapSet {
             Map::from_map_data(data).map_err(|e| Error::map(name, "unexpected map type", e))
         };
         Ok(Self {
+            fresh: false,
             vips: [open(map_names::VIPS[0])?, open(map_names::VIPS[1])?],
             peers: [open(map_names::PEERS[0])?, open(map_names::PEERS[1])?],
             control: open(map_names::CONTROL)?,
@@ -212,41 +228,43 @@ impl MapSet {
         let live = self.active_generation()?;
         let standby = live ^ 1;
 
-        // Slots of the live VIPs: kept VIPs keep theirs, new VIPs take slots no live VIP
-        // uses.
+        // Counter slots: kept VIPs keep theirs; new VIPs take slots no live VIP uses and,
+        // only when those run out (a reload replacing most of a huge config), the slots of
+        // VIPs this reload removes, which are reset right after the flip.
         let live_vips: StdHashMap<VipKey, VipValue> = self.vip_entries(live)?.into_iter().collect();
         let used: BTreeSet<u32> = live_vips.values().map(|v| v.index).collect();
-        let mut free = (0..MAX_VIPS).filter(|i| !used.contains(i));
-        let mut assignment: Vec<(VipKey, VipValue, bool)> = Vec::with_capacity(config.vips.len());
+        let new_keys: BTreeSet<VipKey> = config.vips.iter().map(Vip::key).collect();
+        let mut removed_slots = live_vips
+            .iter()
+            .filter(|(k, _)| !new_keys.contains(k))
+            .map(|(_, v)| v.index);
+        let mut fresh = (0..MAX_VIPS).filter(|i| !used.contains(i));
+        let mut assignment: Vec<(VipKey, VipValue, Slot)> = Vec::with_capacity(config.vips.len());
         for vip in &config.vips {
             let key = vip.key();
-            match live_vips.get(&key) {
-                Some(v) => assignment.push((
-                    key,
-                    VipValue {
-                        mark: vip.mark,
-                        index: v.index,
-                    },
-                    false,
-                )),
-                None => {
-                    let index = free.next().ok_or(Error::Map {
-                        map: map_names::VIP_STATS,
-                        what: "no free counter slot".into(),
-                        source: None,
-                    })?;
-                    assignment.push((
-                        key,
-                        VipValue {
-                            mark: vip.mark,
-                            index,
-                        },
-                        true,
-                    ));
-                }
-            }
+            let (index, slot) = match live_vips.get(&key) {
+                Some(v) => (v.index, Slot::Kept),
+                None => match fresh.next() {
+                    Some(i) => (i, Slot::Fresh),
+                    None => (
+                        removed_slots.next().ok_or(Error::Map {
+                            map: map_names::VIP_STATS,
+                            what: "no free counter slot".into(),
+                            source: None,
+                        })?,
+                        Slot::Reused,
+                    ),
+                },
+            };
+            assignment.push((
+                key,
+                VipValue {
+                    mark: vip.mark,
+                    index,
+                },
+                slot,
+            ));
         }
-        let new_keys: BTreeSet<VipKey> = assignment.iter().map(|(k, _, _)| *k).collect();
 
         // 1. Empty the standby generation.
         {
@@ -269,47 +287,26 @@ impl MapSet {
             }
         }
 
-        // 2. Counters of new slots start at zero; names and order for every slot.
-        let cpus = nr_cpus()?;
-        {
-            let mut stats = PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
-                .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
-            for (_, v, new) in &assignment {
-                if *new {
-                    let zeros = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
-                        .map_err(|e| Error::io("per-CPU values", e))?;
-                    stats
-                        .set(v.index, zeros, 0)
-                        .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
-                }
-            }
-        }
-        {
-            let mut info = Array::<&mut MapData, VipInfo>::try_from(&mut self.info)
-                .map_err(|e| Error::map(map_names::VIP_INFO, "open", e))?;
-            for (order, (vip, (_, v, _))) in config.vips.iter().zip(&assignment).enumerate() {
-                let mut i = VipInfo {
-                    order: order as u32,
-                    ..VipInfo::default()
-                };
-                if let Some(name) = &vip.name {
-                    let b = name.as_bytes();
-                    let n = b.len().min(MAX_NAME_LEN);
-                    i.name[..n].copy_from_slice(&b[..n]);
-                    i.name_len = n as u32;
-                }
-                info.set(v.index, i, 0)
-                    .map_err(|e| Error::map(map_names::VIP_INFO, "write", e))?;
-            }
-        }
+        // 2. Counters of fresh slots start at zero; names and order of every slot that no
+        // live VIP uses.
+        self.reset_slots(config, &assignment, |slot| slot != Slot::Reused)?;
 
         // 3. Fill the standby generation.
         {
             let name = map_names::VIPS[standby as usize];
-            let mut m = self.vips_map(standby)?;
-            for (k, v, _) in &assignment {
-                m.insert(k, v, 0)
-                    .map_err(|e| Error::map(name, "insert", e))?;
+            let keys: Vec<VipKey> = assignment.iter().map(|(k, _, _)| *k).collect();
+            let values: Vec<VipValue> = assignment.iter().map(|(_, v, _)| *v).collect();
+            let fd = map_fd(&self.vips[standby as usize], name)?;
+            match batch::update(fd, &keys, &values, 1) {
+                Ok(()) => {}
+                Err(e) if batch::unsupported(&e) => {
+                    let mut m = self.vips_map(standby)?;
+                    for (k, v) in keys.iter().zip(&values) {
+                        m.insert(k, v, 0)
+                            .map_err(|e| Error::map(name, "insert", e))?;
+                    }
+                }
+                Err(e) => return Err(Error::io(format!("map {name}: batch insert"), e)),
             }
         }
         {
@@ -321,12 +318,24 @@ impl MapSet {
             }
         }
 
-        // 4. Flip: one array update, atomic for every packet.
+        // 4. Tell the program whether the standby generation has any-port VIPs, then flip:
+        // one array update, atomic for every packet.
+        let any_port = config.vips.iter().filter(|v| v.port.is_none()).count() as u32;
+        self.control()?
+            .set(CONTROL_ANY_PORT_COUNT + standby, any_port, 0)
+            .map_err(|e| Error::map(map_names::CONTROL, "write", e))?;
         self.control()?
             .set(CONTROL_ACTIVE, standby, 0)
             .map_err(|e| Error::map(map_names::CONTROL, "switch generation", e))?;
 
-        let kept = assignment.iter().filter(|(_, _, new)| !new).count();
+        // 5. Slots taken over from removed VIPs start counting for their new VIP now.
+        self.reset_slots(config, &assignment, |slot| slot == Slot::Reused)?;
+        self.fresh = false;
+
+        let kept = assignment
+            .iter()
+            .filter(|(_, _, slot)| *slot == Slot::Kept)
+            .count();
         Ok(ApplyReport {
             generation: standby,
             vips: assignment.len(),
@@ -335,6 +344,85 @@ impl MapSet {
             removed: live_vips.keys().filter(|k| !new_keys.contains(k)).count(),
             kept,
         })
+    }
+
+    /// Zeroes the counters of new VIPs' slots (not kept ones) and writes name and order
+    /// for every VIP whose slot matches `which`.
+    fn reset_slots(
+        &mut self,
+        config: &Config,
+        assignment: &[(VipKey, VipValue, Slot)],
+        which: impl Fn(Slot) -> bool,
+    ) -> Result<()> {
+        let cpus = nr_cpus()?;
+        let mut zero_slots: Vec<u32> = Vec::new();
+        let mut info_slots: Vec<u32> = Vec::new();
+        let mut infos: Vec<VipInfo> = Vec::new();
+        for (order, (vip, (_, v, slot))) in config.vips.iter().zip(assignment).enumerate() {
+            if !which(*slot) {
+                continue;
+            }
+            // Fresh maps are all zeros already.
+            if *slot == Slot::Reused || (*slot == Slot::Fresh && !self.fresh) {
+                zero_slots.push(v.index);
+            }
+            let mut i = VipInfo {
+                order: order as u32,
+                ..VipInfo::default()
+            };
+            if let Some(name) = &vip.name {
+                let b = name.as_bytes();
+                let n = b.len().min(MAX_NAME_LEN);
+                i.name[..n].copy_from_slice(&b[..n]);
+                i.name_len = n as u32;
+            }
+            info_slots.push(v.index);
+            infos.push(i);
+        }
+        if !zero_slots.is_empty() {
+            let zeros = vec![VipCounters::default(); zero_slots.len() * cpus];
+            let fd = map_fd(&self.vip_stats, map_names::VIP_STATS)?;
+            match batch::update(fd, &zero_slots, &zeros, cpus) {
+                Ok(()) => {}
+                Err(e) if batch::unsupported(&e) => {
+                    let mut stats =
+                        PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
+                            .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
+                    for i in &zero_slots {
+                        let z = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
+                            .map_err(|e| Error::io("per-CPU values", e))?;
+                        stats
+                            .set(*i, z, 0)
+                            .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
+                    }
+                }
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("map {}: batch reset", map_names::VIP_STATS),
+                        e,
+                    ));
+                }
+            }
+        }
+        let fd = map_fd(&self.info, map_names::VIP_INFO)?;
+        match batch::update(fd, &info_slots, &infos, 1) {
+            Ok(()) => {}
+            Err(e) if batch::unsupported(&e) => {
+                let mut info = Array::<&mut MapData, VipInfo>::try_from(&mut self.info)
+                    .map_err(|e| Error::map(map_names::VIP_INFO, "open", e))?;
+                for (i, v) in info_slots.iter().zip(&infos) {
+                    info.set(*i, v, 0)
+                        .map_err(|e| Error::map(map_names::VIP_INFO, "write", e))?;
+                }
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    format!("map {}: batch write", map_names::VIP_INFO),
+                    e,
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The live VIPs with their names and counters (summed over CPUs), in config order.
@@ -408,6 +496,15 @@ fn remove_ignoring_missing(
         Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+fn map_fd<'a>(m: &'a Map, name: &'static str) -> Result<std::os::fd::BorrowedFd<'a>> {
+    use std::os::fd::AsFd as _;
+    map_data(m).map(|d| d.fd().as_fd()).ok_or(Error::Map {
+        map: name,
+        what: "unexpected map type".into(),
+        source: None,
+    })
 }
 
 fn map_data(m: &Map) -> Option<&MapData> {

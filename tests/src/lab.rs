@@ -10,7 +10,7 @@ use std::{
 };
 
 use crate::{
-    netns::{NetNs, PinRoot, loader_bin, run_ok, veth},
+    netns::{NetNs, PinRoot, loader_bin, loader_ok_at, run_ok, veth},
     sender::Sender,
 };
 
@@ -81,15 +81,7 @@ impl Lab {
 
     /// Runs the loader and panics with its output unless it succeeds; returns stdout.
     pub fn loader_ok(&self, args: &[&str]) -> String {
-        let out = self.loader(args);
-        assert!(
-            out.status.success(),
-            "lvs-loader {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        loader_ok_at(&self.pins.path, &self.director.name, args)
     }
 
     /// `stats DEV --json`, parsed.
@@ -175,13 +167,13 @@ pub fn mark_count(ns: &NetNs, dst: IpAddr, mark: u32) -> u64 {
     let prefix = if dst.is_ipv4() { 32 } else { 128 };
     let want = format!("-A PREROUTING -d {dst}/{prefix} -m mark --mark {mark:#x}");
     for line in out.lines() {
-        if let Some((counts, rule)) = line.strip_prefix('[').and_then(|l| l.split_once("] ")) {
-            if rule.trim() == want {
-                let pkts = counts.split(':').next().unwrap_or("0");
-                return pkts
-                    .parse()
-                    .unwrap_or_else(|_| panic!("bad counter in {line}"));
-            }
+        if let Some((counts, rule)) = line.strip_prefix('[').and_then(|l| l.split_once("] "))
+            && rule.trim() == want
+        {
+            let pkts = counts.split(':').next().unwrap_or("0");
+            return pkts
+                .parse()
+                .unwrap_or_else(|_| panic!("bad counter in {line}"));
         }
     }
     panic!("no counting rule {want:?} in:\n{out}");

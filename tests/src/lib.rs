@@ -3,6 +3,7 @@
 //!
 //! Used by the integration tests in `tests/` and by the benchmark binary.
 
+pub mod bench;
 pub mod framegen;
 pub mod frames;
 pub mod harness;

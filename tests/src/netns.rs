@@ -153,6 +153,26 @@ pub fn loader_bin() -> PathBuf {
     p
 }
 
+/// Runs `lvs-loader --pin-dir PINS --netns NS ARGS...` and panics with its output unless it
+/// succeeds; returns stdout.
+pub fn loader_ok_at(pins: &std::path::Path, ns: &str, args: &[&str]) -> String {
+    let out = Command::new(loader_bin())
+        .arg("--pin-dir")
+        .arg(pins)
+        .args(["--netns", ns])
+        .args(args)
+        .output()
+        .expect("run lvs-loader");
+    assert!(
+        out.status.success(),
+        "lvs-loader --netns {ns} {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A fresh pin root under /sys/fs/bpf for one test, removed (with anything left in it)
 /// on drop.
 pub struct PinRoot {

@@ -6,7 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvs_tests::{
     frames::{Frame, IPPROTO_TCP, IPPROTO_UDP},
-    lab::{DEV, DIRECTOR_MAC, Lab, path_str, stderr, tcx_or_skip},
+    lab::{DEV, DIRECTOR_MAC, Lab, path_str, tcx_or_skip},
+    netns::loader_ok_at,
 };
 
 const CLIENT: [u8; 6] = [0x52, 0x54, 0x00, 0xc1, 0x1e, 0x01];
@@ -254,20 +255,11 @@ fn two_namespaces_with_the_same_interface_name() {
     // Same pin root for both: the namespace keeps them apart.
     let shared = a.pins.path.clone();
     let attach = |lab: &Lab, cfg: &std::path::Path| {
-        let out = std::process::Command::new(lvs_tests::netns::loader_bin())
-            .arg("--pin-dir")
-            .arg(&shared)
-            .args([
-                "--netns",
-                &lab.director.name,
-                "attach",
-                DEV,
-                "--config",
-                path_str(cfg),
-            ])
-            .output()
-            .expect("run loader");
-        assert!(out.status.success(), "{}", stderr(&out));
+        loader_ok_at(
+            &shared,
+            &lab.director.name,
+            &["attach", DEV, "--config", path_str(cfg)],
+        );
     };
     attach(&a, &ca);
     attach(&b, &cb);
@@ -284,22 +276,10 @@ fn two_namespaces_with_the_same_interface_name() {
         .collect();
     assert_eq!(ns_dirs.len(), 2, "one pin directory per namespace");
     // Detaching one leaves the other running.
-    let out = std::process::Command::new(lvs_tests::netns::loader_bin())
-        .arg("--pin-dir")
-        .arg(&shared)
-        .args(["--netns", &a.director.name, "detach", DEV])
-        .output()
-        .expect("run loader");
-    assert!(out.status.success(), "{}", stderr(&out));
+    loader_ok_at(&shared, &a.director.name, &["detach", DEV]);
     b.send(&n(web(CLIENT), 1));
     assert_eq!(b.mark_count(v4, 5), 4);
-    let out = std::process::Command::new(lvs_tests::netns::loader_bin())
-        .arg("--pin-dir")
-        .arg(&shared)
-        .args(["--netns", &b.director.name, "detach", DEV])
-        .output()
-        .expect("run loader");
-    assert!(out.status.success(), "{}", stderr(&out));
+    loader_ok_at(&shared, &b.director.name, &["detach", DEV]);
     assert!(a.pins.leftovers().is_empty(), "{:?}", a.pins.leftovers());
 }
 
@@ -349,22 +329,11 @@ fn tcx_runs_alongside_other_programs() {
     let c = lab.config("a.toml", CONFIG);
     let other = lab.config("other.toml", CONFIG2);
     let other_pins = lvs_tests::netns::PinRoot::new("other");
-    let out = std::process::Command::new(lvs_tests::netns::loader_bin())
-        .arg("--pin-dir")
-        .arg(&other_pins.path)
-        .args([
-            "--netns",
-            &lab.director.name,
-            "attach",
-            DEV,
-            "--config",
-            path_str(&other),
-            "--mode",
-            "tcx",
-        ])
-        .output()
-        .expect("run loader");
-    assert!(out.status.success(), "{}", stderr(&out));
+    loader_ok_at(
+        &other_pins.path,
+        &lab.director.name,
+        &["attach", DEV, "--config", path_str(&other), "--mode", "tcx"],
+    );
     lab.loader_ok(&["attach", DEV, "--config", path_str(&c), "--mode", "tcx"]);
     let v4: IpAddr = VIP.into();
     lab.watch_marks(&[v4], &[3, 5]);
@@ -378,13 +347,7 @@ fn tcx_runs_alongside_other_programs() {
         lab.ingress_hooks().contains("lvs_ingress"),
         "the other program must stay attached"
     );
-    let out = std::process::Command::new(lvs_tests::netns::loader_bin())
-        .arg("--pin-dir")
-        .arg(&other_pins.path)
-        .args(["--netns", &lab.director.name, "detach", DEV])
-        .output()
-        .expect("run loader");
-    assert!(out.status.success(), "{}", stderr(&out));
+    loader_ok_at(&other_pins.path, &lab.director.name, &["detach", DEV]);
 }
 
 #[test]

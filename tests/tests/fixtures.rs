@@ -631,3 +631,51 @@ mark = 0x31
     );
     assert_eq!(web_stats.mark, 0x30);
 }
+
+/// A reload that replaces every VIP of a config larger than half the map: the new VIPs
+/// run out of fresh counter slots and take over the removed VIPs' slots, whose counters
+/// restart from zero.
+#[test]
+fn reload_replacing_every_vip_of_a_huge_config() {
+    use lvs_loader::config::{Config, Peer, Protocol, Vip};
+    let make = |base: u8, n: u32, mark: u32| Config {
+        peers: vec![Peer {
+            mac: PEER1,
+            name: None,
+        }],
+        vips: (0..n)
+            .map(|i| Vip {
+                address: std::net::IpAddr::from([base, (i >> 16) as u8, (i >> 8) as u8, i as u8]),
+                port: Some(80),
+                protocol: Protocol::Tcp,
+                mark,
+                name: None,
+            })
+            .collect(),
+        digest: [0; 32],
+        path: None,
+    };
+    let n = 70_000;
+    let mut dp = Loaded::with_config(make(10, n, 0xa));
+    let to = |a: [u8; 4]| Frame::v4(CLIENT, SRC4, Ipv4Addr::from(a), IPPROTO_TCP, 1, 80).bytes();
+    for _ in 0..3 {
+        assert_eq!(dp.run(&to([10, 0, 0, 7]), 0).mark, 0xa);
+    }
+    let b = make(11, n, 0xb);
+    let report = dp
+        .dp
+        .maps
+        .apply(&b)
+        .expect("a reload replacing 70,000 of 70,000 VIPs");
+    assert_eq!(
+        (report.added, report.removed, report.kept),
+        (n as usize, n as usize, 0)
+    );
+    dp.config = b;
+    assert_eq!(dp.run(&to([10, 0, 0, 7]), 0).mark, 0, "old VIP gone");
+    assert_eq!(dp.run(&to([11, 0, 0, 7]), 0).mark, 0xb, "new VIP marked");
+    let s = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    assert_eq!(s.vips.len(), n as usize);
+    let total: u64 = s.vips.iter().map(|v| v.marked_packets).sum();
+    assert_eq!(total, 1, "reused slots start from zero: {total}");
+}

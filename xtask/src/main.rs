@@ -35,9 +35,26 @@ enum Task {
     Demo,
     /// Build everything and run the whole test suite.
     Test {
+        /// Skip the benchmark smoke run.
+        #[arg(long)]
+        no_bench: bool,
         /// Extra arguments passed to `cargo test` (after `--`).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
+    },
+    /// Benchmarks: program cost (BPF_PROG_TEST_RUN), whole path against iptables and
+    /// nftables, memory and attach/reload time. Prints markdown tables; writes
+    /// bench.json, bench.md and bench.svg into --out.
+    Bench {
+        /// Tiny repeat counts and short samples (CI smoke run, < 60 s); marks still checked.
+        #[arg(long)]
+        quick: bool,
+        /// Output directory (default: bench-results/ in the workspace).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Only these parts, comma-separated: progcost, wholepath, memory.
+        #[arg(long, value_name = "PARTS")]
+        only: Option<String>,
     },
     /// Run the integration tests (and, with --lvs, the two-box LVS scenario) in qemu guests
     /// booting Debian's 6.1 and 6.12 kernels.
@@ -58,17 +75,78 @@ fn main() -> Result<()> {
                     .env("LVS_LOADER", root.join("target/release/lvs-loader")),
             )
         }
-        Task::Test { args } => {
+        Task::Test { no_bench, args } => {
             setup(false)?;
+            let root = workspace_root();
             let mut cmd = Command::new("cargo");
-            cmd.args(["test", "--workspace", "--exclude", "lvs-ebpf"]);
+            cmd.current_dir(&root)
+                .args(["test", "--workspace", "--exclude", "lvs-ebpf"]);
             if !args.is_empty() {
                 cmd.arg("--").args(args);
             }
-            util::run(&mut cmd)
+            util::run(&mut cmd)?;
+            if !no_bench {
+                // Benchmark smoke run: tiny repeat counts, marks still checked on every
+                // round, so the benchmark can't rot. `cargo test` built lvs-bench already.
+                let out =
+                    std::env::temp_dir().join(format!("lvs-bench-smoke-{}", std::process::id()));
+                let r = util::run(
+                    Command::new(root.join("target/debug/lvs-bench"))
+                        .current_dir(&root)
+                        .env("LVS_LOADER", root.join("target/debug/lvs-loader"))
+                        .arg("--quick")
+                        .arg("--out")
+                        .arg(&out),
+                );
+                let _ = std::fs::remove_dir_all(&out);
+                r?;
+                println!("benchmark smoke run: OK");
+            }
+            Ok(())
         }
+        Task::Bench { quick, out, only } => bench(quick, out, only),
         Task::VmTest(args) => vm::run(args),
     }
+}
+
+fn bench(quick: bool, out: Option<PathBuf>, only: Option<String>) -> Result<()> {
+    setup(false)?;
+    let root = workspace_root();
+    // lvs-bench runs the lvs-loader CLI for the attach/reload/RSS measurements.
+    util::run(Command::new("cargo").current_dir(&root).args([
+        "build",
+        "--release",
+        "-p",
+        "lvs-loader",
+        "--bin",
+        "lvs-loader",
+    ]))?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|d| if d.is_absolute() { d } else { root.join(d) })
+        .unwrap_or_else(|| root.join("target"));
+    let out = out.unwrap_or_else(|| root.join("bench-results"));
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&root)
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "lvs-tests",
+            "--bin",
+            "lvs-bench",
+            "--",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .env("LVS_LOADER", target_dir.join("release/lvs-loader"));
+    if quick {
+        cmd.arg("--quick");
+    }
+    if let Some(only) = only {
+        cmd.args(["--only", &only]);
+    }
+    util::run(&mut cmd)
 }
 
 pub fn workspace_root() -> PathBuf {

@@ -1,0 +1,315 @@
+//! Program cost through BPF_PROG_TEST_RUN.
+//!
+//! For every (VIPs, peers) cell the real program is loaded with a VIP set holding the
+//! scenario's target, and the scenarios of that set run round-robin together with the
+//! empty program (`lvs-empty`, the floor): `rounds` x (empty, s1, s2, ...). Each run
+//! repeats the frame `repeat` times; the kernel reports the mean ns per repetition. The
+//! returned mark and return value are checked on every run: a run that leaves the wrong
+//! mark aborts the benchmark instead of posting a time.
+
+use std::{net::IpAddr, os::fd::RawFd, time::Instant};
+
+use anyhow::{Context as _, Result, bail};
+use lvs_loader::{bench_support::EmptyProgram, datapath::Datapath, testrun};
+use serde::Serialize;
+
+use super::{
+    median,
+    workload::{self, Target},
+};
+use crate::frames::{ETH_P_8021Q, ETH_P_ARP, Frame, IPPROTO_TCP};
+
+/// TC_ACT_UNSPEC / TCX_NEXT: what both programs must return.
+const RETVAL: i32 = -1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// The empty program (floor).
+    Empty,
+    HitNonPeer,
+    HitPeer,
+    Miss,
+    NonIp,
+    V6Hit,
+    AnyPortHit,
+    VlanHit,
+}
+
+impl Scenario {
+    pub const LVS: [Scenario; 7] = [
+        Self::HitNonPeer,
+        Self::HitPeer,
+        Self::Miss,
+        Self::NonIp,
+        Self::V6Hit,
+        Self::AnyPortHit,
+        Self::VlanHit,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Empty => "empty program (floor)",
+            Self::HitNonPeer => "VIP hit, non-peer (marked)",
+            Self::HitPeer => "VIP hit, from peer",
+            Self::Miss => "VIP miss",
+            Self::NonIp => "non-IP (ARP)",
+            Self::V6Hit => "IPv6 VIP hit",
+            Self::AnyPortHit => "any-port VIP hit",
+            Self::VlanHit => "VLAN-tagged VIP hit",
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::HitNonPeer => "hit_non_peer",
+            Self::HitPeer => "hit_peer",
+            Self::Miss => "miss",
+            Self::NonIp => "non_ip",
+            Self::V6Hit => "v6_hit",
+            Self::AnyPortHit => "any_port_hit",
+            Self::VlanHit => "vlan_hit",
+        }
+    }
+
+    /// Counts as a VIP hit for the "hit <= 2x floor" target.
+    pub fn is_hit(self) -> bool {
+        matches!(
+            self,
+            Self::HitNonPeer | Self::HitPeer | Self::V6Hit | Self::AnyPortHit | Self::VlanHit
+        )
+    }
+
+    /// The VIP set the scenario needs.
+    fn target(self) -> Target {
+        match self {
+            Self::V6Hit => Target::V6,
+            Self::AnyPortHit => Target::AnyPort,
+            _ => Target::V4,
+        }
+    }
+
+    /// The frame and the mark the program must leave (mark in is 0).
+    fn frame(self, n_peers: usize) -> (Vec<u8>, u32) {
+        let v4 = |dst, dport| {
+            Frame::v4(
+                workload::NON_PEER,
+                workload::CLIENT_V4,
+                dst,
+                IPPROTO_TCP,
+                40000,
+                dport,
+            )
+        };
+        match self {
+            Self::Empty | Self::HitNonPeer => (
+                v4(workload::TARGET_V4, workload::TARGET_V4_PORT).bytes(),
+                if self == Self::Empty {
+                    0
+                } else {
+                    workload::TARGET_V4_MARK
+                },
+            ),
+            Self::HitPeer => {
+                let peer = workload::peer_mac(n_peers.saturating_sub(1));
+                let f = Frame::v4(
+                    peer,
+                    workload::CLIENT_V4,
+                    workload::TARGET_V4,
+                    IPPROTO_TCP,
+                    40000,
+                    workload::TARGET_V4_PORT,
+                );
+                (f.bytes(), 0)
+            }
+            Self::Miss => (v4(workload::MISS_V4, workload::TARGET_V4_PORT).bytes(), 0),
+            Self::NonIp => (
+                Frame::raw(workload::NON_PEER, ETH_P_ARP, vec![0u8; 28]).bytes(),
+                0,
+            ),
+            Self::V6Hit => (
+                Frame::v6(
+                    workload::NON_PEER,
+                    workload::CLIENT_V6,
+                    workload::TARGET_V6,
+                    IPPROTO_TCP,
+                    40000,
+                    workload::TARGET_V6_PORT,
+                )
+                .bytes(),
+                workload::TARGET_V6_MARK,
+            ),
+            Self::AnyPortHit => (
+                v4(workload::TARGET_ANY, 12345).bytes(),
+                workload::TARGET_ANY_MARK,
+            ),
+            Self::VlanHit => (
+                v4(workload::TARGET_V4, workload::TARGET_V4_PORT)
+                    .with_vlan(ETH_P_8021Q, 100)
+                    .bytes(),
+                workload::TARGET_V4_MARK,
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub vip_counts: Vec<usize>,
+    pub peer_counts: Vec<usize>,
+    pub repeat: u32,
+    pub rounds: usize,
+}
+
+/// One scenario in one (VIPs, peers) cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub vips: usize,
+    pub peers: usize,
+    pub scenario: Scenario,
+    /// Kernel-reported mean ns per repetition, one per round.
+    pub kernel_ns: Vec<u32>,
+    pub median_ns: f64,
+    /// Wall-clock ns per repetition around the syscall (includes the syscall and skb
+    /// set-up amortised over `repeat`; finer than the kernel's integer ns).
+    pub wall_ns: Vec<f64>,
+    pub median_wall_ns: f64,
+    /// Median of every empty-program run in the same cell.
+    pub floor_ns: f64,
+    pub ratio_to_floor: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub repeat: u32,
+    pub rounds: usize,
+    pub cpu: usize,
+    pub cells: Vec<Cell>,
+}
+
+impl Results {
+    pub fn get(&self, vips: usize, peers: usize, s: Scenario) -> Option<&Cell> {
+        self.cells
+            .iter()
+            .find(|c| c.vips == vips && c.peers == peers && c.scenario == s)
+    }
+}
+
+struct Sample {
+    scenario: Scenario,
+    kernel: u32,
+    wall: f64,
+}
+
+fn run_checked(
+    fd: RawFd,
+    frame: &[u8],
+    want_mark: u32,
+    repeat: u32,
+    what: &str,
+) -> Result<(u32, f64)> {
+    let t0 = Instant::now();
+    let out = testrun::run_skb(fd, frame, 0, repeat)
+        .with_context(|| format!("BPF_PROG_TEST_RUN ({what})"))?;
+    let wall = t0.elapsed().as_nanos() as f64 / f64::from(repeat.max(1));
+    if out.retval != RETVAL || out.mark != want_mark {
+        bail!(
+            "{what}: the program returned {} with mark {:#x}, expected {RETVAL} with mark {want_mark:#x}: refusing to report a time for a wrong result",
+            out.retval,
+            out.mark
+        );
+    }
+    Ok((out.duration_ns, wall))
+}
+
+pub fn run(p: &Params) -> Result<Results> {
+    let mut dp = Datapath::load().context("loading lvs-ebpf")?;
+    let lvs_fd = dp.program_fd()?;
+    let mut empty = EmptyProgram::load().context("loading the empty program")?;
+    let empty_fd = empty.program_fd()?;
+    let cpu = super::bench_cpu();
+    super::pin_to_cpu(cpu).context("pinning to a CPU")?;
+
+    let mut cells = Vec::new();
+    for &n in &p.vip_counts {
+        for &peers in &p.peer_counts {
+            let mut samples: Vec<Sample> = Vec::new();
+            for target in [Target::V4, Target::V6, Target::AnyPort] {
+                let t0 = Instant::now();
+                dp.maps
+                    .apply(&workload::config(n, target, peers))
+                    .with_context(|| format!("installing {n} VIPs / {peers} peers"))?;
+                let applied = t0.elapsed();
+                let scenarios: Vec<Scenario> = std::iter::once(Scenario::Empty)
+                    .chain(Scenario::LVS.into_iter().filter(|s| s.target() == target))
+                    .collect();
+                let frames: Vec<(Vec<u8>, u32)> =
+                    scenarios.iter().map(|s| s.frame(peers)).collect();
+                // Warm-up (caches, branch predictors), checked too.
+                for (s, (f, m)) in scenarios.iter().zip(&frames) {
+                    let fd = if *s == Scenario::Empty {
+                        empty_fd
+                    } else {
+                        lvs_fd
+                    };
+                    run_checked(fd, f, *m, p.repeat.min(100_000), s.key())?;
+                }
+                for _ in 0..p.rounds {
+                    for (s, (f, m)) in scenarios.iter().zip(&frames) {
+                        let fd = if *s == Scenario::Empty {
+                            empty_fd
+                        } else {
+                            lvs_fd
+                        };
+                        let what = format!("{} with {n} VIPs, {peers} peers", s.key());
+                        let (kernel, wall) = run_checked(fd, f, *m, p.repeat, &what)?;
+                        samples.push(Sample {
+                            scenario: *s,
+                            kernel,
+                            wall,
+                        });
+                    }
+                }
+                eprintln!(
+                    "  progcost: {n:>6} VIPs {peers:>3} peers {target:?}: applied in {:.0} ms, measured",
+                    applied.as_secs_f64() * 1e3
+                );
+            }
+            let floor = median(
+                &samples
+                    .iter()
+                    .filter(|s| s.scenario == Scenario::Empty)
+                    .map(|s| f64::from(s.kernel))
+                    .collect::<Vec<_>>(),
+            );
+            for s in std::iter::once(Scenario::Empty).chain(Scenario::LVS) {
+                let mine: Vec<&Sample> = samples.iter().filter(|x| x.scenario == s).collect();
+                let kernel_ns: Vec<u32> = mine.iter().map(|x| x.kernel).collect();
+                let wall_ns: Vec<f64> = mine.iter().map(|x| x.wall).collect();
+                let median_ns =
+                    median(&kernel_ns.iter().map(|&x| f64::from(x)).collect::<Vec<_>>());
+                cells.push(Cell {
+                    vips: n,
+                    peers,
+                    scenario: s,
+                    median_wall_ns: median(&wall_ns),
+                    kernel_ns,
+                    wall_ns,
+                    median_ns,
+                    floor_ns: floor,
+                    ratio_to_floor: median_ns / floor,
+                });
+            }
+        }
+    }
+    super::unpin().context("unpinning")?;
+    // The VIP sets name their addresses explicitly; keep the frame builder honest.
+    debug_assert!(matches!(workload::Target::V6.vip().address, IpAddr::V6(_)));
+    Ok(Results {
+        repeat: p.repeat,
+        rounds: p.rounds,
+        cpu,
+        cells,
+    })
+}

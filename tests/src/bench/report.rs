@@ -1,0 +1,494 @@
+//! Markdown tables and the target checks.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{
+    Machine, memory,
+    progcost::{self, Scenario},
+    wholepath::{self, Contender},
+};
+
+/// Everything one run measured (the JSON file).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub quick: bool,
+    pub started_unix: u64,
+    pub elapsed_secs: f64,
+    /// /proc/loadavg when the run started and ended (other load skews wall-clock rates).
+    pub loadavg_start: String,
+    pub loadavg_end: String,
+    pub progcost: Option<progcost::Results>,
+    pub wholepath: Option<wholepath::Results>,
+    /// The same with paged skbs (AF_PACKET's default layout), fewer VIP counts.
+    pub wholepath_paged: Option<wholepath::Results>,
+    pub memory: Option<memory::Results>,
+    pub targets: Vec<Target>,
+}
+
+/// One target of issue 3, evaluated on this run's numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub target: String,
+    pub met: bool,
+    pub measured: String,
+}
+
+fn vips_label(n: usize) -> String {
+    match n {
+        n if n >= 1000 && n % 1000 == 0 => format!("{}k", n / 1000),
+        n => n.to_string(),
+    }
+}
+
+fn kpps(p: f64) -> String {
+    if p >= 10_000.0 {
+        format!("{:.0} k", p / 1000.0)
+    } else {
+        format!("{:.2} k", p / 1000.0)
+    }
+}
+
+fn sorted_unique(v: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut v: Vec<usize> = v.collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+pub fn progcost_table(r: &progcost::Results) -> String {
+    let vips = sorted_unique(r.cells.iter().map(|c| c.vips));
+    let peers = sorted_unique(r.cells.iter().map(|c| c.peers));
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "BPF_PROG_TEST_RUN, kernel-reported ns per packet (median of {} rounds x {} repetitions; ratio to the empty-program floor measured in the same cell). Columns: number of VIPs.\n",
+        r.rounds, r.repeat
+    );
+    s.push_str("| scenario | peers |");
+    for v in &vips {
+        let _ = write!(s, " {} VIPs |", vips_label(*v));
+    }
+    s.push_str("\n|---|---:|");
+    for _ in &vips {
+        s.push_str("---:|");
+    }
+    s.push('\n');
+    for sc in std::iter::once(Scenario::Empty).chain(Scenario::LVS) {
+        for (pi, p) in peers.iter().enumerate() {
+            if sc == Scenario::Empty && pi > 0 {
+                continue;
+            }
+            let peers_col = if sc == Scenario::Empty {
+                "-".to_owned()
+            } else {
+                p.to_string()
+            };
+            let _ = write!(s, "| {} | {peers_col} |", sc.label());
+            for v in &vips {
+                match r.get(*v, *p, sc) {
+                    Some(_) if sc == Scenario::Empty => {
+                        // One floor per VIP count: the median over its peer columns.
+                        let floors: Vec<f64> = peers
+                            .iter()
+                            .filter_map(|pp| r.get(*v, *pp, sc))
+                            .map(|c| c.median_ns)
+                            .collect();
+                        let _ = write!(s, " {:.1} |", super::median(&floors));
+                    }
+                    Some(c) => {
+                        let _ = write!(s, " {:.1} ({:.1}x) |", c.median_ns, c.ratio_to_floor);
+                    }
+                    None => s.push_str(" - |"),
+                }
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
+pub fn wholepath_table(r: &wholepath::Results) -> String {
+    let vips = sorted_unique(r.cells.iter().map(|c| c.vips));
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Packets per second per core delivered into the director (Tcp InSegs divided by the CPU time of the sender thread, which also runs the receive softirqs, plus ksoftirqd), median of {} interleaved samples of {:.1} s; in brackets the ratio to the no-filter baseline of the same VIP count and the spread of the samples. Second table: CPU ns per packet (1e9/pps) and what the filter adds. Third table: wall-clock pps (depends on other load on the machine).\n",
+        r.rounds, r.sample_secs
+    );
+    s.push_str("| contender |");
+    for v in &vips {
+        let _ = write!(s, " {} VIPs |", vips_label(*v));
+    }
+    s.push_str("\n|---|");
+    for _ in &vips {
+        s.push_str("---:|");
+    }
+    s.push('\n');
+    for c in Contender::ALL {
+        let _ = write!(s, "| {} |", c.label());
+        for v in &vips {
+            match r.get(*v, c) {
+                Some(x) => {
+                    let _ = write!(
+                        s,
+                        " {} pps ({:.3}x, ±{:.0}%) |",
+                        kpps(x.median_pps),
+                        x.ratio_to_baseline,
+                        x.spread * 50.0
+                    );
+                }
+                None => s.push_str(" - |"),
+            }
+        }
+        s.push('\n');
+    }
+    s.push_str("\n| contender |");
+    for v in &vips {
+        let _ = write!(s, " {} VIPs |", vips_label(*v));
+    }
+    s.push_str("\n|---|");
+    for _ in &vips {
+        s.push_str("---:|");
+    }
+    s.push('\n');
+    for c in Contender::ALL {
+        let _ = write!(s, "| {} |", c.label());
+        for v in &vips {
+            match r.get(*v, c) {
+                Some(x) if c == Contender::None => {
+                    let _ = write!(s, " {:.0} ns |", x.ns_per_packet);
+                }
+                Some(x) => {
+                    let _ = write!(s, " {:.0} ns ({:+.0}) |", x.ns_per_packet, x.added_ns);
+                }
+                None => s.push_str(" - |"),
+            }
+        }
+        s.push('\n');
+    }
+    s.push_str("\n| contender (wall clock) |");
+    for v in &vips {
+        let _ = write!(s, " {} VIPs |", vips_label(*v));
+    }
+    s.push_str("\n|---|");
+    for _ in &vips {
+        s.push_str("---:|");
+    }
+    s.push('\n');
+    for c in Contender::ALL {
+        let _ = write!(s, "| {} |", c.label());
+        for v in &vips {
+            match r.get(*v, c) {
+                Some(x) => {
+                    let _ = write!(
+                        s,
+                        " {} pps ({:.3}x) |",
+                        kpps(x.median_wall_pps),
+                        x.wall_ratio_to_baseline
+                    );
+                }
+                None => s.push_str(" - |"),
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn bytes(b: f64) -> String {
+    if b >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / 1024.0 / 1024.0)
+    } else if b >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
+pub fn memory_table(r: &memory::Results) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Kernel map memory (each map's `memlock` from fdinfo, {} CPUs), with {} VIPs and {} peers installed:\n",
+        r.nr_cpus, r.vips, r.peers
+    );
+    s.push_str("| map | type | max entries | key + value | memlock (empty) | memlock (loaded) |\n|---|---:|---:|---:|---:|---:|\n");
+    for m in &r.maps_loaded {
+        let empty = r
+            .maps_empty
+            .iter()
+            .find(|e| e.name == m.name)
+            .map_or(0, |e| e.memlock);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} + {} B | {} | {} |",
+            m.name,
+            map_type_name(m.map_type),
+            m.max_entries,
+            m.key_size,
+            m.value_size,
+            bytes(empty as f64),
+            bytes(m.memlock as f64)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nTotal {}: **{:.0} B per VIP slot** (both VIP generations, per-CPU counters, names) x {} slots, **{:.0} B per peer slot** x {} slots, {} fixed. The hash maps are preallocated, so the memory does not grow with the VIPs installed.\n",
+        bytes(r.total_bytes as f64),
+        r.per_vip_bytes,
+        lvs_ebpf_common::MAX_VIPS,
+        r.per_peer_bytes,
+        lvs_ebpf_common::MAX_PEERS,
+        bytes(r.fixed_bytes as f64)
+    );
+    let _ = writeln!(
+        s,
+        "Control plane with {} VIPs and {} peers (median wall time of 3 runs; the CLI's peak RSS from wait4):\n",
+        r.vips, r.peers
+    );
+    s.push_str("| step | CLI (`lvs-loader`, TOML) | CLI peak RSS | library (`ops::*`, no TOML) |\n|---|---:|---:|---:|\n");
+    let mut whats: Vec<&str> = r.cli.iter().map(|t| t.what.as_str()).collect();
+    for t in &r.library {
+        if !whats.contains(&t.what.as_str()) {
+            whats.push(&t.what);
+        }
+    }
+    for w in whats {
+        let c = r.cli.iter().find(|t| t.what == w);
+        let l = r.library.iter().find(|t| t.what == w);
+        let _ = writeln!(
+            s,
+            "| {w} | {} | {} | {} |",
+            c.map_or("-".into(), |t| format!("{:.0} ms", t.wall_ms)),
+            c.and_then(|t| t.max_rss_kib)
+                .map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+            l.map_or("-".into(), |t| match &t.error {
+                None => format!("{:.0} ms", t.wall_ms),
+                Some(e) => format!("fails: {e}"),
+            }),
+        );
+    }
+    s
+}
+
+fn map_type_name(t: u32) -> String {
+    match t {
+        1 => "hash".into(),
+        2 => "array".into(),
+        6 => "percpu_array".into(),
+        t => t.to_string(),
+    }
+}
+
+/// Evaluates the targets of issue 3 on whatever parts ran.
+pub fn targets(
+    pc: Option<&progcost::Results>,
+    wp: Option<&wholepath::Results>,
+    mem: Option<&memory::Results>,
+) -> Vec<Target> {
+    let mut out = Vec::new();
+    if let Some(r) = pc {
+        let hits: Vec<&progcost::Cell> = r.cells.iter().filter(|c| c.scenario.is_hit()).collect();
+        if let Some(worst) = hits
+            .iter()
+            .max_by(|a, b| a.ratio_to_floor.total_cmp(&b.ratio_to_floor))
+        {
+            let best = hits
+                .iter()
+                .map(|c| c.ratio_to_floor)
+                .fold(f64::INFINITY, f64::min);
+            out.push(Target {
+                target: "VIP hit <= 2x the empty-program floor".into(),
+                met: worst.ratio_to_floor <= 2.0,
+                measured: format!(
+                    "{:.1}x to {:.1}x (worst: {}, {} VIPs, {} peers: {:.1} ns vs floor {:.1} ns)",
+                    best,
+                    worst.ratio_to_floor,
+                    worst.scenario.label(),
+                    worst.vips,
+                    worst.peers,
+                    worst.median_ns,
+                    worst.floor_ns
+                ),
+            });
+        }
+        let misses: Vec<&progcost::Cell> = r
+            .cells
+            .iter()
+            .filter(|c| c.scenario == Scenario::Miss)
+            .collect();
+        if let Some(worst) = misses
+            .iter()
+            .max_by(|a, b| a.ratio_to_floor.total_cmp(&b.ratio_to_floor))
+        {
+            out.push(Target {
+                target: "VIP miss <= 1.5x the floor".into(),
+                met: worst.ratio_to_floor <= 1.5,
+                measured: format!(
+                    "up to {:.1}x ({:.1} ns vs floor {:.1} ns)",
+                    worst.ratio_to_floor, worst.median_ns, worst.floor_ns
+                ),
+            });
+        }
+        let vips = sorted_unique(r.cells.iter().map(|c| c.vips));
+        if let (Some(&lo), Some(&hi)) = (vips.first(), vips.last())
+            && hi > lo
+        {
+            let mut worst: Option<(f64, &progcost::Cell, &progcost::Cell)> = None;
+            for c in r
+                .cells
+                .iter()
+                .filter(|c| c.vips == hi && c.scenario != Scenario::Empty)
+            {
+                if let Some(base) = r.get(lo, c.peers, c.scenario) {
+                    let d = c.median_ns / base.median_ns - 1.0;
+                    if worst.is_none_or(|(w, _, _)| d > w) {
+                        worst = Some((d, c, base));
+                    }
+                }
+            }
+            if let Some((d, c, base)) = worst {
+                out.push(Target {
+                    target: format!("flat: {} VIPs within 10% of {} VIP(s)", hi, lo),
+                    met: d <= 0.10,
+                    measured: format!(
+                        "worst {:+.0}% ({}, {} peers: {:.1} ns vs {:.1} ns)",
+                        d * 100.0,
+                        c.scenario.label(),
+                        c.peers,
+                        c.median_ns,
+                        base.median_ns
+                    ),
+                });
+            }
+        }
+    }
+    if let Some(r) = wp {
+        let vips = sorted_unique(r.cells.iter().map(|c| c.vips));
+        let at = if vips.contains(&10_000) {
+            Some(10_000)
+        } else {
+            vips.last().copied()
+        };
+        if let Some(n) = at
+            && let (Some(e), Some(i)) =
+                (r.get(n, Contender::LvsEbpf), r.get(n, Contender::Iptables))
+        {
+            out.push(Target {
+                target: format!("{n} VIPs: whole path within 5% of no filter"),
+                met: e.ratio_to_baseline >= 0.95,
+                measured: format!(
+                    "{:.3}x of baseline ({:+.1}%, +{:.0} ns/packet)",
+                    e.ratio_to_baseline,
+                    (e.ratio_to_baseline - 1.0) * 100.0,
+                    e.added_ns
+                ),
+            });
+            let x = e.median_pps / i.median_pps;
+            out.push(Target {
+                target: format!("{n} VIPs: >= 10x the iptables recipe"),
+                met: x >= 10.0,
+                measured: format!(
+                    "{x:.1}x ({} vs {} pps)",
+                    kpps(e.median_pps),
+                    kpps(i.median_pps)
+                ),
+            });
+        }
+        let mut slower = Vec::new();
+        let mut ratios = Vec::new();
+        for n in &vips {
+            if let (Some(e), Some(f)) = (
+                r.get(*n, Contender::LvsEbpf),
+                r.get(*n, Contender::Nftables),
+            ) {
+                let x = e.median_pps / f.median_pps;
+                ratios.push(format!("{}: {x:.2}x", vips_label(*n)));
+                if x < 1.0 {
+                    slower.push(vips_label(*n));
+                }
+            }
+        }
+        if !ratios.is_empty() {
+            out.push(Target {
+                target: "never slower than the nftables map".into(),
+                met: slower.is_empty(),
+                measured: format!("lvs-ebpf/nftables pps: {}", ratios.join(", ")),
+            });
+        }
+    }
+    if let Some(r) = mem {
+        let cli = |w: &str| r.cli.iter().find(|t| t.what == w).map(|t| t.wall_ms);
+        let lib = |w: &str| r.library.iter().find(|t| t.what == w).map(|t| t.wall_ms);
+        let worst_reload_cli = ["reload, same VIPs", "reload, 25% of VIPs replaced"]
+            .iter()
+            .filter_map(|w| cli(w))
+            .fold(0.0, f64::max);
+        if let Some(a) = cli("attach") {
+            out.push(Target {
+                target: format!("attach or reload of {} VIPs < 1 s", r.vips),
+                met: a < 1000.0 && worst_reload_cli < 1000.0,
+                measured: format!(
+                    "CLI attach {a:.0} ms, reload up to {worst_reload_cli:.0} ms; library attach {:.0} ms, reload up to {:.0} ms",
+                    lib("attach").unwrap_or(f64::NAN),
+                    r.library
+                        .iter()
+                        .filter(|t| t.what.starts_with("reload") && t.error.is_none())
+                        .map(|t| t.wall_ms)
+                        .fold(0.0, f64::max)
+                ),
+            });
+        }
+    }
+    out
+}
+
+pub fn targets_table(t: &[Target]) -> String {
+    let mut s = String::from("| target | met | this run |\n|---|:-:|---|\n");
+    for x in t {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            x.target,
+            if x.met { "yes" } else { "**no**" },
+            x.measured
+        );
+    }
+    s
+}
+
+pub fn markdown(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Machine: {}. Load average at start / end: {} / {}.\n",
+        r.machine.describe(),
+        r.loadavg_start,
+        r.loadavg_end
+    );
+    if r.quick {
+        s.push_str("**Quick run (tiny repeat counts): smoke test only, not for quoting.**\n\n");
+    }
+    s.push_str("### Targets\n\n");
+    s.push_str(&targets_table(&r.targets));
+    if let Some(p) = &r.progcost {
+        s.push_str("\n### Program cost (BPF_PROG_TEST_RUN)\n\n");
+        s.push_str(&progcost_table(p));
+    }
+    if let Some(w) = &r.wholepath {
+        s.push_str("\n### Whole path (veth into a director namespace, linear skbs)\n\n");
+        s.push_str(&wholepath_table(w));
+    }
+    if let Some(w) = &r.wholepath_paged {
+        s.push_str("\n### Whole path with paged skbs (headers in a page fragment)\n\n");
+        s.push_str(&wholepath_table(w));
+    }
+    if let Some(m) = &r.memory {
+        s.push_str("\n### Memory and control plane\n\n");
+        s.push_str(&memory_table(m));
+    }
+    s
+}

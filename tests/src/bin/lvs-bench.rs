@@ -1,0 +1,205 @@
+//! `lvs-bench`: the benchmark of issue 3 (run it through `cargo xtask bench`).
+//!
+//! Prints markdown tables, writes `bench.json` (raw numbers), `bench.md` (the tables) and
+//! `bench.svg` (the plot) into `--out`.
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, ValueEnum};
+use lvs_tests::bench::{
+    Machine, memory, plot, progcost,
+    report::{self, Report},
+    wholepath,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Part {
+    Progcost,
+    Wholepath,
+    Memory,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "lvs-bench",
+    about = "lvs-ebpf benchmark: program cost, whole path, memory"
+)]
+struct Cli {
+    /// Tiny repeat counts and short samples: a smoke test (< 60 s) that still checks marks.
+    #[arg(long)]
+    quick: bool,
+    /// Where to write bench.json, bench.md and bench.svg.
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+    /// Run only these parts (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Part>,
+}
+
+/// Deletes benchmark namespaces left by an earlier run that was killed (their pid is gone).
+fn remove_stale_namespaces() {
+    let Ok(rd) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        // lvst-<tag>-<pid>-<n> with the benchmark's tags (bg*, bd*, bm).
+        let mut parts = name.split('-');
+        let (Some("lvst"), Some(tag), Some(pid)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let ours = tag == "bm" || tag.starts_with("bg") || tag.starts_with("bd");
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if ours && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &name])
+                .status();
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("lvs-bench loads BPF programs and creates network namespaces: run it as root");
+    }
+    remove_stale_namespaces();
+    let all = cli.only.is_empty();
+    let want = |p: Part| all || cli.only.contains(&p);
+    let started = Instant::now();
+    let started_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let machine = Machine::probe();
+    eprintln!("lvs-bench on {}", machine.describe());
+
+    let mut report = Report {
+        machine,
+        quick: cli.quick,
+        started_unix,
+        elapsed_secs: 0.0,
+        loadavg_start: loadavg(),
+        loadavg_end: String::new(),
+        progcost: None,
+        wholepath: None,
+        wholepath_paged: None,
+        memory: None,
+        targets: Vec::new(),
+    };
+
+    if want(Part::Progcost) {
+        let p = if cli.quick {
+            progcost::Params {
+                vip_counts: vec![1, 1000],
+                peer_counts: vec![1, 16],
+                repeat: 10_000,
+                rounds: 3,
+            }
+        } else {
+            progcost::Params {
+                vip_counts: vec![1, 100, 10_000, 100_000],
+                peer_counts: vec![1, 16, 256],
+                repeat: 1_000_000,
+                rounds: 5,
+            }
+        };
+        eprintln!("program cost (BPF_PROG_TEST_RUN): {p:?}");
+        report.progcost = Some(progcost::run(&p).context("program cost")?);
+        write_outputs(&mut report, &cli.out, started, false)?;
+    }
+
+    if want(Part::Wholepath) {
+        let (counts, paged_counts, rounds, sample) = if cli.quick {
+            (vec![1, 100], vec![100], 2, Duration::from_millis(200))
+        } else {
+            (
+                vec![1, 100, 1000, 10_000],
+                vec![1, 10_000],
+                11,
+                Duration::from_millis(700),
+            )
+        };
+        for (layout, vip_counts) in [
+            (wholepath::SkbLayout::Linear, counts),
+            (wholepath::SkbLayout::Paged, paged_counts),
+        ] {
+            let p = wholepath::Params {
+                vip_counts,
+                rounds,
+                sample,
+                layout,
+            };
+            eprintln!("whole path (veth, AF_PACKET sendmmsg): {p:?}");
+            let r = wholepath::run(&p).context("whole path")?;
+            match layout {
+                wholepath::SkbLayout::Linear => report.wholepath = Some(r),
+                wholepath::SkbLayout::Paged => report.wholepath_paged = Some(r),
+            }
+            write_outputs(&mut report, &cli.out, started, false)?;
+        }
+    }
+
+    if want(Part::Memory) {
+        let (n, peers) = if cli.quick {
+            (10_000, 16)
+        } else {
+            (100_000, 16)
+        };
+        eprintln!("memory and control plane: {n} VIPs, {peers} peers");
+        let tmp = std::env::temp_dir().join(format!("lvs-bench-{}", std::process::id()));
+        report.memory = Some(memory::run(n, peers, &tmp).context("memory")?);
+    }
+    write_outputs(&mut report, &cli.out, started, true)?;
+    eprintln!("lvs-bench: done in {:.0} s", report.elapsed_secs);
+    Ok(())
+}
+
+/// Writes bench.json, bench.md and bench.svg (after every part, so a failure later
+/// keeps what was measured); prints the tables at the end.
+fn write_outputs(
+    report: &mut Report,
+    out: &std::path::Path,
+    started: Instant,
+    last: bool,
+) -> Result<()> {
+    report.elapsed_secs = started.elapsed().as_secs_f64();
+    report.loadavg_end = loadavg();
+    report.targets = report::targets(
+        report.progcost.as_ref(),
+        report.wholepath.as_ref(),
+        report.memory.as_ref(),
+    );
+    let md = report::markdown(report);
+    if last {
+        print!("{md}");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let json = serde_json::to_string_pretty(&*report).context("serialising results")?;
+    let svg = plot::svg(
+        report.progcost.as_ref(),
+        report.wholepath.as_ref(),
+        &report.machine.describe(),
+    );
+    for (name, text) in [("bench.json", json), ("bench.md", md), ("bench.svg", svg)] {
+        let p = out.join(name);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        if last {
+            eprintln!("wrote {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// The three load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
