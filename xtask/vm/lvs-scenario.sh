@@ -158,10 +158,13 @@ protocol = "tcp"
 mark = ${MARK[$node]}
 name = "web-internal"
 EOF
-        if ! "$LOADER" --pin-dir "/sys/fs/bpf/lvs-lab-$node" --netns "$node" attach eth0 --config "$LAB/$node.toml"; then
+        if ! "$LOADER" --pin-dir "/sys/fs/bpf/lvs-lab-$node" --netns "$node" attach eth0 --config "$LAB/$node.toml" \
+            >"$LAB/attach-$node" 2>&1; then
+            sed 's/^/[lvs]   /' "$LAB/attach-$node"
             log "lvs-loader attach failed on $node"
             return 1
         fi
+        sed "s/^/[lvs] $node: /" "$LAB/attach-$node"
     done
 }
 
@@ -366,7 +369,9 @@ run_phase() { # run_phase before|iptables|lvs-ebpf
         if [ -z "$m1" ] || [ -z "$p1" ] || [ -z "$m2" ] || [ -z "$p2" ]; then
             problems+=("could not read marked_packets/peer_packets from 'lvs-loader stats'")
         else
-            EXTRA[$phase]="lvs-ebpf counters: dr1 marked $m1 (iptables saw $cp1 client packets), peer $p1; dr2 marked $m2, peer $p2 (iptables saw $pk12 packets from dr1)"
+            local how
+            how=$(grep -o -m1 'attached ([a-z]*' "$LAB/attach-dr1" | cut -d'(' -f2)
+            EXTRA[$phase]="lvs-ebpf (attached via ${how:-?}) counters: dr1 marked $m1 (iptables saw $cp1 client packets), peer $p1; dr2 marked $m2, peer $p2 (iptables saw $pk12 packets from dr1)"
             [ "$m1" -eq "$cp1" ] && [ "$m1" -gt 0 ] || problems+=("dr1 marked $m1 packets, iptables counted $cp1 from the client")
             [ "$p1" -eq 0 ] || problems+=("dr1 saw $p1 packets from dr2")
             [ "$m2" -eq 0 ] || problems+=("dr2 marked $m2 packets")
@@ -391,7 +396,7 @@ run_phase() { # run_phase before|iptables|lvs-ebpf
         [ "$by1" -gt 0 ] && [ "$by2" -gt 0 ] || problems+=("not balanced: dr1 served $by1, dr2 $by2")
         [ "$s1" -eq "$N" ] || problems+=("dr1's fwmark service scheduled $s1 of $N connections: client packets not marked")
         [ "$s2" -eq 0 ] || problems+=("dr2's fwmark service scheduled $s2 connections: packets from dr1 were marked")
-        [ "$syn21" -eq 0 ] || problems+=("$syn21 SYNs went back from dr2 to dr1")
+        [ "$syn21" -eq 0 ] && [ "$pk21" -eq 0 ] || problems+=("$pk21 packets ($syn21 SYNs) to the VIP went from dr2 to dr1")
         [ "$syn12" -eq "$by2" ] || problems+=("$syn12 SYN crossings dr1->dr2 for $by2 connections served by dr2")
         if [ ${#problems[@]} -eq 0 ]; then
             verdict="cured: $ok/$N ok, each served once (dr1 $by1, dr2 $by2), every crossing SYN crossed once"
