@@ -60,6 +60,13 @@ if [ "${1:-}" = "vm" ]; then
     want busybox busybox-static
     want musl-gcc musl-tools
     want cpio cpio
+    want ipvsadm ipvsadm          # IPVS rules inside the guest (LVS scenario)
+    want keepalived keepalived    # configures IPVS in the LVS scenario
+    want modprobe kmod            # module dependencies (host) and loading (guest)
+    want depmod kmod
+    want objcopy binutils         # strips debug info off the test executables
+    want ldd libc-bin
+    want apt-get apt              # kernel packages: apt-get download
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "installing Debian packages: ${need_pkgs[*]}"

@@ -14,6 +14,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
 mod util;
+mod vm;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "lvs-ebpf developer tasks")]
@@ -55,6 +56,9 @@ enum Task {
         #[arg(long, value_name = "PARTS")]
         only: Option<String>,
     },
+    /// Run the integration tests (and, with --lvs, the two-box LVS scenario) in qemu guests
+    /// booting Debian's 6.1 and 6.12 kernels.
+    VmTest(vm::VmTestArgs),
 }
 
 fn main() -> Result<()> {
@@ -101,6 +105,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::Bench { quick, out, only } => bench(quick, out, only),
+        Task::VmTest(args) => vm::run(args),
     }
 }
 
