@@ -33,6 +33,11 @@ pub struct Expectation {
     /// The IP layer drops it before PREROUTING (bad header, bad IPv4 checksum, short),
     /// so no mark is observable in either datapath.
     pub dropped_before_netfilter: bool,
+    /// An IPv6 extension chain that ends past the payload (the transport header would
+    /// start beyond `payload_len`). Linux 6.18 passes these through PREROUTING; Debian's
+    /// 6.1 and 6.12 were seen dropping them in the iptables namespace (`cargo xtask
+    /// vm-test`). lvs-ebpf leaves them as `bpf_mark` says on every kernel.
+    pub chain_past_end: bool,
 }
 
 /// lvs-ebpf walks at most this many IPv6 extension headers (see parse.rs).
@@ -257,6 +262,7 @@ pub fn evaluate(config: &Config, frame: &[u8]) -> Expectation {
             bpf_mark: None,
             netfilter: Netfilter::Mark(None),
             dropped_before_netfilter: true,
+            chain_past_end: false,
         };
     };
     let Some(ip) = parse(frame) else {
@@ -264,6 +270,7 @@ pub fn evaluate(config: &Config, frame: &[u8]) -> Expectation {
             bpf_mark: None,
             netfilter: Netfilter::Mark(None),
             dropped_before_netfilter: false,
+            chain_past_end: false,
         };
     };
 
@@ -324,6 +331,7 @@ pub fn evaluate(config: &Config, frame: &[u8]) -> Expectation {
         bpf_mark,
         netfilter,
         dropped_before_netfilter: ip.kernel_drop,
+        chain_past_end: ip.daddr.is_ipv6() && ip.proto.is_some() && ip.thoff > ip.end,
     }
 }
 

@@ -38,6 +38,9 @@ enum Task {
         /// Skip the benchmark smoke run.
         #[arg(long)]
         no_bench: bool,
+        /// Skip `vm-test --lvs` (the Debian-kernel guests and the LVS scenario).
+        #[arg(long)]
+        no_vm: bool,
         /// Extra arguments passed to `cargo test` (after `--`).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
@@ -75,7 +78,11 @@ fn main() -> Result<()> {
                     .env("LVS_LOADER", root.join("target/release/lvs-loader")),
             )
         }
-        Task::Test { no_bench, args } => {
+        Task::Test {
+            no_bench,
+            no_vm,
+            args,
+        } => {
             setup(false)?;
             let root = workspace_root();
             let mut cmd = Command::new("cargo");
@@ -101,6 +108,16 @@ fn main() -> Result<()> {
                 let _ = std::fs::remove_dir_all(&out);
                 r?;
                 println!("benchmark smoke run: OK");
+            }
+            if !no_vm {
+                // The same tests on Debian's 6.1 (netlink path) and 6.12 (TCX) kernels under
+                // qemu, and the two-box LVS loop reproduced and cured with real IPVS.
+                let exe = std::env::current_exe().context("locating xtask")?;
+                util::run(
+                    Command::new(exe)
+                        .current_dir(&root)
+                        .args(["vm-test", "--lvs"]),
+                )?;
             }
             Ok(())
         }
