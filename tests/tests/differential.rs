@@ -345,7 +345,7 @@ fn lvs_ebpf_marks_like_the_iptables_recipe() {
         failures.join("\n")
     );
     assert!(
-        marked >= wanted / 4,
+        marked >= wanted / 5,
         "too few marked frames to mean anything: {marked}"
     );
     assert!(same >= wanted * 3 / 4, "too few comparable frames: {same}");
