@@ -183,6 +183,15 @@ fn observe(
     }
 }
 
+/// The iptables-legacy recipe (`model::iptables_rules`) in `ns`'s mangle PREROUTING.
+fn install_recipe(ns: &NetNs, config: &lvs_loader::config::Config) {
+    for (v6, args) in model::iptables_rules(config) {
+        let mut a: Vec<&str> = vec!["-w"];
+        a.extend(args.iter().map(String::as_str));
+        ns.run(tables(v6).0, &a);
+    }
+}
+
 fn vlan_supported(ns: &NetNs) -> bool {
     ns.output(
         "ip",
@@ -228,16 +237,7 @@ fn lvs_ebpf_marks_like_the_iptables_recipe() {
     }
 
     // The recipe in one namespace, lvs-ebpf in the other.
-    for (v6, args) in model::iptables_rules(&config) {
-        let bin = if v6 {
-            "ip6tables-legacy"
-        } else {
-            "iptables-legacy"
-        };
-        let mut a: Vec<&str> = vec!["-w"];
-        a.extend(args.iter().map(String::as_str));
-        ipt.director.run(bin, &a);
-    }
+    install_recipe(&ipt.director, &config);
     let cfg = bpf.config("vips.toml", framegen::CONFIG);
     bpf.loader_ok(&["attach", DEV, "--config", path_str(&cfg)]);
 
@@ -357,16 +357,7 @@ fn fixture_addresses_round_trip_through_iptables() {
     // the iptables recipe, from the peer with mark 0.
     let config = lvs_loader::config::parse(framegen::CONFIG, "framegen.toml").expect("config");
     let lab = Lab::new("dfr");
-    for (v6, args) in model::iptables_rules(&config) {
-        let bin = if v6 {
-            "ip6tables-legacy"
-        } else {
-            "iptables-legacy"
-        };
-        let mut a: Vec<&str> = vec!["-w"];
-        a.extend(args.iter().map(String::as_str));
-        lab.director.run(bin, &a);
-    }
+    install_recipe(&lab.director, &config);
     let vip: IpAddr = "172.17.85.56".parse().expect("ip");
     lab.watch_marks(&[vip], &[0, 3]);
     let f = |mac| {
