@@ -21,8 +21,15 @@ ln -sf /proc/self/fd/1 /dev/stdout
 ln -sf /proc/self/fd/2 /dev/stderr
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-mount -t tmpfs -o mode=0755 tmpfs /run
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+# The staged tree sits at its host paths: a checkout under /tmp or /run (CI clones
+# anywhere) must not be hidden by a fresh tmpfs. The initramfs root is writable anyway.
+for d in /run /tmp; do
+    if [ -z "$(ls -A "$d" 2>/dev/null)" ]; then
+        mount -t tmpfs -o mode=$([ "$d" = /tmp ] && echo 1777 || echo 0755) tmpfs "$d"
+    else
+        mkdir -p "$d" && chmod "$([ "$d" = /tmp ] && echo 1777 || echo 0755)" "$d"
+    fi
+done
 mount -t bpf -o mode=0700 bpf /sys/fs/bpf
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
