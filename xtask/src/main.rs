@@ -92,6 +92,7 @@ fn main() -> Result<()> {
                 cmd.arg("--").args(args);
             }
             util::run(&mut cmd)?;
+            let mut stages = 1;
             if !no_bench {
                 // Benchmark smoke run: tiny repeat counts, marks still checked on every
                 // round, so the benchmark can't rot. `cargo test` built lvs-bench already.
@@ -108,6 +109,7 @@ fn main() -> Result<()> {
                 let _ = std::fs::remove_dir_all(&out);
                 r?;
                 println!("benchmark smoke run: OK");
+                stages += 1;
             }
             if !no_vm {
                 // The same tests on Debian's 6.1 (netlink path) and 6.12 (TCX) kernels under
@@ -119,6 +121,9 @@ fn main() -> Result<()> {
                         .args(["vm-test", "--lvs"]),
                 )?;
             }
+            // Each stage fails the task on its first failing test, so reaching here means
+            // every stage passed: host `cargo test`, benchmark smoke, VM guests.
+            println!("stages: {stages} passed, 0 failed");
             Ok(())
         }
         Task::Bench { quick, out, only } => bench(quick, out, only),
