@@ -84,8 +84,13 @@ fn remove_pins(dir: &Path) {
         let _ = fs::remove_file(dir.join(name));
     }
     let _ = fs::remove_dir(dir);
+    // The namespace directory and the pin root go too once nothing else is in them
+    // (remove_dir refuses non-empty directories).
     if let Some(ns_dir) = dir.parent() {
-        let _ = fs::remove_dir(ns_dir); // only if empty
+        let _ = fs::remove_dir(ns_dir);
+        if let Some(root) = ns_dir.parent() {
+            let _ = fs::remove_dir(root);
+        }
     }
 }
 
