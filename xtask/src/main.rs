@@ -120,6 +120,7 @@ fn main() -> Result<()> {
                         .current_dir(&root)
                         .args(["vm-test", "--lvs"]),
                 )?;
+                stages += 1;
             }
             // Each stage fails the task on its first failing test, so reaching here means
             // every stage passed: host `cargo test`, benchmark smoke, VM guests.
