@@ -85,23 +85,14 @@ fn nr_cpus() -> Result<usize> {
 impl MapSet {
     /// Takes the maps out of a just-loaded object.
     pub fn take(ebpf: &mut Ebpf) -> Result<Self> {
-        let mut take = |name: &'static str| {
+        let take = |name: &'static str| {
             ebpf.take_map(name).ok_or(Error::Map {
                 map: name,
                 what: "missing from the eBPF object".into(),
                 source: None,
             })
         };
-        Ok(Self {
-            fresh: true,
-            vips: [take(map_names::VIPS[0])?, take(map_names::VIPS[1])?],
-            peers: [take(map_names::PEERS[0])?, take(map_names::PEERS[1])?],
-            control: take(map_names::CONTROL)?,
-            vip_stats: take(map_names::VIP_STATS)?,
-            global: take(map_names::GLOBAL_STATS)?,
-            info: take(map_names::VIP_INFO)?,
-            meta: take(map_names::META)?,
-        })
+        Self::build(true, take)
     }
 
     /// Opens the maps pinned in `dir`.
@@ -112,15 +103,20 @@ impl MapSet {
             })?;
             Map::from_map_data(data).map_err(|e| Error::map(name, "unexpected map type", e))
         };
+        Self::build(false, open)
+    }
+
+    /// Every map, fetched by name.
+    fn build(fresh: bool, mut get: impl FnMut(&'static str) -> Result<Map>) -> Result<Self> {
         Ok(Self {
-            fresh: false,
-            vips: [open(map_names::VIPS[0])?, open(map_names::VIPS[1])?],
-            peers: [open(map_names::PEERS[0])?, open(map_names::PEERS[1])?],
-            control: open(map_names::CONTROL)?,
-            vip_stats: open(map_names::VIP_STATS)?,
-            global: open(map_names::GLOBAL_STATS)?,
-            info: open(map_names::VIP_INFO)?,
-            meta: open(map_names::META)?,
+            fresh,
+            vips: [get(map_names::VIPS[0])?, get(map_names::VIPS[1])?],
+            peers: [get(map_names::PEERS[0])?, get(map_names::PEERS[1])?],
+            control: get(map_names::CONTROL)?,
+            vip_stats: get(map_names::VIP_STATS)?,
+            global: get(map_names::GLOBAL_STATS)?,
+            info: get(map_names::VIP_INFO)?,
+            meta: get(map_names::META)?,
         })
     }
 
@@ -296,17 +292,12 @@ impl MapSet {
             let name = map_names::VIPS[standby as usize];
             let keys: Vec<VipKey> = assignment.iter().map(|(k, _, _)| *k).collect();
             let values: Vec<VipValue> = assignment.iter().map(|(_, v, _)| *v).collect();
-            let fd = map_fd(&self.vips[standby as usize], name)?;
-            match batch::update(fd, &keys, &values, 1) {
-                Ok(()) => {}
-                Err(e) if batch::unsupported(&e) => {
-                    let mut m = self.vips_map(standby)?;
-                    for (k, v) in keys.iter().zip(&values) {
-                        m.insert(k, v, 0)
-                            .map_err(|e| Error::map(name, "insert", e))?;
-                    }
+            if !batched(&self.vips[standby as usize], name, &keys, &values, 1)? {
+                let mut m = self.vips_map(standby)?;
+                for (k, v) in keys.iter().zip(&values) {
+                    m.insert(k, v, 0)
+                        .map_err(|e| Error::map(name, "insert", e))?;
                 }
-                Err(e) => return Err(Error::io(format!("map {name}: batch insert"), e)),
             }
         }
         {
@@ -381,45 +372,31 @@ impl MapSet {
         }
         if !zero_slots.is_empty() {
             let zeros = vec![VipCounters::default(); zero_slots.len() * cpus];
-            let fd = map_fd(&self.vip_stats, map_names::VIP_STATS)?;
-            match batch::update(fd, &zero_slots, &zeros, cpus) {
-                Ok(()) => {}
-                Err(e) if batch::unsupported(&e) => {
-                    let mut stats =
-                        PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
-                            .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
-                    for i in &zero_slots {
-                        let z = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
-                            .map_err(|e| Error::io("per-CPU values", e))?;
-                        stats
-                            .set(*i, z, 0)
-                            .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
-                    }
-                }
-                Err(e) => {
-                    return Err(Error::io(
-                        format!("map {}: batch reset", map_names::VIP_STATS),
-                        e,
-                    ));
+            if !batched(
+                &self.vip_stats,
+                map_names::VIP_STATS,
+                &zero_slots,
+                &zeros,
+                cpus,
+            )? {
+                let mut stats =
+                    PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
+                        .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
+                for i in &zero_slots {
+                    let z = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
+                        .map_err(|e| Error::io("per-CPU values", e))?;
+                    stats
+                        .set(*i, z, 0)
+                        .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
                 }
             }
         }
-        let fd = map_fd(&self.info, map_names::VIP_INFO)?;
-        match batch::update(fd, &info_slots, &infos, 1) {
-            Ok(()) => {}
-            Err(e) if batch::unsupported(&e) => {
-                let mut info = Array::<&mut MapData, VipInfo>::try_from(&mut self.info)
-                    .map_err(|e| Error::map(map_names::VIP_INFO, "open", e))?;
-                for (i, v) in info_slots.iter().zip(&infos) {
-                    info.set(*i, v, 0)
-                        .map_err(|e| Error::map(map_names::VIP_INFO, "write", e))?;
-                }
-            }
-            Err(e) => {
-                return Err(Error::io(
-                    format!("map {}: batch write", map_names::VIP_INFO),
-                    e,
-                ));
+        if !batched(&self.info, map_names::VIP_INFO, &info_slots, &infos, 1)? {
+            let mut info = Array::<&mut MapData, VipInfo>::try_from(&mut self.info)
+                .map_err(|e| Error::map(map_names::VIP_INFO, "open", e))?;
+            for (i, v) in info_slots.iter().zip(&infos) {
+                info.set(*i, v, 0)
+                    .map_err(|e| Error::map(map_names::VIP_INFO, "write", e))?;
             }
         }
         Ok(())
@@ -495,6 +472,22 @@ fn remove_ignoring_missing(
     match m.remove(k) {
         Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+/// One `BPF_MAP_UPDATE_BATCH` of `keys`/`values` into `map`. `Ok(false)`: this kernel or
+/// map type has no batch support, the caller updates element by element.
+fn batched<K: Copy, V: Copy>(
+    map: &Map,
+    name: &'static str,
+    keys: &[K],
+    values: &[V],
+    per_key: usize,
+) -> Result<bool> {
+    match batch::update(map_fd(map, name)?, keys, values, per_key) {
+        Ok(()) => Ok(true),
+        Err(e) if batch::unsupported(&e) => Ok(false),
+        Err(e) => Err(Error::io(format!("map {name}: batch update"), e)),
     }
 }
 
