@@ -61,7 +61,8 @@ if [ "${1:-}" = "vm" ]; then
     want musl-gcc musl-tools
     want cpio cpio
     want ipvsadm ipvsadm          # IPVS rules inside the guest (LVS scenario)
-    want keepalived keepalived    # configures IPVS in the LVS scenario
+    want keepalived keepalived    # configures IPVS and runs VRRP in the LVS scenarios
+    want jq jq                    # reads `lvs-loader stats --json` in the LVS scenarios
     want modprobe kmod            # module dependencies (host) and loading (guest)
     want depmod kmod
     want objcopy binutils         # strips debug info off the test executables

@@ -59,8 +59,8 @@ enum Task {
         #[arg(long, value_name = "PARTS")]
         only: Option<String>,
     },
-    /// Run the integration tests (and, with --lvs, the two-box LVS scenario) in qemu guests
-    /// booting Debian's 6.1 and 6.12 kernels.
+    /// Run the integration tests (and, with --lvs, the LVS scenarios) in qemu guests booting
+    /// Debian's 5.10, 6.1 and 6.12 kernels.
     VmTest(vm::VmTestArgs),
 }
 
