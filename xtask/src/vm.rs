@@ -45,6 +45,10 @@ pub struct VmTestArgs {
     /// two-nic, three-box, udp, ipv6.
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(SCENARIOS))]
     scenarios: Vec<String>,
+    /// Only these steps of the tests job (comma-separated): smoke, memlock, or a test
+    /// executable as PACKAGE/TARGET (e.g. lvs-tests/attach).
+    #[arg(long, value_delimiter = ',')]
+    steps: Vec<String>,
     /// Everything: every kernel, the tests and every LVS scenario.
     #[arg(long)]
     all: bool,
@@ -101,6 +105,7 @@ pub fn run(mut args: VmTestArgs) -> Result<()> {
         args.lvs = true;
         args.no_tests = false;
         args.scenarios.clear();
+        args.steps.clear();
     }
     if !args.scenarios.is_empty() {
         args.lvs = true;
@@ -262,6 +267,9 @@ impl GuestRun<'_> {
         let name = format!("{}/{}", k.label, job.name());
         eprintln!("[vm-test] booting {name} ({}, {})", k.package, self.accel);
         let mut cmdline = format!("lvs.job={}", job.name());
+        if job == Job::Tests && !args.steps.is_empty() {
+            cmdline.push_str(&format!(" lvs.steps={}", args.steps.join(",")));
+        }
         if job == Job::Lvs {
             cmdline.push_str(&format!(" lvs.n={}", args.connections));
             if !args.scenarios.is_empty() {
