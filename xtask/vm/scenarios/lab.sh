@@ -45,6 +45,7 @@ lab_reset() { # kill everything the lab started, delete its namespaces and pins
     for ns in "${NODES[@]}" sw; do ip netns del "$ns" 2>/dev/null; done
     NODES=()
     NIC_MAC=() NIC_ADDR=() NIC_ADDR6=()
+    BASE=""
     rm -rf "$LAB" /sys/fs/bpf/lvs-ebpf
     mkdir -p "$LAB"
 }
@@ -164,9 +165,25 @@ client_udp() { # client_udp CLIENT PREFIX N VIP PORT > results (one datagram per
 }
 
 # --- iptables counters ---------------------------------------------------------------------------
-counter() { # counter NODE 4|6 COMMENT [TABLE] [CHAIN] -> packets of the rule with that comment
-    ipt "$1" "$2" -t "${4:-mangle}" -L "${5:-PREROUTING}" -nvx |
-        awk -v c="/* $3 */" 'index($0, c) { n += $1; found = 1 } END { print n + 0 }'
+# Counters can be read against a baseline: `baseline_take` dumps them all into $BASE, and
+# until `baseline_clear` every counter()/ipvs_conns/marker_stat returns the change since.
+BASE=""
+counter() { # counter NODE 4|6 COMMENT [TABLE] [CHAIN] -> packets of the rules with that comment
+    local node=$1 fam=$2 c=$3 table=${4:-mangle} chain=${5:-PREROUTING} cur base=0
+    cur=$(ipt "$node" "$fam" -t "$table" -L "$chain" -nvx | count_comment "$c")
+    if [ -n "$BASE" ] && [ -f "$BASE/ipt-$node-$fam-$table-$chain" ]; then
+        base=$(count_comment "$c" <"$BASE/ipt-$node-$fam-$table-$chain")
+    fi
+    echo $((cur - base))
+}
+count_comment() { awk -v c="/* $1 */" 'index($0, c) { n += $1 } END { print n + 0 }'; }
+
+baseline_dump_ipt() { # baseline_dump_ipt NODE: every chain the counters read
+    local node=$1 fam
+    for fam in 4 6; do
+        ipt "$node" "$fam" -t mangle -L PREROUTING -nvx >"$BASE/ipt-$node-$fam-mangle-PREROUTING" 2>/dev/null
+        ipt "$node" "$fam" -t filter -L INPUT -nvx >"$BASE/ipt-$node-$fam-filter-INPUT" 2>/dev/null
+    done
 }
 
 icmp_te_counter() { # icmp_te_counter CLIENT: count ICMP(v6) time-exceeded reaching the client

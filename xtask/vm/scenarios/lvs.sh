@@ -13,6 +13,7 @@ declare -A S_FAM S_PROTO S_VIP S_PORT S_IF S_CLIENT S_ENTRY S_MARK S_NAME
 declare -A KA_PID
 KA_ARGS=(--check)   # VRRP scenarios clear this (checker and VRRP both)
 KA_DELAY=5          # delay_loop of the health checks
+KA_INHIBIT=0        # 1: a failed real server gets weight 0 (its stats stay) instead of removal
 IPVS_BY=keepalived
 declare -A ROW VERDICT EXTRA
 ROWS=()
@@ -148,8 +149,30 @@ markers_stop() {
 }
 
 marker_stat() { # marker_stat NODE IFACE FIELD -> the marker's total (lvs-loader stats --json)
-    inns "$1" "$LOADER" stats "$2" --json 2>/dev/null | jq -r ".totals.$3 // empty"
+    local cur base=0
+    cur=$(inns "$1" "$LOADER" stats "$2" --json 2>/dev/null | jq -r ".totals.$3 // empty")
+    [ -n "$cur" ] || return 0
+    if [ -n "$BASE" ] && [ -s "$BASE/marker-$1-$2" ]; then
+        base=$(jq -r ".totals.$3 // 0" <"$BASE/marker-$1-$2")
+    fi
+    echo $((cur - base))
 }
+
+baseline_take() { # counters from now on relative to this moment (after IPVS settled)
+    local node d ifc
+    BASE=""
+    mkdir -p "$LAB/base"
+    rm -f "$LAB"/base/*
+    for node in "${NODES[@]}"; do baseline_dump_ipt "$node"; done
+    for d in "${DIRS[@]}"; do
+        inns "$d" ipvsadm -Ln --stats --exact >"$LAB/base/ipvs-$d" 2>/dev/null
+        for ifc in $(marker_ifaces "$d"); do
+            inns "$d" "$LOADER" stats "$ifc" --json >"$LAB/base/marker-$d-$ifc" 2>/dev/null
+        done
+    done
+    BASE=$LAB/base
+}
+baseline_clear() { BASE=""; }
 
 # --- keepalived / IPVS -------------------------------------------------------------------------
 ka_service() { # ka_service TAG DIRECTOR vip|fwmark: one virtual_server block
@@ -169,6 +192,7 @@ ka_service() { # ka_service TAG DIRECTOR vip|fwmark: one virtual_server block
     for rs in "${DIRS[@]}"; do
         echo "    real_server $(rs_addr "$t" "$rs")$port {"
         echo "        weight 1"
+        [ "$KA_INHIBIT" = 1 ] && echo "        inhibit_on_failure"
         if [ "${S_PROTO[$t]}" = tcp ]; then
             check=$((KA_DELAY < 3 ? 1 : 3))
             echo "        TCP_CHECK {"
@@ -215,7 +239,13 @@ ipvs_dests() { inns "$1" ipvsadm -Ln 2>/dev/null | grep -c -- '-> [0-9[]'; }
 # ipvs_conns NODE SERVICE [DEST]: connections IPVS scheduled on NODE's service SERVICE
 # ("TCP 172.17.85.56:80", "FWM 3"), in total or to DEST (a real server address).
 ipvs_conns() {
-    inns "$1" ipvsadm -Ln --stats --exact 2>/dev/null | awk -v svc="$2" -v d="${3:-}" '
+    local cur base=0
+    cur=$(inns "$1" ipvsadm -Ln --stats --exact 2>/dev/null | ipvs_count "$2" "${3:-}")
+    if [ -n "$BASE" ] && [ -f "$BASE/ipvs-$1" ]; then base=$(ipvs_count "$2" "${3:-}" <"$BASE/ipvs-$1"); fi
+    echo $((cur - base))
+}
+ipvs_count() { # ipvs_count SERVICE [DEST] < ipvsadm -Ln --stats --exact
+    awk -v svc="$1" -v d="$2" '
         $1 == "TCP" || $1 == "UDP" || $1 == "FWM" { on = ($1 " " $2 == svc); c = ($3 == "IPv6") ? $4 : $3; if (on && d == "") n += c; next }
         $1 == "->" && on && d != "" && (index($2, d ":") == 1 || index($2, "[" d "]:") == 1) { n += $3 }
         END { print n + 0 }'

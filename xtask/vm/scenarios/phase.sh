@@ -19,6 +19,19 @@ phase_fail() { # phase_fail PHASE MESSAGE
     log "phase $1: FAIL: $2"
 }
 
+run_phases() { # run_phases DEFAULT-LIST (lvs.phases=a,b on the kernel command line overrides)
+    local phase phases
+    IFS=',' read -r -a phases <<<"${LVS_ARG_phases:-$1}"
+    for phase in "${phases[@]}"; do
+        case $phase in
+        before) run_phase before none ;;
+        iptables) run_phase iptables iptables ;;
+        lvs-ebpf) run_phase lvs-ebpf lvs-ebpf ;;
+        *) phase_fail "$phase" "unknown phase (before, iptables, lvs-ebpf)" ;;
+        esac
+    done
+}
+
 run_phase() { # run_phase PHASE none|iptables|lvs-ebpf
     local phase=$1 marking=$2 kind=fwmark t0 t
     t0=$(now)
@@ -38,6 +51,10 @@ run_phase() { # run_phase PHASE none|iptables|lvs-ebpf
         ;;
     esac
     ipvs_start "$kind" || { phase_fail "$phase" "IPVS could not be configured"; return; }
+    if declare -F phase_ready >/dev/null && ! phase_ready; then
+        phase_fail "$phase" "the lab did not get ready (see above)"
+        return
+    fi
     log "IPVS on ${DIRS[0]} (by $IPVS_BY):"
     inns "${DIRS[0]}" ipvsadm -Ln | sed 's/^/[lvs]   /'
     run_clients "$phase"
@@ -47,13 +64,13 @@ run_phase() { # run_phase PHASE none|iptables|lvs-ebpf
     done
 }
 
-run_clients() { # all services' clients at once (each service has its own client node)
-    local phase=$1 t pids=()
+run_clients() { # run_clients PHASE [COUNT]: all services' clients at once (each its own client node)
+    local phase=$1 count=${2:-$N} t pids=()
     for t in "${SVCS[@]}"; do
         if [ "${S_PROTO[$t]}" = udp ]; then
-            client_udp "${S_CLIENT[$t]}" "$phase-$t" "$N" "${S_VIP[$t]}" "${S_PORT[$t]}" >"$LAB/results-$phase-$t" &
+            client_udp "${S_CLIENT[$t]}" "$phase-$t" "$count" "${S_VIP[$t]}" "${S_PORT[$t]}" >"$LAB/results-$phase-$t" &
         else
-            client_tcp "${S_CLIENT[$t]}" "$phase-$t" "$N" "${S_VIP[$t]}" "${S_PORT[$t]}" >"$LAB/results-$phase-$t" &
+            client_tcp "${S_CLIENT[$t]}" "$phase-$t" "$count" "${S_VIP[$t]}" "${S_PORT[$t]}" >"$LAB/results-$phase-$t" &
         fi
         pids+=($!)
     done
@@ -66,7 +83,8 @@ evaluate() { # evaluate PHASE MARKING KIND TAG SECS
     local phase=$1 marking=$2 kind=$3 t=$4 secs=$5 lbl e d p
     lbl=$(label "$phase" "$t")
     e=${S_ENTRY[$t]}
-    local res=$LAB/results-$phase-$t ok failed reasons
+    local res=$LAB/results-$phase-$t ok failed reasons n
+    n=$(wc -l <"$res")
     ok=$(grep -c ' ok ' "$res")
     failed=$(grep -c ' fail ' "$res")
     reasons=$(awk '$2 == "fail" { print $3 }' "$res" | sort | uniq -c | awk '{ printf "%s%s x %s", sep, $1, $2; sep = ", " }')
@@ -126,22 +144,22 @@ evaluate() { # evaluate PHASE MARKING KIND TAG SECS
         [ "$bounce" -gt 0 ] || problems+=("no $new crossed more than once")
         [ "$((syn_out + syn_back))" -gt "$fwd" ] || problems+=("crossings $((syn_out + syn_back)) not above the $fwd connections forwarded")
         if [ ${#problems[@]} -eq 0 ]; then
-            verdict="loop reproduced: $failed/$N failed${reasons:+ ($reasons)}, $((syn_out + syn_back)) $new crossings for $fwd connections sent to the peers"
+            verdict="loop reproduced: $failed/$n failed${reasons:+ ($reasons)}, $((syn_out + syn_back)) $new crossings for $fwd connections sent to the peers"
         else
             verdict="FAIL: loop NOT reproduced ($(join_by ';' "${problems[@]}"))"
         fi
     else
         problems+=("${MARK_PROBLEMS[@]}")
-        [ "$ok" -eq "$N" ] || problems+=("$failed/$N connections failed${reasons:+ ($reasons)}")
+        [ "$ok" -eq "$n" ] && [ "$n" -gt 0 ] || problems+=("$failed/$n connections failed${reasons:+ ($reasons)}")
         [ "$dup" -eq 0 ] && [ "$wrong" -eq 0 ] && [ "$total" -eq "$ok" ] || problems+=("requests not served exactly once (dup $dup, unexpected $wrong)")
         [ "$all_served" = 1 ] || problems+=("not balanced: served $(join_by / "${served_list[@]}")")
-        [ "$entry_sched" -eq "$N" ] || problems+=("$e's fwmark service scheduled $entry_sched of $N connections: client packets not marked")
+        [ "$entry_sched" -eq "$n" ] || problems+=("$e's fwmark service scheduled $entry_sched of $n connections: client packets not marked")
         [ "$others_sched" -eq 0 ] || problems+=("the other directors' fwmark services scheduled $others_sched connections: packets from $e were marked")
         [ "$syn_back" -eq 0 ] || problems+=("$syn_back ${new}s came from a non-entry director")
         [ "$bounce" -eq 0 ] || problems+=("$bounce ${new}s crossed more than once")
         [ "$syn_out" -eq "$others_served" ] || problems+=("$syn_out $new crossings from $e for $others_served connections the others served")
         if [ ${#problems[@]} -eq 0 ]; then
-            verdict="cured: $ok/$N ok, each served once ($(join_by / "${served_list[@]}")), every crossing $new crossed once"
+            verdict="cured: $ok/$n ok, each served once ($(join_by / "${served_list[@]}")), every crossing $new crossed once"
         else
             verdict="FAIL: not cured ($(join_by ';' "${problems[@]}"))"
         fi
@@ -220,8 +238,9 @@ scenario_report() { # scenario_report DESCRIPTION-LINES...: the table, the evide
     echo "  crossings per forwarded connection (1.0 = no bounce); bounced: new packets whose TTL shows more"
     echo "  than one IPVS hop; ICMP-TE: time-exceeded errors the client got; peer-sched: connections the"
     echo "  other directors' IPVS services scheduled (0 = nobody re-balanced a forwarded connection)."
-    for l in "${ROWS[@]}"; do
-        [ -n "${EXTRA[$l]:-}" ] && printf '%-13s %s\n' "$l:" "${EXTRA[$l]}"
+    if declare -F report_extra >/dev/null; then report_extra; fi
+    for l in "${ROWS[@]}" "${!EXTRA[@]}"; do
+        [ -n "${EXTRA[$l]:-}" ] && printf '%-13s %s\n' "$l:" "${EXTRA[$l]}" && unset "EXTRA[$l]"
     done
     for l in "${ROWS[@]}"; do printf '%-13s %s\n' "$l:" "${VERDICT[$l]}"; done
     for l in "${!VERDICT[@]}"; do

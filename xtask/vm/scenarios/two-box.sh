@@ -35,14 +35,7 @@ build_lab() {
     wait_http client 172.17.85.54 172.17.85.55
 }
 
-IFS=',' read -r -a phases <<<"${LVS_ARG_phases:-before,iptables,lvs-ebpf}"
-for phase in "${phases[@]}"; do
-    case $phase in
-    before) run_phase before none ;;
-    iptables) run_phase iptables iptables ;;
-    lvs-ebpf) run_phase lvs-ebpf lvs-ebpf ;;
-    esac
-done
+run_phases before,iptables,lvs-ebpf
 lab_reset
 scenario_report \
     "Two-box LVS localnode (DR) on kernel $(uname -r): $N sequential connections per phase to VIP $VIP:80," \
