@@ -149,6 +149,12 @@ pub fn build_common(
     system_files(&mut fs_)?;
     install_payload(&mut fs_, payload)?;
     install_scripts(&fs_, &root.join("xtask/vm"))?;
+    // Debugging aid: LVS_VM_DEBUG_SCRIPT=FILE and LVS_VM_APPEND=lvs.job=debug run FILE.
+    if let Some(script) = std::env::var_os("LVS_VM_DEBUG_SCRIPT") {
+        let body = fs::read(&script)
+            .with_context(|| format!("reading LVS_VM_DEBUG_SCRIPT {}", script.display()))?;
+        fs_.write("/usr/lib/lvs-vm/debug.sh", body, true)?;
+    }
     rootfs::cpio(stage, out)?;
     if !keep {
         fs::remove_dir_all(stage).ok();
