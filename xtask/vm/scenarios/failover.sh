@@ -34,6 +34,7 @@ GRACE=6  # after a switch, failures may go on this long (health checks, ARP cach
 declare -A PRIO=([dr1]=150 [dr2]=100) STATE=([dr1]=MASTER [dr2]=BACKUP)
 declare -A FO_ROW
 FO_EVENTS=()
+FO_PFX="" # "ipt-" in the iptables variant (lvs.phases=iptables)
 
 ka_vrrp() { # the VRRP instance in keepalived.conf
     local d=$1 p
@@ -129,15 +130,26 @@ event_do() { # event_do A|B away|back
     esac
 }
 
-# event_run A|B DESCRIPTION: one failover and return under continuous traffic, then the tail.
+# bounce_sampler FILE STOPFILE: "time bounced-SYNs-so-far" every 0.5 s (when loops happen)
+bounce_sampler() {
+    while [ ! -e "$2" ]; do
+        echo "$(now) $(($(counter dr1 4 web-bounce) + $(counter dr2 4 web-bounce)))"
+        sleep 0.5
+    done >"$1"
+}
+
+# event_run A|B DESCRIPTION MARKING: one failover and return under continuous traffic, then
+# a steady check after the return.
 event_run() {
-    local ev=$1 desc=$2 stop=$LAB/stop-$1 res=$LAB/cont-$1 pid t_ev t_sw t_back t_sw2
+    local ev=$1 desc=$2 marking=$3 stop=$LAB/stop-$1 res=$LAB/cont-$1 pid spid t_ev t_sw t_back t_sw2
     local problems=()
     log "----- event $ev: $desc"
     baseline_take
     rm -f "$stop"
     client_loop "cont-$ev-web" "$stop" >"$res" &
     pid=$!
+    bounce_sampler "$LAB/bounce-$ev" "$stop" &
+    spid=$!
     sleep "$STEADY"
     t_ev=$(now)
     event_do "$ev" away
@@ -150,118 +162,153 @@ event_run() {
     log "dr1 back at $t_back: VIP on dr1's eth0 at ${t_sw2:-never}"
     sleep "$STEADY"
     touch "$stop"
-    wait "$pid"
+    wait "$pid" "$spid"
     ipvs_settle
+    log "event $ev: failed connections (start end id reason):"
+    awk '$4 == "fail"' "$res" | sed 's/^/[lvs]   /'
+    log "event $ev: bounced SYNs over time: $(awk '{ if ($2 != last) printf "%s=%s ", $1, $2; last = $2 }' "$LAB/bounce-$ev")"
 
-    # Failed connections: only around the switches (a connection started up to 3 s before an
-    # event may still be in flight), none elsewhere; successes after each switch.
+    # The switch windows: from 3 s before the event (a connection in flight then may fail)
+    # to GRACE after VRRP moved the VIP. Failures and bounces belong there and nowhere else.
     local w1a w1b w2a w2b
     w1a=$(awk -v t="$t_ev" 'BEGIN { print t - 3 }')
     w1b=$(awk -v t="${t_sw:-$t_back}" -v g="$GRACE" 'BEGIN { print t + g }')
     w2a=$(awk -v t="$t_back" 'BEGIN { print t - 3 }')
     w2b=$(awk -v t="${t_sw2:-$(now)}" -v g="$GRACE" 'BEGIN { print t + g }')
-    local total ok f_away f_back f_else ok_away ok_back outage switch back_switch
-    read -r total ok f_away f_back f_else ok_away ok_back outage <<<"$(awk -v a1="$w1a" -v b1="$w1b" -v a2="$w2a" -v b2="$w2b" -v ev="$t_ev" '
+    local total ok f_away f_back f_else ok_away ok_back gap_away gap_back
+    read -r total ok f_away f_back f_else ok_away ok_back gap_away gap_back <<<"$(awk \
+        -v a1="$w1a" -v b1="$w1b" -v a2="$w2a" -v b2="$w2b" -v sw="${t_sw:-0}" -v bk="$t_back" -v sw2="${t_sw2:-0}" '
         { n++ }
-        $4 == "ok" { ok++; if ($1 > b1 && $1 < a2) oka++; if ($1 > b2) okb++; if ($1 >= ev && first == "") first = $1 }
+        $4 == "ok" {
+            ok++
+            e[ok] = $2
+            if ($1 > sw && $1 < bk) oka++
+            if ($1 > sw2) okb++
+        }
         $4 == "fail" { if ($1 >= a1 && $1 <= b1) fa++; else if ($1 >= a2 && $1 <= b2) fb++; else fe++ }
-        END { printf "%d %d %d %d %d %d %d %s\n", n, ok, fa, fb, fe, oka, okb, (first == "" ? "-" : sprintf("%.1f", first - ev)) }' "$res")"
+        END {
+            # longest time without a successful answer around each switch (the client is sequential)
+            for (i = 2; i <= ok; i++) {
+                d = e[i] - e[i - 1]
+                if (e[i] >= a1 && e[i - 1] <= b1 && d > g1) g1 = d
+                if (e[i] >= a2 && e[i - 1] <= b2 && d > g2) g2 = d
+            }
+            printf "%d %d %d %d %d %d %d %.1f %.1f\n", n, ok, fa, fb, fe, oka, okb, g1, g2
+        }' "$res")"
+    local switch back_switch b_away b_back b_else
     switch=$(awk -v a="$t_ev" -v b="${t_sw:-}" 'BEGIN { if (b == "") print "-"; else printf "%.1f", b - a }')
     back_switch=$(awk -v a="$t_back" -v b="${t_sw2:-}" 'BEGIN { if (b == "") print "-"; else printf "%.1f", b - a }')
+    read -r b_away b_back b_else <<<"$(awk -v a1="$w1a" -v b1="$w1b" -v a2="$w2a" -v b2="$w2b" '
+        { d = $2 - last; last = $2; if (d <= 0) next
+          if ($1 >= a1 && $1 <= b1 + 1) ba += d; else if ($1 >= a2 && $1 <= b2 + 1) bb += d; else be += d }
+        END { printf "%d %d %d\n", ba, bb, be }' "$LAB/bounce-$ev")"
     [ "$f_else" -eq 0 ] || problems+=("$f_else connections failed away from the switches")
     [ "$ok_away" -gt 0 ] || problems+=("no connection succeeded while dr2 was master")
     [ "$ok_back" -gt 0 ] || problems+=("no connection succeeded after dr1 came back")
+    [ "$b_else" -eq 0 ] || problems+=("$b_else SYNs crossed twice away from the switches: a loop in steady state")
     local dup
     dup=$(for d in "${DIRS[@]}"; do grep "^cont-$ev-web-" "$LAB/served-$d.log"; done | sort | uniq -d | wc -l)
     [ "$dup" -eq 0 ] || problems+=("$dup requests served twice")
 
-    # No loop at any time: no new packet crossed twice; crossings each way.
-    local bounce x12 x21 d p m want pe wantp dr2_marked dr2_sched dr1_peer
-    bounce=$(($(counter dr1 4 web-bounce) + $(counter dr2 4 web-bounce)))
+    # Crossings each way; the marking against iptables over the whole run, on both directors.
+    local x12 x21 d p m want pe wantp other otherp dr2_marked dr2_sched dr1_peer parts=() flooded=()
     x12=$(counter dr2 4 web-from-dr1-new)
     x21=$(counter dr1 4 web-from-dr2-new)
-    [ "$bounce" -eq 0 ] || problems+=("$bounce SYNs crossed more than once: a loop")
-    # The markers against iptables over the whole run, on both directors.
-    local parts=()
     for d in "${DIRS[@]}"; do
         p=$([ "$d" = dr1 ] && echo dr2 || echo dr1)
-        m=$(marker_stat "$d" eth0 marked_packets)
-        pe=$(marker_stat "$d" eth0 peer_packets)
         want=$(counter "$d" 4 web-nonpeer-pkts)
         wantp=$(counter "$d" 4 "web-from-$p-pkts")
-        parts+=("$d marked ${m:-?} (iptables ${want}), peer ${pe:-?} (iptables ${wantp})")
-        [ "${m:-x}" = "$want" ] || problems+=("$d's marker marked ${m:-?} packets, iptables counted $want non-peer packets")
-        [ "${pe:-x}" = "$wantp" ] || problems+=("$d's marker counted ${pe:-?} peer packets, iptables $wantp")
+        other=$(other_count "$d" web-other-nonpeer)
+        otherp=$(other_count "$d" web-other-peer)
+        flooded+=("$d $((other + otherp))")
+        if [ "$marking" = lvs-ebpf ]; then
+            m=$(marker_stat "$d" eth0 marked_packets)
+            pe=$(marker_stat "$d" eth0 peer_packets)
+            [ "${pe:-x}" = "$((wantp + otherp))" ] || problems+=("$d's marker counted ${pe:-?} peer packets, iptables $wantp (+$otherp flooded)")
+            want=$((want + other))
+        else
+            m=$(counter "$d" 4 web-mark)
+            pe="-"
+        fi
+        parts+=("$d marked ${m:-?} (iptables+flooded ${want}), peer ${pe:-?} (iptables+flooded $((wantp + otherp)))")
+        [ "${m:-x}" = "$want" ] || problems+=("$d marked ${m:-?} packets, iptables counted $want non-peer packets")
+        [ "$d" = dr2 ] && dr2_marked=$m
+        [ "$d" = dr1 ] && dr1_peer=$wantp
     done
-    dr2_marked=$(marker_stat dr2 eth0 marked_packets)
-    dr1_peer=$(marker_stat dr1 eth0 peer_packets)
     dr2_sched=$(ipvs_conns dr2 "FWM 4")
-    [ "${dr2_marked:-0}" -gt 0 ] || problems+=("dr2's marker marked nothing while dr2 was master")
+    [ "${dr2_marked:-0}" -gt 0 ] || problems+=("dr2 marked nothing while it was master")
     [ "$dr2_sched" -gt 0 ] || problems+=("dr2's fwmark service scheduled nothing while dr2 was master")
     if [ "$ev" = A ] && [ "${dr1_peer:-0}" -eq 0 ]; then
         problems+=("dr1 saw no packets from dr2 (dr2 never forwarded to dr1)")
     fi
-    EXTRA[failover-$ev]="event $ev markers over the run: $(join_by '; ' "${parts[@]}"); dr2's fwmark service scheduled $dr2_sched"
-    log "event $ev: $total connections, $ok ok; failed: $f_away around the switch, $f_back around the return, $f_else elsewhere; VRRP switch ${switch} s, first success ${outage} s after the event; crossings dr1->dr2 $x12, dr2->dr1 $x21, bounced $bounce"
+    EXTRA[${FO_PFX}failover-$ev]="event $ev, marking over the run: $(join_by '; ' "${parts[@]}"); dr2's fwmark service scheduled $dr2_sched; frames flooded to a director not addressed to it: $(join_by ', ' "${flooded[@]}")"
+    log "event $ev: $total connections, $ok ok; failed: $f_away around the switch, $f_back around the return, $f_else elsewhere; VRRP switch ${switch} s (back ${back_switch} s); no answer for ${gap_away} s / ${gap_back} s; crossings dr1->dr2 $x12, dr2->dr1 $x21; bounced $b_away / $b_back / $b_else"
 
     # After the return: marks follow the MACs again (a steady check, exact counts).
-    baseline_clear
     baseline_take
-    run_clients "after-$ev" "$TAIL"
+    run_clients "${FO_PFX}after-$ev" "$TAIL"
     ipvs_settle
-    evaluate "after-$ev" lvs-ebpf fwmark web "$(since "$t_ev")"
+    evaluate "${FO_PFX}after-$ev" "$marking" fwmark web "$(since "$t_ev")"
     baseline_clear
-    local tail_verdict=${VERDICT[after-$ev]}
+    local tail_verdict=${VERDICT[${FO_PFX}after-$ev]}
 
     local verdict
     if [ ${#problems[@]} -eq 0 ]; then
-        verdict="ok: VIP moved in ${switch} s ($f_away failed around the switch, $f_back around the return, none elsewhere), no loop (bounced 0), marks followed the MACs"
+        verdict="ok: VIP moved in ${switch} s, back in ${back_switch} s; $f_away + $f_back connections failed around the switches, none elsewhere; no SYN crossed twice outside the switches ($b_away + $b_back around them); marks followed the MACs"
     else
         verdict="FAIL: $(join_by ';' "${problems[@]}")"
         FAILED=$((FAILED + 1))
     fi
-    VERDICT[failover-$ev]=$verdict
-    FO_EVENTS+=("$ev")
-    FO_ROW[$ev]=$(printf '%-5s %-26s %6s %5s %7s %7s %7s %7s %8s %8s %7s %9s %9s %-10s' \
-        "$ev" "$desc" "$total" "$ok" "$f_away" "$f_back" "$f_else" "$switch" "$outage" "$back_switch" \
-        "$x12/$x21" "$bounce" "${dr2_marked:-?}/$dr2_sched" "$([[ $tail_verdict == cured* ]] && echo cured || echo FAIL)")
-    log "failover-$ev: $verdict"
+    VERDICT[${FO_PFX}failover-$ev]=$verdict
+    FO_EVENTS+=("$FO_PFX$ev")
+    FO_ROW[$FO_PFX$ev]=$(printf '%-5s %-24s %-8s %5s %5s %9s %6s %7s %9s %8s %8s %8s %9s %-6s' \
+        "$ev" "$desc" "$marking" "$total" "$ok" "$f_away/$f_back/$f_else" "$switch" "$back_switch" \
+        "$gap_away/$gap_back" "$x12/$x21" "$b_away/$b_back/$b_else" "${dr2_marked:-?}" "$dr2_sched" \
+        "$([[ $tail_verdict == cured* ]] && echo cured || echo FAIL)")
+    log "${FO_PFX}failover-$ev: $verdict"
 }
 
-failover_phase() {
-    local t0
+failover_phase() { # failover_phase lvs-ebpf|iptables
+    local marking=$1 t0
     t0=$(now)
-    log "===== $SCENARIO: phase lvs-ebpf (failover under traffic)"
+    log "===== $SCENARIO: phase $marking (failover under traffic)"
     lab_reset
     build_lab || { phase_fail failover "could not build the lab"; return; }
     counters_install
-    markers_start || { phase_fail failover "lvs-loader attach failed (see above)"; return; }
+    otherhost_install || { phase_fail failover "nft netdev counters rejected"; return; }
+    FO_PFX=$([ "$marking" = lvs-ebpf ] && echo "" || echo "ipt-")
+    if [ "$marking" = lvs-ebpf ]; then
+        markers_start || { phase_fail failover "lvs-loader attach failed (see above)"; return; }
+    else
+        mark_iptables || { phase_fail failover "iptables marking rules rejected"; return; }
+    fi
     ipvs_start fwmark || { phase_fail failover "IPVS could not be configured"; return; }
     phase_ready || { phase_fail failover "VRRP did not elect dr1"; return; }
-    event_run A "stop keepalived on DR1"
-    event_run B "DR1's eth0 down"
-    log "failover phase: $(since "$t0") s"
+    event_run A "stop keepalived on DR1" "$marking"
+    event_run B "DR1's eth0 down" "$marking"
+    log "failover phase ($marking): $(since "$t0") s"
 }
 
 report_extra() {
     local ev
-    echo "Failover under continuous connections (each event: $STEADY s before, $STEADY s after each switch):"
-    printf '%-5s %-26s %6s %5s %7s %7s %7s %7s %8s %8s %7s %9s %9s %-10s\n' \
-        event what conns ok "f-away" "f-back" "f-else" "switch" "1st-ok" "back-sw" "x12/x21" bounced "DR2-m/s" "after"
+    echo "Failover under continuous connections ($STEADY s of traffic before the event, after the switch and after the return):"
+    printf '%-5s %-24s %-8s %5s %5s %9s %6s %7s %9s %8s %8s %8s %9s %-6s\n' \
+        event what marking conns ok "failed" switch back-sw no-ans "x12/x21" bounced DR2-mark DR2-sched after
     for ev in "${FO_EVENTS[@]}"; do echo "${FO_ROW[$ev]}"; done
-    echo "  f-away / f-back / f-else: failed connections around the switch to DR2 / around DR1's return /"
-    echo "  elsewhere (must be 0); switch / back-sw: seconds from the event (or the return) until VRRP moved the"
-    echo "  VIP; 1st-ok: seconds from the event to the first connection started after it that succeeded;"
-    echo "  x12/x21: SYNs crossing dr1->dr2 / dr2->dr1; bounced: SYNs that crossed twice (TTL); DR2-m/s: packets"
-    echo "  DR2's marker marked / connections DR2's fwmark service scheduled; after: the steady check after DR1's"
-    echo "  return ($TAIL connections, exact counts)."
+    echo "  failed: connections that failed around the switch to DR2 / around DR1's return / elsewhere (must be"
+    echo "  0); switch / back-sw: seconds from the event / the return until VRRP had moved the VIP; no-ans: the"
+    echo "  longest time around the switch without a successful answer; x12/x21: SYNs crossing dr1->dr2 /"
+    echo "  dr2->dr1; bounced: SYNs that crossed twice (TTL) around the switch / the return / elsewhere (must be"
+    echo "  0); DR2-mark / DR2-sched: packets DR2 marked / connections DR2's fwmark service scheduled; after:"
+    echo "  the steady check after DR1's return ($TAIL connections, exact counts)."
 }
 
 for phase in $(tr ',' ' ' <<<"${LVS_ARG_phases:-before,lvs-ebpf}"); do
     case $phase in
     before) run_phase before none ;;
-    lvs-ebpf) failover_phase ;;
-    *) phase_fail "$phase" "unknown phase (before, lvs-ebpf)" ;;
+    lvs-ebpf) failover_phase lvs-ebpf ;;
+    iptables) failover_phase iptables ;;
+    *) phase_fail "$phase" "unknown phase (before, iptables, lvs-ebpf)" ;;
     esac
 done
 lab_reset

@@ -178,11 +178,11 @@ counter() { # counter NODE 4|6 COMMENT [TABLE] [CHAIN] -> packets of the rules w
 }
 count_comment() { awk -v c="/* $1 */" 'index($0, c) { n += $1 } END { print n + 0 }'; }
 
-baseline_dump_ipt() { # baseline_dump_ipt NODE: every chain the counters read
-    local node=$1 fam
+baseline_dump_ipt() { # baseline_dump_ipt NODE DIR: every chain the counters read
+    local node=$1 dir=$2 fam
     for fam in 4 6; do
-        ipt "$node" "$fam" -t mangle -L PREROUTING -nvx >"$BASE/ipt-$node-$fam-mangle-PREROUTING" 2>/dev/null
-        ipt "$node" "$fam" -t filter -L INPUT -nvx >"$BASE/ipt-$node-$fam-filter-INPUT" 2>/dev/null
+        ipt "$node" "$fam" -t mangle -L PREROUTING -nvx >"$dir/ipt-$node-$fam-mangle-PREROUTING" 2>/dev/null
+        ipt "$node" "$fam" -t filter -L INPUT -nvx >"$dir/ipt-$node-$fam-filter-INPUT" 2>/dev/null
     done
 }
 

@@ -13,7 +13,7 @@ declare -A S_FAM S_PROTO S_VIP S_PORT S_IF S_CLIENT S_ENTRY S_MARK S_NAME
 declare -A KA_PID
 KA_ARGS=(--check)   # VRRP scenarios clear this (checker and VRRP both)
 KA_DELAY=5          # delay_loop of the health checks
-KA_INHIBIT=0        # 1: a failed real server gets weight 0 (its stats stay) instead of removal
+KA_INHIBIT=1        # a failed real server gets weight 0 (its IPVS stats stay) instead of removal
 IPVS_BY=keepalived
 declare -A ROW VERDICT EXTRA
 ROWS=()
@@ -66,6 +66,39 @@ counters_install() {
         done
     done
 }
+
+# Frames to a service that arrive addressed to another host's MAC (a switch floods unknown
+# unicast, e.g. while the old master's port is down): TC ingress, and so the marker, sees
+# them; the IP layer drops them before netfilter, so iptables cannot. An nft netdev ingress
+# chain counts them (TAG-other-nonpeer / TAG-other-peer), so the marker's counters can still
+# be checked packet for packet: marker = iptables + these.
+otherhost_install() {
+    local d ifc t m fam own peers
+    for d in "${DIRS[@]}"; do
+        inns "$d" nft add table netdev lvslab || return 1
+        for ifc in $(marker_ifaces "$d"); do
+            inns "$d" nft add chain netdev lvslab "in-$ifc" "{ type filter hook ingress device $ifc priority 0; policy accept; }" || return 1
+        done
+        for t in "${SVCS[@]}"; do
+            ifc=${S_IF[$t]}
+            own=${NIC_MAC[$d:$ifc]}
+            peers=$(join_by ', ' $(peers_of "$d" "$ifc"))
+            if [ "${S_FAM[$t]}" = 6 ]; then fam=ip6; else fam=ip; fi
+            inns "$d" nft add rule netdev lvslab "in-$ifc" ether daddr != "$own" $fam daddr "${S_VIP[$t]}" \
+                "${S_PROTO[$t]}" dport "${S_PORT[$t]}" ether saddr != "{ $peers }" counter comment "\"$t-other-nonpeer\"" || return 1
+            inns "$d" nft add rule netdev lvslab "in-$ifc" ether daddr != "$own" $fam daddr "${S_VIP[$t]}" \
+                "${S_PROTO[$t]}" dport "${S_PORT[$t]}" ether saddr "{ $peers }" counter comment "\"$t-other-peer\"" || return 1
+        done
+    done
+}
+
+other_count() { # other_count NODE COMMENT -> packets nft counted (against the baseline)
+    local cur base=0
+    cur=$(inns "$1" nft list table netdev lvslab 2>/dev/null | nft_comment "$2")
+    if [ -n "$BASE" ] && [ -f "$BASE/nft-$1" ]; then base=$(nft_comment "$2" <"$BASE/nft-$1"); fi
+    echo $((cur - base))
+}
+nft_comment() { awk -v c="comment \"$1\"" 'index($0, c) { for (i = 1; i < NF; i++) if ($i == "packets") n += $(i + 1) } END { print n + 0 }'; }
 
 # --- marking ----------------------------------------------------------------------------------
 mark_iptables() { # the write-up's rules: -m mac ! --mac-source PEER... -j MARK (reference)
@@ -163,9 +196,10 @@ baseline_take() { # counters from now on relative to this moment (after IPVS set
     BASE=""
     mkdir -p "$LAB/base"
     rm -f "$LAB"/base/*
-    for node in "${NODES[@]}"; do baseline_dump_ipt "$node"; done
+    for node in "${NODES[@]}"; do baseline_dump_ipt "$node" "$LAB/base"; done
     for d in "${DIRS[@]}"; do
         inns "$d" ipvsadm -Ln --stats --exact >"$LAB/base/ipvs-$d" 2>/dev/null
+        inns "$d" nft list table netdev lvslab >"$LAB/base/nft-$d" 2>/dev/null
         for ifc in $(marker_ifaces "$d"); do
             inns "$d" "$LOADER" stats "$ifc" --json >"$LAB/base/marker-$d-$ifc" 2>/dev/null
         done
@@ -198,7 +232,7 @@ ka_service() { # ka_service TAG DIRECTOR vip|fwmark: one virtual_server block
             echo "        TCP_CHECK {"
             echo "            connect_port ${S_PORT[$t]}"
             echo "            connect_timeout $check"
-            echo "            retry 0"
+            [ "$KA_DELAY" -lt 3 ] && echo "            retry 0"
             echo "        }"
         fi
         echo "    }"

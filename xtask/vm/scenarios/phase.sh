@@ -39,6 +39,7 @@ run_phase() { # run_phase PHASE none|iptables|lvs-ebpf
     lab_reset
     build_lab || { phase_fail "$phase" "could not build the lab"; return; }
     counters_install
+    otherhost_install || { phase_fail "$phase" "nft netdev counters rejected"; return; }
     case $marking in
     none) kind=vip ;;
     iptables) mark_iptables || { phase_fail "$phase" "iptables marking rules rejected"; return; } ;;
@@ -207,7 +208,8 @@ check_markers() { # check_markers TAG LABEL: marker counters = iptables' view of
         want=0 wantp=0
         for u in "${SVCS[@]}"; do
             [ "${S_IF[$u]}" = "$ifc" ] || continue
-            want=$((want + $(counter "$d" "${S_FAM[$u]}" "$u-nonpeer-pkts")))
+            want=$((want + $(counter "$d" "${S_FAM[$u]}" "$u-nonpeer-pkts") + $(other_count "$d" "$u-other-nonpeer")))
+            wantp=$((wantp + $(other_count "$d" "$u-other-peer")))
             for p in "${DIRS[@]}"; do
                 [ "$p" != "$d" ] && wantp=$((wantp + $(counter "$d" "${S_FAM[$u]}" "$u-from-$p-pkts")))
             done
@@ -216,7 +218,7 @@ check_markers() { # check_markers TAG LABEL: marker counters = iptables' view of
             MARK_PROBLEMS+=("could not read $d's marker counters (lvs-loader stats $ifc --json)")
             continue
         fi
-        parts+=("$d marked $m (iptables: $want non-peer), peer $pe (iptables: $wantp from peers)")
+        parts+=("$d marked $m (iptables+flooded: $want non-peer), peer $pe ($wantp from peers)")
         [ "$m" -eq "$want" ] || MARK_PROBLEMS+=("$d's marker marked $m packets, iptables counted $want non-peer packets")
         [ "$pe" -eq "$wantp" ] || MARK_PROBLEMS+=("$d's marker counted $pe peer packets, iptables $wantp")
         if [ "$d" = "${S_ENTRY[$t]}" ] && [ "$m" -eq 0 ]; then MARK_PROBLEMS+=("the entry director's marker marked nothing"); fi
