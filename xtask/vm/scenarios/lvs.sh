@@ -70,10 +70,10 @@ counters_install() {
 # Frames to a service that arrive addressed to another host's MAC (a switch floods unknown
 # unicast, e.g. while the old master's port is down): TC ingress, and so the marker, sees
 # them; the IP layer drops them before netfilter, so iptables cannot. An nft netdev ingress
-# chain counts them (TAG-other-nonpeer / TAG-other-peer), so the marker's counters can still
-# be checked packet for packet: marker = iptables + these.
+# chain counts them (pkttype otherhost: TAG-other-nonpeer / TAG-other-peer), so the marker's
+# counters can still be checked packet for packet: marker = iptables + these.
 otherhost_install() {
-    local d ifc t m fam own peers
+    local d ifc t fam peers
     for d in "${DIRS[@]}"; do
         inns "$d" nft add table netdev lvslab || return 1
         for ifc in $(marker_ifaces "$d"); do
@@ -81,12 +81,11 @@ otherhost_install() {
         done
         for t in "${SVCS[@]}"; do
             ifc=${S_IF[$t]}
-            own=${NIC_MAC[$d:$ifc]}
             peers=$(join_by ', ' $(peers_of "$d" "$ifc"))
             if [ "${S_FAM[$t]}" = 6 ]; then fam=ip6; else fam=ip; fi
-            inns "$d" nft add rule netdev lvslab "in-$ifc" ether daddr != "$own" $fam daddr "${S_VIP[$t]}" \
+            inns "$d" nft add rule netdev lvslab "in-$ifc" meta pkttype other $fam daddr "${S_VIP[$t]}" \
                 "${S_PROTO[$t]}" dport "${S_PORT[$t]}" ether saddr != "{ $peers }" counter comment "\"$t-other-nonpeer\"" || return 1
-            inns "$d" nft add rule netdev lvslab "in-$ifc" ether daddr != "$own" $fam daddr "${S_VIP[$t]}" \
+            inns "$d" nft add rule netdev lvslab "in-$ifc" meta pkttype other $fam daddr "${S_VIP[$t]}" \
                 "${S_PROTO[$t]}" dport "${S_PORT[$t]}" ether saddr "{ $peers }" counter comment "\"$t-other-peer\"" || return 1
         done
     done

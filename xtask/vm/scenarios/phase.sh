@@ -11,7 +11,9 @@
 # "Cured" is never "all answered" alone: a marker that marks nothing also gets N/N (the entry
 # director serves all, no fwmark service scheduled anything) and fails the fwmark checks.
 
-N=${LVS_ARG_n:-100}
+# Connections per phase: lvs.n on the kernel command line, else the scenario's N_DEFAULT
+# (100 for two-box, the table the README has always shown; 40 for the others).
+N=${LVS_ARG_n:-${N_DEFAULT:-40}}
 
 phase_fail() { # phase_fail PHASE MESSAGE
     VERDICT[$1]="FAIL: $2"

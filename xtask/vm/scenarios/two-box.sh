@@ -10,6 +10,7 @@
 # Phases: before (no marking: the loop), iptables (the write-up's fix, the reference),
 # lvs-ebpf (the marker as its systemd unit runs it).
 SCENARIO=two-box
+N_DEFAULT=100
 . /usr/lib/lvs-vm/scenarios/lab.sh
 . /usr/lib/lvs-vm/scenarios/lvs.sh
 . /usr/lib/lvs-vm/scenarios/phase.sh
