@@ -1,0 +1,159 @@
+//! Printing strings that came from outside (interface names, paths, config text, kernel
+//! names) without letting them drive the terminal.
+//!
+//! [`escape`] keeps printable text as is and writes everything else as an escape:
+//! C0/C1 control characters and DEL as `\xNN` (`\x1b` for ESC), Unicode bidi controls
+//! and other invisible format characters as `\u{NNNN}`, bytes that are not UTF-8 as
+//! `\xNN`, and a backslash as `\\` so the output is unambiguous. [`excerpt`] does the
+//! same and cuts the result at a bound.
+
+use std::{borrow::Cow, fmt, fmt::Write as _};
+
+/// At most this many characters of an outside string are echoed in an error message.
+pub const EXCERPT_CHARS: usize = 64;
+
+/// Characters that reorder or hide text without being control characters: bidi
+/// embeddings/overrides/isolates and marks, zero-width characters, the BOM.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+    )
+}
+
+/// Whether `c` may be printed as is.
+pub fn is_safe_char(c: char) -> bool {
+    !c.is_control() && !is_invisible_format(c)
+}
+
+fn push_char(out: &mut String, c: char) {
+    if c == '\\' {
+        out.push_str("\\\\");
+    } else if is_safe_char(c) {
+        out.push(c);
+    } else if (c as u32) < 0x100 {
+        let _ = write!(out, "\\x{:02x}", c as u32);
+    } else {
+        let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+    }
+}
+
+/// `s` with everything unsafe for a terminal escaped. Borrows when nothing needs escaping.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if s.chars().all(|c| c != '\\' && is_safe_char(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        push_char(&mut out, c);
+    }
+    Cow::Owned(out)
+}
+
+/// Bytes (e.g. a file name or an interface name that is not UTF-8), escaped: valid UTF-8
+/// runs as by [`escape`], every other byte as `\xNN`.
+pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            push_char(&mut out, c);
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
+}
+
+/// An escaped path.
+pub fn escape_path(p: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt as _;
+    escape_bytes(p.as_os_str().as_bytes())
+}
+
+/// At most `max` characters of `s`, escaped, with `...` when cut.
+pub fn excerpt(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in s.chars().enumerate() {
+        if n == max {
+            out.push_str("...");
+            break;
+        }
+        push_char(&mut out, c);
+    }
+    out
+}
+
+/// `Display` adapter: `format!("{}", Escaped(name))`.
+pub struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&escape(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_text_is_borrowed_unchanged() {
+        for s in [
+            "eth0",
+            "web-internal",
+            "172.17.85.56:80/tcp",
+            "dr2 (eth0)",
+            "ümlaut 名前",
+        ] {
+            assert!(matches!(escape(s), Cow::Borrowed(_)), "{s}");
+            assert_eq!(escape(s), s);
+        }
+    }
+
+    #[test]
+    fn controls_are_escaped() {
+        assert_eq!(escape("a\x1b[31mb"), "a\\x1b[31mb");
+        assert_eq!(escape("tab\there"), "tab\\x09here");
+        assert_eq!(escape("nl\n"), "nl\\x0a");
+        assert_eq!(escape("del\x7f"), "del\\x7f");
+        assert_eq!(escape("c1\u{9b}"), "c1\\x9b");
+        assert_eq!(escape("back\\slash"), "back\\\\slash");
+    }
+
+    #[test]
+    fn bidi_and_invisible_characters_are_escaped() {
+        assert_eq!(escape("abc\u{202e}def"), "abc\\u{202e}def");
+        assert_eq!(escape("x\u{2066}y\u{2069}"), "x\\u{2066}y\\u{2069}");
+        assert_eq!(escape("zero\u{200b}width"), "zero\\u{200b}width");
+        assert_eq!(escape("\u{feff}bom"), "\\u{feff}bom");
+        assert_eq!(escape("arabic\u{061c}mark"), "arabic\\u{061c}mark");
+        // Just outside the escaped ranges: printable.
+        assert_eq!(
+            escape("\u{2027}\u{202f}\u{206a}"),
+            "\u{2027}\u{202f}\u{206a}"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_bytes_are_hex() {
+        assert_eq!(escape_bytes(b"eth\xff0"), "eth\\xff0");
+        assert_eq!(escape_bytes(b"ok\x1b"), "ok\\x1b");
+        assert_eq!(escape_bytes("é".as_bytes()), "é");
+    }
+
+    #[test]
+    fn excerpts_are_bounded() {
+        let long = "x".repeat(10_000);
+        let e = excerpt(&long, EXCERPT_CHARS);
+        assert_eq!(e.len(), EXCERPT_CHARS + 3);
+        assert!(e.ends_with("..."));
+        assert_eq!(excerpt("short\x1b", 64), "short\\x1b");
+        assert_eq!(excerpt("abcd", 4), "abcd");
+        assert_eq!(excerpt("abcde", 4), "abcd...");
+    }
+}
