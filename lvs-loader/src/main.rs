@@ -2,11 +2,11 @@
 //!
 //! This file parses the command line and dispatches; each subcommand lives in its own
 //! file under `cmd/`.
-use std::{path::PathBuf, process::ExitCode};
+use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use lvs_loader::{ops::DEFAULT_PIN_DIR, sys};
+use lvs_loader::{DEFAULT_PIN_DIR, sys, text};
 
 mod cmd;
 
@@ -15,7 +15,7 @@ mod cmd;
     name = "lvs-loader",
     version,
     about = "Mark LVS VIP traffic from non-peer MACs with a TC-ingress eBPF program (replaces the iptables MAC/MARK recipe)",
-    after_help = "Examples:\n  sudo lvs-loader attach eth0 --config /etc/lvs-ebpf/vips.toml\n  sudo lvs-loader stats eth0\n  sudo lvs-loader reload eth0 --config /etc/lvs-ebpf/vips.toml\n  sudo lvs-loader status --json\n  sudo lvs-loader detach eth0"
+    after_help = "Exit status: 0 success, 1 error (for `status`: some attachment is not ok), 2 usage error.\n\nExamples:\n  sudo lvs-loader attach eth0 --config /etc/lvs-ebpf/vips.toml\n  sudo lvs-loader stats eth0\n  sudo lvs-loader reload eth0 --config /etc/lvs-ebpf/vips.toml\n  sudo lvs-loader status --json\n  sudo lvs-loader detach eth0"
 )]
 struct Cli {
     /// Root directory of the pins (on a bpf filesystem).
@@ -24,10 +24,13 @@ struct Cli {
     /// Run in network namespace NAME (from /run/netns, like `ip -n NAME`) or at a path
     /// such as /proc/PID/ns/net.
     #[arg(long, short = 'n', global = true, value_name = "NAME")]
-    netns: Option<String>,
+    netns: Option<OsString>,
     /// Machine-readable output.
     #[arg(long, short = 'j', global = true)]
     json: bool,
+    /// Wait at most SECS for another lvs-loader that is changing the same interface.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 30.0)]
+    wait: f64,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,11 +42,12 @@ enum Command {
     /// reload.
     Attach(cmd::attach::AttachArgs),
     /// Replace the VIPs and peers of an attached IFACE atomically (no packet misses a VIP
-    /// present in both configs).
+    /// present in both configs); hooks the program again if it was removed from IFACE.
     Reload(cmd::attach::ReloadArgs),
-    /// Remove the program from IFACE and every pin lvs-loader made for it.
+    /// Remove the program from IFACE and every pin lvs-loader made for it (or, with
+    /// --orphans, free the attachments of network namespaces that no longer exist).
     Detach(cmd::detach::Args),
-    /// List every attached interface.
+    /// List every attachment and its state; exit 1 unless all are ok.
     Status(cmd::status::Args),
     /// Per-VIP and global counters of IFACE.
     Stats(cmd::stats::Args),
@@ -57,26 +61,41 @@ fn main() -> ExitCode {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
-            // Config errors already carry file:line:col; print each cause once.
-            let mut msg = format!("lvs-loader: error: {e}");
-            for cause in e.chain().skip(1) {
-                msg.push_str(&format!("\n  caused by: {cause}"));
-            }
-            eprintln!("{msg}");
+            eprintln!("{}", error_text(&e));
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    if let Some(ns) = &cli.netns {
-        sys::enter_netns(ns).with_context(|| format!("entering network namespace {ns}"))?;
+/// `lvs-loader: error: ...` and each cause once (a cause whose text is already in what
+/// was printed is skipped).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut msg = format!("lvs-loader: error: {e}");
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(&format!("\n  caused by: {c}"));
+        }
     }
+    msg
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    if let Some(ns) = &cli.netns {
+        sys::enter_netns(ns).with_context(|| {
+            format!(
+                "entering network namespace {}",
+                text::escape_bytes(ns.as_encoded_bytes())
+            )
+        })?;
+    }
+    let wait = Duration::try_from_secs_f64(cli.wait.max(0.0)).unwrap_or(Duration::MAX);
     let ctx = cmd::Ctx {
         pin_dir: cli.pin_dir,
         json: cli.json,
+        wait,
     };
     match cli.command {
         Command::Attach(a) => a.run(&ctx),
@@ -84,6 +103,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Detach(a) => a.run(&ctx),
         Command::Status(a) => a.run(&ctx),
         Command::Stats(a) => a.run(&ctx),
-        Command::Check(a) => a.run(&ctx),
+        Command::Check(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
     }
 }

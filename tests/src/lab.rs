@@ -179,17 +179,31 @@ pub fn mark_count(ns: &NetNs, dst: IpAddr, mark: u32) -> u64 {
     panic!("no counting rule {want:?} in:\n{out}");
 }
 
-/// TCX programs and tc filters on `dev`'s ingress.
+/// TCX programs and tc filters on `dev`'s ingress, one line each (empty when `dev` is
+/// gone).
 pub fn ingress_hooks(ns: &NetNs, dev: &str) -> String {
+    let _in = ns.enter();
+    let dev = lvs_loader::IfName::new(dev).expect("interface name");
+    let Some(ifindex) = lvs_loader::sys::ifindex(&dev) else {
+        return String::new();
+    };
     let mut s = String::new();
-    {
-        let _in = ns.enter();
-        for (id, name) in lvs_loader::ops::tcx_ingress_programs(dev).expect("query TCX") {
-            s.push_str(&format!("tcx ingress prog {id} {name}\n"));
+    for e in lvs_loader::hook::ingress(ifindex).expect("listing the ingress hook") {
+        let id = e.prog_id.map_or("-".into(), |i| i.to_string());
+        match e.position {
+            lvs_loader::hook::HookPosition::Tcx => {
+                s.push_str(&format!("tcx ingress prog {id} {}\n", e.name))
+            }
+            lvs_loader::hook::HookPosition::Filter {
+                priority,
+                handle,
+                kind,
+            } => s.push_str(&format!(
+                "filter pref {priority} handle {handle:#x} {kind} prog {id} {}\n",
+                e.name
+            )),
         }
     }
-    let tc = ns.output("tc", &["filter", "show", "dev", dev, "ingress"]);
-    s.push_str(&String::from_utf8_lossy(&tc.stdout));
     s
 }
 

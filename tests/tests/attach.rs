@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvs_tests::{
     frames::{Frame, IPPROTO_TCP, IPPROTO_UDP},
-    lab::{DEV, DIRECTOR_MAC, Lab, path_str, tcx_or_skip},
+    lab::{DEV, DIRECTOR_MAC, Lab, path_str, stderr, tcx_or_skip},
     netns::loader_ok_at,
 };
 
@@ -336,7 +336,24 @@ fn tcx_runs_alongside_other_programs() {
         &lab.director.name,
         &["attach", DEV, "--config", path_str(&other), "--mode", "tcx"],
     );
-    lab.loader_ok(&["attach", DEV, "--config", path_str(&c), "--mode", "tcx"]);
+    // Another lvs-ebpf marker is already there: refused unless asked for.
+    let out = lab.loader(&["attach", DEV, "--config", path_str(&c), "--mode", "tcx"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("already carries an lvs-ebpf program")
+            && stderr(&out).contains("another --pin-dir"),
+        "{}",
+        stderr(&out)
+    );
+    lab.loader_ok(&[
+        "attach",
+        DEV,
+        "--config",
+        path_str(&c),
+        "--mode",
+        "tcx",
+        "--allow-stacking",
+    ]);
     let v4: IpAddr = VIP.into();
     lab.watch_marks(&[v4], &[3, 5]);
     lab.send(&n(web(CLIENT), 2));
@@ -378,8 +395,9 @@ fn attach_rehooks_when_someone_removed_the_filter() {
     // Someone deletes the clsact qdisc (and our filter with it).
     lab.director
         .run("tc", &["qdisc", "del", "dev", DEV, "clsact"]);
-    let st: serde_json::Value =
-        serde_json::from_str(&lab.loader_ok(&["status", "--json"])).expect("JSON");
+    let out = lab.loader(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "status fails when not ok");
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let me = st
         .as_array()
         .expect("array")
@@ -387,7 +405,7 @@ fn attach_rehooks_when_someone_removed_the_filter() {
         .find(|e| e["current_netns"] == true)
         .expect("entry");
     assert_eq!(me["state"], "not hooked", "{me}");
-    // attach again: a fresh attachment, not a reload of maps nobody reads.
+    // attach again: hooked again (and says so), not a reload of maps nobody reads.
     let r: serde_json::Value = serde_json::from_str(&lab.loader_ok(&[
         "attach",
         DEV,
@@ -398,7 +416,7 @@ fn attach_rehooks_when_someone_removed_the_filter() {
         "--json",
     ]))
     .expect("JSON");
-    assert_eq!(r["action"], "attached", "{r}");
+    assert_eq!(r["action"], "re-hooked", "{r}");
     let v4: IpAddr = VIP.into();
     lab.watch_marks(&[v4], &[3]);
     lab.send(&n(web(CLIENT), 2));

@@ -1,0 +1,598 @@
+//! `status`: the truth about every attachment under a pin root, in every namespace, and
+//! the namespace-lifecycle operations built on the same look-ups (an interface moved to
+//! another namespace, attachments whose namespace is gone).
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Serialize, Serializer};
+
+use crate::{
+    attachment::{self, Attachment, DetachReport},
+    bpf, config,
+    error::{Error, Result},
+    hook::{self, HookEntry, Mode, tcx},
+    ifname::IfName,
+    lock::{self, LockKey},
+    meta::{Clsact, Meta},
+    netns::{self, Found, NetnsId, Scan},
+    pins::{self, Entry, LINK_PIN, PROG_PIN, PinRoot},
+    sys, text,
+};
+
+/// The state of one attachment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// The program is on the interface's ingress hook, in its namespace.
+    Ok,
+    /// Pinned, but the program is not on the hook (filter, qdisc or link removed).
+    NotHooked,
+    /// The interface no longer exists (and the program runs nowhere).
+    InterfaceGone,
+    /// An interface of that name exists, but it is a new one without the program.
+    Recreated,
+    /// The interface (with the program, TCX) is now in another namespace.
+    Moved,
+    /// The namespace no longer exists: the pins only hold kernel memory
+    /// (`detach --orphans` frees them).
+    NamespaceGone,
+    /// An attach or detach was interrupted (the next command finishes or undoes it).
+    Interrupted,
+    /// Another lvs-loader is changing it right now.
+    Busy,
+    /// The pins are unreadable or not lvs-loader's.
+    Broken,
+    /// No namespace cookie (Linux < 5.14) and not on the hook: maybe another namespace's.
+    Unverified,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::NotHooked => "not hooked",
+            Self::InterfaceGone => "interface gone",
+            Self::Recreated => "interface recreated",
+            Self::Moved => "moved",
+            Self::NamespaceGone => "namespace gone",
+            Self::Interrupted => "interrupted",
+            Self::Busy => "busy",
+            Self::Broken => "broken pins",
+            Self::Unverified => "unverified",
+        }
+    }
+}
+
+impl Serialize for State {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The namespace of an attachment.
+#[derive(Clone, Debug, Serialize)]
+pub struct NetnsInfo {
+    pub inode: u64,
+    pub cookie: Option<u64>,
+    /// `/run/netns` name, or a path that reaches it; `None` when it is gone.
+    pub name: Option<String>,
+    pub current: bool,
+}
+
+/// One attachment.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusEntry {
+    pub interface: IfName,
+    pub netns: NetnsInfo,
+    /// Whether the namespace is the caller's.
+    pub current_netns: bool,
+    pub state: State,
+    /// What the state means here (where it moved, who is busy with it, ...).
+    pub detail: Option<String>,
+    pub mode: Option<Mode>,
+    pub ifindex: u32,
+    pub program_id: Option<u32>,
+    pub vips: u32,
+    pub peers: u32,
+    /// The live generation's config (escaped).
+    pub config_path: Option<String>,
+    pub config_digest: String,
+    /// Serial of the live generation (counts applies).
+    pub generation: u64,
+    pub attached_at: u64,
+    pub reloaded_at: u64,
+    /// Escaped.
+    pub pin_dir: String,
+    /// Everything on the interface's ingress hook, in run order (when reachable).
+    pub hooks: Vec<HookEntry>,
+}
+
+impl StatusEntry {
+    fn blank(id: NetnsId, ns: &NsLoc, ifname: &IfName, dir: &Path) -> Self {
+        Self {
+            interface: ifname.clone(),
+            netns: NetnsInfo {
+                inode: id.inode,
+                cookie: id.cookie,
+                name: match ns {
+                    NsLoc::Here => None,
+                    NsLoc::There(f) => Some(f.label.clone()),
+                    NsLoc::Gone => None,
+                },
+                current: matches!(ns, NsLoc::Here),
+            },
+            current_netns: matches!(ns, NsLoc::Here),
+            state: State::Broken,
+            detail: None,
+            mode: None,
+            ifindex: 0,
+            program_id: None,
+            vips: 0,
+            peers: 0,
+            config_path: None,
+            config_digest: String::new(),
+            generation: 0,
+            attached_at: 0,
+            reloaded_at: 0,
+            pin_dir: text::escape_path(dir),
+            hooks: Vec::new(),
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.state == State::Ok
+    }
+}
+
+/// Where an attachment's namespace is.
+#[derive(Clone, Debug)]
+enum NsLoc {
+    Here,
+    There(Found),
+    Gone,
+}
+
+fn here() -> Result<NetnsId> {
+    netns::current().map_err(|e| Error::io("reading this network namespace", e))
+}
+
+fn locate(ids: &[NetnsId], here: NetnsId) -> BTreeMap<NetnsId, NsLoc> {
+    let others: Vec<u64> = ids
+        .iter()
+        .filter(|i| **i != here)
+        .map(|i| i.inode)
+        .collect();
+    let scan = if others.is_empty() {
+        Scan::default()
+    } else {
+        Scan::new(Some(&others))
+    };
+    ids.iter()
+        .map(|id| {
+            let loc = if *id == here {
+                NsLoc::Here
+            } else {
+                scan.get(id).cloned().map_or(NsLoc::Gone, NsLoc::There)
+            };
+            (*id, loc)
+        })
+        .collect()
+}
+
+/// Runs `f` in the namespace `loc` (the caller's own for `Here`).
+fn in_ns<R: Send>(loc: &NsLoc, f: impl FnOnce() -> R + Send) -> Option<R> {
+    match loc {
+        NsLoc::Here => Some(f()),
+        NsLoc::There(found) => found
+            .open()
+            .ok()
+            .and_then(|file| netns::run_in(&file, f).ok()),
+        NsLoc::Gone => None,
+    }
+}
+
+/// Every attachment under `pin_root`, in every namespace, sorted.
+pub fn list(pin_root: &Path) -> Result<Vec<StatusEntry>> {
+    let root = PinRoot::new(pin_root, false)?;
+    let here = here()?;
+    let namespaces = root.namespaces()?;
+    let ids: Vec<NetnsId> = namespaces.iter().map(|(i, _)| *i).collect();
+    let locs = locate(&ids, here);
+    let mut out = Vec::new();
+    for (id, ns_dir) in namespaces {
+        let loc = &locs[&id];
+        let mut by_name: BTreeMap<IfName, Vec<Entry>> = BTreeMap::new();
+        for (e, _) in pins::entries(&ns_dir)? {
+            by_name.entry(e.ifname().clone()).or_default().push(e);
+        }
+        for (ifname, kinds) in by_name {
+            out.push(entry_status(&root, id, loc, &ns_dir, &ifname, &kinds));
+        }
+    }
+    Ok(out)
+}
+
+/// The status of one attachment.
+pub fn one(root: &PinRoot, id: &NetnsId, ifname: &IfName) -> Result<StatusEntry> {
+    let here = here()?;
+    let loc = locate(&[*id], here).remove(id).unwrap_or(NsLoc::Gone);
+    let ns_dir = root.ns_dir(id);
+    let kinds: Vec<Entry> = pins::entries(&ns_dir)?
+        .into_iter()
+        .map(|(e, _)| e)
+        .filter(|e| e.ifname() == ifname)
+        .collect();
+    Ok(entry_status(root, *id, &loc, &ns_dir, ifname, &kinds))
+}
+
+fn entry_status(
+    root: &PinRoot,
+    id: NetnsId,
+    loc: &NsLoc,
+    ns_dir: &Path,
+    ifname: &IfName,
+    kinds: &[Entry],
+) -> StatusEntry {
+    let path_of = |e: &Entry| {
+        use std::os::unix::ffi::OsStringExt as _;
+        ns_dir.join(std::ffi::OsString::from_vec(e.file_name()))
+    };
+    let published = kinds.iter().find(|e| matches!(e, Entry::Published(_)));
+    let in_flight = kinds.iter().find(|e| !matches!(e, Entry::Published(_)));
+    let shown_dir = published.or(in_flight).map(path_of).unwrap_or_default();
+    let mut s = StatusEntry::blank(id, loc, ifname, &shown_dir);
+    let key = LockKey::new(
+        root.path(),
+        &id.dir_name(),
+        ifname.as_bytes(),
+        String::new(),
+    );
+
+    let meta = match fill_from_pins(&mut s, &shown_dir, ifname) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            s.state = State::Broken;
+            s.detail = Some(e.to_string());
+            None
+        }
+    };
+    if let Some(e) = in_flight {
+        if let Some(h) = lock::holder(&key) {
+            s.state = State::Busy;
+            s.detail = Some(h);
+        } else {
+            s.state = State::Interrupted;
+            s.detail = Some(match e {
+                Entry::Staging(_) => "an attach was interrupted: the next attach, reload or detach of this interface undoes it".into(),
+                _ => "a detach was interrupted: the next attach, reload or detach of this interface finishes it".into(),
+            });
+        }
+        return s;
+    }
+    let Some(meta) = meta else { return s };
+    if let Some(h) = lock::holder(&key) {
+        // Being changed right now: say so, but still report the hook.
+        s.detail = Some(format!("being changed: {h}"));
+    }
+    if matches!(loc, NsLoc::Gone) {
+        s.state = State::NamespaceGone;
+        s.detail = Some(format!(
+            "network namespace {} no longer exists; its pins only hold kernel memory now: `lvs-loader detach --orphans` frees them",
+            id.dir_name()
+        ));
+        return s;
+    }
+    let dir = shown_dir.clone();
+    let prog_id = s.program_id;
+    let result = in_ns(loc, || hook_state(&dir, &meta, prog_id, id));
+    match result {
+        Some((state, detail, hooks)) => {
+            s.state = state;
+            if detail.is_some() {
+                s.detail = detail;
+            }
+            s.hooks = hooks;
+        }
+        None => {
+            s.state = State::NamespaceGone;
+            s.detail = Some("the network namespace could not be entered".into());
+        }
+    }
+    s
+}
+
+fn fill_from_pins(s: &mut StatusEntry, dir: &Path, ifname: &IfName) -> Result<Meta> {
+    let mut maps = attachment::open_pins(dir, ifname)?;
+    let meta = attachment::read_meta_from(&maps, dir, ifname)?;
+    let live = maps.active_generation()?;
+    let g = meta.generation(live);
+    s.mode = Some(meta.mode);
+    s.ifindex = meta.ifindex;
+    s.program_id = bpf::pinned_prog_id(&dir.join(PROG_PIN)).ok();
+    s.vips = g.vips;
+    s.peers = g.peers;
+    s.config_path = g.config_path.as_deref().map(text::escape_path);
+    s.config_digest = if g.serial == 0 {
+        String::new()
+    } else {
+        config::hex(&g.digest)
+    };
+    s.generation = g.serial;
+    s.attached_at = meta.attached_at;
+    s.reloaded_at = g.applied_at;
+    Ok(meta)
+}
+
+/// The hook state of a published attachment, evaluated inside its namespace.
+fn hook_state(
+    dir: &Path,
+    meta: &Meta,
+    prog_id: Option<u32>,
+    id: NetnsId,
+) -> (State, Option<String>, Vec<HookEntry>) {
+    let Some(prog_id) = prog_id else {
+        return (
+            State::Broken,
+            Some("the program pin is missing".into()),
+            Vec::new(),
+        );
+    };
+    let now = sys::ifindex(&meta.ifname);
+    let hooks = now
+        .map(|i| hook::ingress(i).unwrap_or_default())
+        .unwrap_or_default();
+    let hooked_now = hooks.iter().any(|h| h.prog_id == Some(prog_id));
+    if now == Some(meta.ifindex) && hooked_now {
+        return (State::Ok, None, hooks);
+    }
+    if id.cookie.is_none() && !hooked_now {
+        return (
+            State::Unverified,
+            Some("no namespace cookie on this kernel and the program is not on the hook: these pins may belong to a namespace that is gone".into()),
+            hooks,
+        );
+    }
+    if meta.mode == Mode::Tcx
+        && let Some(detail) = moved_detail(dir, meta)
+    {
+        let state = if detail.starts_with("renamed") {
+            State::Ok
+        } else {
+            State::Moved
+        };
+        return (state, Some(detail), hooks);
+    }
+    match now {
+        None => (
+            State::InterfaceGone,
+            Some(format!(
+                "{} (ifindex {}) no longer exists; nothing marks its packets",
+                meta.ifname, meta.ifindex
+            )),
+            hooks,
+        ),
+        Some(i) if i != meta.ifindex => (
+            State::Recreated,
+            Some(format!(
+                "{} now has ifindex {i}, the program was on ifindex {}: `lvs-loader reload` hooks it again",
+                meta.ifname, meta.ifindex
+            )),
+            hooks,
+        ),
+        Some(_) => (
+            State::NotHooked,
+            Some("the program is not on the hook (filter, qdisc or link removed): `lvs-loader reload` hooks it again".into()),
+            hooks,
+        ),
+    }
+}
+
+/// Where the TCX link of an attachment is now when not on its recorded device in this
+/// namespace: "renamed to X" (same namespace) or "moved to network namespace N as X".
+pub(crate) fn moved_detail(dir: &Path, meta: &Meta) -> Option<String> {
+    if meta.mode != Mode::Tcx {
+        return None;
+    }
+    let (_, ifindex) = tcx::open(&dir.join(LINK_PIN))?;
+    if ifindex == 0 {
+        return None;
+    }
+    let prog_id = bpf::pinned_prog_id(&dir.join(PROG_PIN)).ok()?;
+    if hook::is_hooked(ifindex, prog_id).unwrap_or(false) {
+        if let Some(name) = sys::ifname(ifindex)
+            && name != meta.ifname
+        {
+            return Some(format!("renamed to {name} (ifindex {ifindex})"));
+        }
+        if sys::ifname(ifindex).is_some() {
+            return None;
+        }
+    }
+    let here = netns::current().ok();
+    for ns in Scan::new(None).all() {
+        if Some(ns.id) == here {
+            continue;
+        }
+        let Ok(file) = ns.open() else { continue };
+        let found = netns::run_in(&file, || {
+            hook::is_hooked(ifindex, prog_id)
+                .unwrap_or(false)
+                .then(|| sys::ifname(ifindex))
+                .flatten()
+        })
+        .ok()
+        .flatten();
+        if let Some(name) = found {
+            return Some(format!(
+                "moved to network namespace {} as {name} (ifindex {ifindex}), still marking with this config: `lvs-loader detach {}` here removes it",
+                ns.label, meta.ifname
+            ));
+        }
+    }
+    Some(format!(
+        "its TCX link is on ifindex {ifindex} in a network namespace lvs-loader cannot find, still marking: `lvs-loader detach {}` here removes it",
+        meta.ifname
+    ))
+}
+
+/// Every attachment directory under `root` whose program is `prog_id`:
+/// (namespace, entry, directory).
+fn owners_of(root: &PinRoot, prog_id: u32) -> Vec<(NetnsId, Entry, PathBuf)> {
+    let mut out = Vec::new();
+    for (id, ns_dir) in root.namespaces().unwrap_or_default() {
+        for (e, dir) in pins::entries(&ns_dir).unwrap_or_default() {
+            if bpf::pinned_prog_id(&dir.join(PROG_PIN)).ok() == Some(prog_id) {
+                out.push((id, e, dir));
+            }
+        }
+    }
+    out
+}
+
+/// Whose lvs-ebpf program `prog_id` is, in words, for the "would stack" refusal.
+pub(crate) fn describe_owner(root: &PinRoot, prog_id: u32) -> String {
+    let here = netns::current().ok();
+    match owners_of(root, prog_id).into_iter().next() {
+        Some((id, _, dir)) if Some(id) == here => format!(
+            "attached here under the name {}",
+            text::escape_path(dir.file_name().map(Path::new).unwrap_or(Path::new("?")))
+        ),
+        Some((id, e, dir)) => format!(
+            "attached as {} in network namespace {} and moved here (pins at {}); `lvs-loader detach {}` here removes it",
+            e.ifname(),
+            netns::named(&id).unwrap_or_else(|| id.dir_name()),
+            text::escape_path(&dir),
+            e.ifname(),
+        ),
+        None => {
+            "not under this pin root: attached with another --pin-dir, or not by lvs-loader".into()
+        }
+    }
+}
+
+/// `detach IFACE` where IFACE has no attachment in this namespace but carries the program
+/// of one from another namespace (a TCX interface moved here): detaches that one.
+pub(crate) fn detach_moved_here(
+    root: &PinRoot,
+    ifname: &IfName,
+    wait: Duration,
+) -> Result<Option<DetachReport>> {
+    let Some(ifindex) = sys::ifindex(ifname) else {
+        return Ok(None);
+    };
+    let here = here()?;
+    for entry in hook::ingress(ifindex)?
+        .into_iter()
+        .filter(|e| e.is_marker())
+    {
+        let Some(prog_id) = entry.prog_id else {
+            continue;
+        };
+        let Some((id, e, _)) = owners_of(root, prog_id)
+            .into_iter()
+            .find(|(id, e, _)| *id != here && matches!(e, Entry::Published(_)))
+        else {
+            continue;
+        };
+        let owner = Attachment {
+            root: root.clone(),
+            netns: id,
+            ifname: e.ifname().clone(),
+            lock_wait: wait,
+        };
+        let _guard = lock::acquire(&owner.lock_key(), wait)?;
+        let dir = owner.dir();
+        if !dir.exists() {
+            continue;
+        }
+        let removing = {
+            use std::os::unix::ffi::OsStringExt as _;
+            root.ns_dir(&id).join(std::ffi::OsString::from_vec(
+                Entry::Removing(e.ifname().clone()).file_name(),
+            ))
+        };
+        let meta = attachment::read_meta(&dir).ok();
+        pins::rename_noreplace(&dir, &removing)?;
+        // Hook operations happen on the device here, which is where the program runs.
+        let local = meta.clone().map(|mut m| {
+            m.ifindex = ifindex;
+            m.ifname = ifname.clone();
+            if let Some(nl) = m.nl.as_mut() {
+                nl.clsact = Clsact::Found;
+            }
+            m
+        });
+        attachment::remove(root, &removing, local.as_ref())?;
+        root.prune(&root.ns_dir(&id));
+        return Ok(Some(DetachReport {
+            interface: e.ifname().clone(),
+            mode: meta.map(|m| m.mode),
+            pin_dir: dir,
+            netns: Some(netns::named(&id).unwrap_or_else(|| id.dir_name())),
+            recovered: Vec::new(),
+        }));
+    }
+    Ok(None)
+}
+
+/// `detach --orphans`: frees every attachment whose namespace no longer exists.
+pub fn detach_orphans(pin_root: &Path, wait: Duration) -> Result<Vec<DetachReport>> {
+    sys::check_privileges()?;
+    let root = PinRoot::new(pin_root, false)?;
+    let here = here()?;
+    let namespaces = root.namespaces()?;
+    let ids: Vec<NetnsId> = namespaces.iter().map(|(i, _)| *i).collect();
+    let locs = locate(&ids, here);
+    let mut out = Vec::new();
+    for (id, ns_dir) in namespaces {
+        if !matches!(locs[&id], NsLoc::Gone) {
+            continue;
+        }
+        let mut names: Vec<IfName> = pins::entries(&ns_dir)?
+            .into_iter()
+            .map(|(e, _)| e.ifname().clone())
+            .collect();
+        names.dedup();
+        for ifname in names {
+            let att = Attachment {
+                root: root.clone(),
+                netns: id,
+                ifname: ifname.clone(),
+                lock_wait: wait,
+            };
+            let _guard = lock::acquire(&att.lock_key(), wait)?;
+            let mut mode = None;
+            for e in [
+                Entry::Published(ifname.clone()),
+                Entry::Staging(ifname.clone()),
+                Entry::Removing(ifname.clone()),
+            ] {
+                use std::os::unix::ffi::OsStringExt as _;
+                let dir = ns_dir.join(std::ffi::OsString::from_vec(e.file_name()));
+                if !dir.exists() {
+                    continue;
+                }
+                let meta = attachment::read_meta(&dir).ok();
+                mode = mode.or(meta.as_ref().map(|m| m.mode));
+                // The namespace and its devices are gone (a physical device goes back
+                // to the initial namespace without its qdiscs): only links and pins
+                // are left to free.
+                tcx::detach_pinned(&dir.join(pins::LINK_NEXT_PIN))?;
+                tcx::detach_pinned(&dir.join(LINK_PIN))?;
+                pins::remove_attachment_dir(&dir)?;
+            }
+            out.push(DetachReport {
+                interface: ifname,
+                mode,
+                pin_dir: att.dir(),
+                netns: Some(id.dir_name()),
+                recovered: Vec::new(),
+            });
+        }
+        root.prune(&ns_dir);
+    }
+    Ok(out)
+}
