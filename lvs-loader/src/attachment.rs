@@ -283,6 +283,7 @@ impl Attachment {
         failpoint::hit("detach:locked");
         let recovered = self.recover()?;
         if !self.dir().exists() {
+            self.root.prune(&self.ns_dir());
             drop(guard);
             if !recovered.is_empty() {
                 // The interrupted command was undone; nothing else is left.
@@ -370,6 +371,7 @@ impl Attachment {
                 owner: crate::status::describe_owner(&self.root, prog_id),
             });
         }
+        pins::private_dir(self.root.path(), true)?;
         pins::private_dir(&self.ns_dir(), true)?;
         let staging = self.staging();
         pins::mkdir_private(&staging)?;
@@ -650,6 +652,8 @@ impl Attachment {
     /// Returns what it did, in words.
     pub(crate) fn recover(&self) -> Result<Vec<String>> {
         let mut done = Vec::new();
+        // An empty namespace directory left by a command killed at its very end.
+        self.root.prune(&self.ns_dir());
         let staging = self.staging();
         if staging.exists() {
             let meta = read_meta(&staging).ok();
@@ -712,9 +716,6 @@ impl Attachment {
                 maps.write_meta(&meta.to_raw()?)?;
                 journal::remove(&journal_path);
             }
-        }
-        if !done.is_empty() {
-            self.root.prune(&self.ns_dir());
         }
         Ok(done)
     }

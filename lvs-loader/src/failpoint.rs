@@ -4,7 +4,9 @@
 //! name. With `LVS_FAILPOINT=NAME` (or `NAME#N`: the Nth time) in the environment the
 //! process kills itself with SIGKILL right there, as `kill -9` or the OOM killer would;
 //! with `LVS_FAILPOINT_TRACE=1` it prints `failpoint: NAME` to stderr at each one, so a
-//! test can enumerate them all. Without those variables `hit` does nothing.
+//! test can enumerate them all. `LVS_FAILPOINT_ACTION=stop` makes the process stop
+//! itself (SIGSTOP) there instead, holding whatever it holds (the lock tests use it).
+//! Without those variables `hit` does nothing.
 
 use std::sync::{
     OnceLock,
@@ -14,6 +16,7 @@ use std::sync::{
 struct Config {
     target: Option<(String, u32)>,
     trace: bool,
+    stop: bool,
 }
 
 fn config() -> &'static Config {
@@ -28,6 +31,7 @@ fn config() -> &'static Config {
         Config {
             target,
             trace: std::env::var_os("LVS_FAILPOINT_TRACE").is_some_and(|v| v == "1"),
+            stop: std::env::var_os("LVS_FAILPOINT_ACTION").is_some_and(|v| v == "stop"),
         }
     })
 }
@@ -44,7 +48,8 @@ pub fn hit(name: &'static str) {
         && target == name
         && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *nth
     {
+        let sig = if c.stop { libc::SIGSTOP } else { libc::SIGKILL };
         // SAFETY: signalling ourselves.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        unsafe { libc::kill(libc::getpid(), sig) };
     }
 }

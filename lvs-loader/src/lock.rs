@@ -118,7 +118,7 @@ fn describe_holder(text_in_file: &str) -> String {
         } else if let Some(v) = line.strip_prefix("since=") {
             since = v.parse::<u64>().ok();
         } else if let Some(v) = line.strip_prefix("command=") {
-            command = Some(text::excerpt(v, 200));
+            command = Some(text::excerpt(v, 400));
         }
     }
     match pid {

@@ -263,13 +263,33 @@ fn entry_status(
         if let Some(h) = lock::holder(&key) {
             s.state = State::Busy;
             s.detail = Some(h);
-        } else {
-            s.state = State::Interrupted;
-            s.detail = Some(match e {
-                Entry::Staging(_) => "an attach was interrupted: the next attach, reload or detach of this interface undoes it".into(),
-                _ => "a detach was interrupted: the next attach, reload or detach of this interface finishes it".into(),
-            });
+            return s;
         }
+        s.state = State::Interrupted;
+        // Is the half-made (or half-removed) attachment's program running?
+        let running = match (&meta, s.program_id) {
+            (Some(m), Some(prog)) => {
+                let name = m.ifname.clone();
+                in_ns(loc, move || {
+                    sys::ifindex(&name).is_some_and(|i| hook::is_hooked(i, prog).unwrap_or(false))
+                })
+                .unwrap_or(false)
+            }
+            _ => false,
+        };
+        let marks = if running {
+            "; its program is on the hook and marks with the config shown"
+        } else {
+            "; nothing of it is on the hook"
+        };
+        s.detail = Some(match e {
+            Entry::Staging(_) => format!(
+                "an attach was interrupted{marks}: the next attach, reload or detach of this interface undoes it"
+            ),
+            _ => format!(
+                "a detach was interrupted{marks}: the next attach, reload or detach of this interface finishes it"
+            ),
+        });
         return s;
     }
     let Some(meta) = meta else { return s };
