@@ -137,7 +137,7 @@ impl Attachment {
     /// Like [`Attachment::here`], but only when something is attached (or half-done).
     pub fn open(pin_root: &Path, ifname: &IfName) -> Result<Self> {
         let a = Self::here(pin_root, ifname)?;
-        if !a.exists() {
+        if !a.exists()? {
             return Err(a.not_attached());
         }
         Ok(a)
@@ -180,8 +180,17 @@ impl Attachment {
         self.entry_path(Entry::Removing(self.ifname.clone()))
     }
 
-    fn exists(&self) -> bool {
-        self.dir().exists() || self.staging().exists() || self.removing().exists()
+    /// Whether anything of this attachment is pinned ("permission denied" when that
+    /// can't be known).
+    fn exists(&self) -> Result<bool> {
+        for p in [self.dir(), self.staging(), self.removing()] {
+            match std::fs::symlink_metadata(&p) {
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(format!("reading {}", text::escape_path(&p)), e)),
+            }
+        }
+        Ok(false)
     }
 
     pub(crate) fn lock_key(&self) -> LockKey {

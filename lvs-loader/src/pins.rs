@@ -159,7 +159,7 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     }
 }
 
-/// A directory that must be ours alone: owned by us, writable by nobody else.
+/// A directory that must be ours alone: owned by us (or root), writable by nobody else.
 fn check_private(path: &Path, meta: &fs::Metadata) -> Result<()> {
     let me = sys::euid();
     let shown = ShownPath(path.to_path_buf());
@@ -170,7 +170,7 @@ fn check_private(path: &Path, meta: &fs::Metadata) -> Result<()> {
             fix: "remove it or pick another --pin-dir".into(),
         });
     }
-    if meta.uid() != me {
+    if meta.uid() != me && meta.uid() != 0 {
         return Err(Error::UnsafeDir {
             problem: format!(
                 "is owned by uid {}, not by uid {me} (lvs-loader): whoever owns it can remove the pins and detach the program",

@@ -422,3 +422,74 @@ fn attach_rehooks_when_someone_removed_the_filter() {
     lab.send(&n(web(CLIENT), 2));
     assert_eq!(lab.mark_count(v4, 3), 2);
 }
+
+/// `reload` on an attachment whose hook someone removed must hook it again and say so,
+/// not print "reloaded" while nothing marks (defect 10).
+fn reload_rehooks(mode: &str) {
+    let lab = Lab::new(&format!("rh{}", &mode[..2]));
+    let c = lab.config("a.toml", CONFIG);
+    let c2 = lab.config("b.toml", CONFIG2);
+    lab.loader_ok(&["attach", DEV, "--config", path_str(&c), "--mode", mode]);
+    if mode == "netlink" {
+        lab.director
+            .run("tc", &["qdisc", "del", "dev", DEV, "clsact"]);
+    } else {
+        use std::os::fd::AsFd as _;
+        let e = lab.my_status().expect("entry");
+        let dir = std::path::PathBuf::from(e["pin_dir"].as_str().expect("pin_dir"));
+        let link = lvs_loader::bpf::obj_get(&dir.join("link")).expect("link pin");
+        lvs_loader::bpf::link_detach(link.as_fd()).expect("detach the link");
+    }
+    let v4: IpAddr = VIP.into();
+    lab.watch_marks(&[v4], &[0, 5]);
+    lab.send(&n(web(CLIENT), 2));
+    assert_eq!(lab.mark_count(v4, 0), 2, "nothing marks while unhooked");
+    let out = lab.loader_ok(&["reload", DEV, "--config", path_str(&c2)]);
+    assert!(out.contains("re-hooked"), "{out}");
+    lab.send(&n(web(CLIENT), 3));
+    assert_eq!(lab.mark_count(v4, 5), 3, "marked again after the reload");
+    let (code, _) = lab.status();
+    assert_eq!(code, Some(0));
+    assert_eq!(lab.marker_prog_ids().len(), 1);
+}
+
+#[test]
+fn netlink_reload_rehooks_after_the_qdisc_was_deleted() {
+    reload_rehooks("netlink");
+}
+
+#[test]
+fn tcx_reload_rehooks_after_the_link_was_detached() {
+    if tcx_or_skip("tcx_reload_rehooks_after_the_link_was_detached") {
+        reload_rehooks("tcx");
+    }
+}
+
+#[test]
+fn reload_fails_loudly_when_the_interface_is_gone() {
+    let lab = Lab::new("ifgone");
+    let c = lab.config("a.toml", CONFIG);
+    lab.loader_ok(&["attach", DEV, "--config", path_str(&c)]);
+    lab.director.ip(&["link", "del", DEV]);
+    let out = lab.loader(&["reload", DEV, "--config", path_str(&c)]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr(&out).contains("the interface is gone"),
+        "{}",
+        stderr(&out)
+    );
+    let (code, _) = lab.status();
+    assert_eq!(code, Some(1), "status fails: not ok");
+    assert_eq!(lab.my_status().expect("entry")["state"], "interface gone");
+    lab.loader_ok(&["detach", DEV]);
+    assert!(
+        lab.pins.leftovers().is_empty(),
+        "{:?}",
+        lab.pins.leftovers()
+    );
+}
