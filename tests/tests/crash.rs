@@ -366,3 +366,93 @@ fn tcx_killed_at_every_step() {
 fn netlink_killed_at_every_step() {
     every_step("netlink");
 }
+
+/// Syscalls that change state outside the process (bpffs, rtnetlink).
+const MUTATING: &str =
+    "mkdir,mkdirat,rename,renameat,renameat2,unlink,unlinkat,rmdir,sendto,sendmsg";
+
+/// The kill the issue reproduced defect 3 with (`strace -e inject=mkdir:signal=KILL:when=2`
+/// on a netlink attach), at every state-changing syscall an attach makes: independent of
+/// the loader's own failpoints, so it runs against any lvs-loader binary.
+#[test]
+fn netlink_attach_killed_by_strace_at_every_state_changing_syscall() {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: strace is not installed");
+        return;
+    }
+    let lab = Lab::new("strace");
+    let a = cfg(&lab, "a", A);
+    let b = cfg(&lab, "b", B);
+    let cfgs = [&a, &b];
+    let mut seen = BTreeSet::new();
+    let loader = lvs_tests::netns::loader_bin();
+    let strace = |extra: &[&str]| {
+        std::process::Command::new("strace")
+            .args(["-f", "-qq"])
+            .args(extra)
+            .arg(&loader)
+            .arg("--pin-dir")
+            .arg(&lab.pins.path)
+            .args(["--netns", &lab.director.name])
+            .args(attach_args(&a, "netlink"))
+            .output()
+            .expect("strace")
+    };
+    let log = lab.dir.join("strace.log");
+    let out = strace(&["-e", &format!("trace={MUTATING}"), "-o", path_str(&log)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // (syscall, occurrence) in order.
+    let mut calls: Vec<(String, usize)> = Vec::new();
+    for line in std::fs::read_to_string(&log).expect("log").lines() {
+        if line.contains("resumed>") {
+            continue;
+        }
+        let rest = line.split_once(' ').map_or(line, |(pid, r)| {
+            if pid.bytes().all(|b| b.is_ascii_digit()) {
+                r
+            } else {
+                line
+            }
+        });
+        let Some((name, _)) = rest.split_once('(') else {
+            continue;
+        };
+        let n = calls.iter().filter(|(c, _)| c == name).count() + 1;
+        calls.push((name.to_owned(), n));
+    }
+    assert!(calls.len() >= 3, "{calls:?}");
+    converge_detach(&lab, &cfgs, "after the traced attach", &mut seen);
+    for (name, n) in &calls {
+        let ctx = format!("netlink attach killed by strace at {name} #{n}");
+        let out = strace(&[
+            "-o",
+            "/dev/null",
+            "-e",
+            &format!("inject={name}:signal=KILL:when={n}"),
+        ]);
+        assert!(!out.status.success(), "{ctx}: not killed");
+        let s = observe(&lab, &cfgs, &ctx, &mut seen);
+        assert!(
+            matches!(s, Seen::Nothing | Seen::Interrupted | Seen::Live("a")),
+            "{ctx}: {s:?}"
+        );
+        // The next attach and detach converge.
+        converge_attach(
+            &lab,
+            &a,
+            "netlink",
+            &cfgs,
+            &format!("{ctx}, then attach"),
+            &mut seen,
+        );
+        converge_detach(&lab, &cfgs, &format!("{ctx}, then detach"), &mut seen);
+    }
+    for id in &seen {
+        assert!(prog_freed(*id), "program {id} still exists");
+    }
+    eprintln!("{} state-changing syscalls killed: {calls:?}", calls.len());
+}
