@@ -12,7 +12,7 @@ use lvs_tests::{
 
 const A: &str = "[[peer]]\nmac = \"00:0C:29:57:88:CE\"\n[[vip]]\naddress = \"172.17.85.56\"\nport = 80\nmark = 0x3\n";
 
-fn entry<'a>(entries: &'a [serde_json::Value], inode: u64) -> &'a serde_json::Value {
+fn entry(entries: &[serde_json::Value], inode: u64) -> &serde_json::Value {
     entries
         .iter()
         .find(|e| {
