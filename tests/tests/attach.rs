@@ -405,8 +405,9 @@ fn attach_rehooks_when_someone_removed_the_filter() {
         .find(|e| e["current_netns"] == true)
         .expect("entry");
     assert_eq!(me["state"], "not hooked", "{me}");
-    // attach again: hooked again (and says so), not a reload of maps nobody reads.
-    let r: serde_json::Value = serde_json::from_str(&lab.loader_ok(&[
+    // attach again: hooked again (and says so), not a reload of maps nobody reads; and no
+    // stray tool output (the starting code printed tc's "Error: Invalid handle.").
+    let out = lab.loader(&[
         "attach",
         DEV,
         "--config",
@@ -414,8 +415,10 @@ fn attach_rehooks_when_someone_removed_the_filter() {
         "--mode",
         "netlink",
         "--json",
-    ]))
-    .expect("JSON");
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "nothing on stderr");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(r["action"], "re-hooked", "{r}");
     let v4: IpAddr = VIP.into();
     lab.watch_marks(&[v4], &[3]);
