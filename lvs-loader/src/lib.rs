@@ -2,7 +2,8 @@
 //!
 //! * [`attachment`]: [`Attachment`], one interface's pins, metadata and hook: create
 //!   (attach), reload, detach, stats, status; serialized by [`lock`], crash-safe.
-//! * [`status`]: every attachment's state, moved interfaces, orphaned namespaces.
+//! * [`status`]: every attachment's state; [`elsewhere`]: moved interfaces, other
+//!   markers' owners, orphaned namespaces (`detach --orphans`).
 //! * [`hook`]: TCX links and cls_bpf filters (rtnetlink), what is on a hook.
 //! * [`config`]: `vips.toml` parsing and validation (file:line:column: field: message).
 //! * [`datapath`]: loading the embedded eBPF object.
@@ -24,6 +25,7 @@ pub mod bench_support;
 pub mod bpf;
 pub mod config;
 pub mod datapath;
+pub mod elsewhere;
 pub mod error;
 pub mod failpoint;
 pub mod hook;

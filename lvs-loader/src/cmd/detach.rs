@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
-use lvs_loader::{Attachment, DetachReport, IfName, ifname, status, text};
+use lvs_loader::{Attachment, DetachReport, IfName, elsewhere, ifname, text};
 
 use super::{Ctx, print_json};
 
@@ -25,7 +25,9 @@ impl Args {
                     .and_then(|a| a.with_lock_wait(ctx.wait).detach())
                     .with_context(|| format!("detach {iface}"))?,
             ],
-            None => status::detach_orphans(&ctx.pin_dir, ctx.wait).context("detach --orphans")?,
+            None => {
+                elsewhere::detach_orphans(&ctx.pin_dir, ctx.wait).context("detach --orphans")?
+            }
         };
         for r in &reports {
             for note in &r.recovered {
