@@ -92,6 +92,17 @@ pub(crate) fn describe_owner(root: &PinRoot, prog_id: u32) -> String {
             "attached here under the name {}",
             text::escape_path(dir.file_name().map(Path::new).unwrap_or(Path::new("?")))
         ),
+        // This namespace, in the layout of an lvs-loader without namespace cookies.
+        Some((id, e, dir))
+            if id.cookie.is_none()
+                && here.is_some_and(|h| h.inode == id.inode && h.cookie.is_some()) =>
+        {
+            format!(
+                "attached here by an older lvs-loader (pins at {}); `lvs-loader detach {}` removes it",
+                text::escape_path(&dir),
+                e.ifname(),
+            )
+        }
         Some((id, e, dir)) => format!(
             "attached as {} in network namespace {} and moved here (pins at {}); `lvs-loader detach {}` here removes it",
             e.ifname(),

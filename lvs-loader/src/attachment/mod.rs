@@ -349,7 +349,10 @@ impl Attachment {
         }
         let maps = open_pins(&dir, &self.ifname)?;
         if self.netns.cookie.is_none() {
+            // The recorded device, and the pinned program on its hook.
+            let meta = read_meta_from(&maps, &dir, &self.ifname)?;
             let hooked = sys::ifindex(&self.ifname)
+                .filter(|&i| i == meta.ifindex)
                 .zip(bpf::pinned_prog_id(&dir.join(PROG_PIN)).ok())
                 .map(|(i, p)| hook::is_hooked(i, p))
                 .transpose()?
@@ -457,7 +460,15 @@ pub(crate) fn open_pins(dir: &Path, ifname: &IfName) -> Result<MapSet> {
 }
 
 pub(crate) fn read_meta_from(maps: &MapSet, dir: &Path, ifname: &IfName) -> Result<Meta> {
-    let raw = maps.read_meta()?;
+    let raw = maps.read_meta().map_err(|e| match e {
+        // A record of another size: written by another lvs-loader version.
+        Error::Map { .. } => Error::BrokenPins {
+            iface: ifname.clone(),
+            dir: ShownPath(dir.to_path_buf()),
+            what: format!("its LVS_META record is not this lvs-loader version's ({e})"),
+        },
+        other => other,
+    })?;
     Meta::from_raw(&raw).map_err(|e| Error::BrokenPins {
         iface: ifname.clone(),
         dir: ShownPath(dir.to_path_buf()),
