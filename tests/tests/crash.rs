@@ -456,3 +456,62 @@ fn netlink_attach_killed_by_strace_at_every_state_changing_syscall() {
     }
     eprintln!("{} state-changing syscalls killed: {calls:?}", calls.len());
 }
+
+/// `n` named VIPs `<prefix>-i` at <base>.x.y.z.
+fn named_vips(prefix: &str, base: u8, n: u32) -> String {
+    let mut s = String::from("[[peer]]\nmac = \"00:0C:29:57:88:CE\"\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "[[vip]]\naddress = \"{base}.{}.{}.{}\"\nport = 80\nmark = {base}\nname = \"{prefix}-{i}\"\n",
+            i >> 16,
+            (i >> 8) & 0xff,
+            i & 0xff
+        ));
+    }
+    s
+}
+
+/// A reload that replaces most of a huge config takes over counter slots of removed VIPs;
+/// those are reset (counters zeroed, new names written) right after the flip. Killed
+/// exactly between the flip and that reset, `status` already names the new config, and
+/// the next command finishes the reset from the post-flip journal.
+#[test]
+fn reload_killed_right_after_the_flip_is_finished_from_the_journal() {
+    let lab = Lab::new("journal");
+    // Just over half the 131,072 slots: 928 of the new VIPs must take over removed ones'.
+    let n = 66_000;
+    let a = lab.config("a.toml", &named_vips("a", 10, n));
+    let b = lab.config("b.toml", &named_vips("b", 11, n));
+    lab.loader_ok(&["attach", DEV, "--config", path_str(&a)]);
+    killed_at(
+        &lab,
+        "apply:flipped",
+        &["reload", DEV, "--config", path_str(&b)],
+    );
+    let e = lab.my_status().expect("entry");
+    assert_eq!(e["state"], "ok", "{e}");
+    assert_eq!(
+        e["config_path"].as_str(),
+        Some(path_str(&b)),
+        "status names the live config"
+    );
+    let out = lab.loader(&["reload", DEV, "--config", path_str(&b)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let note = stderr(&out);
+    assert!(
+        note.contains("finished an interrupted reload") && note.contains("counter slot(s) reset"),
+        "{note}"
+    );
+    let s = lab.stats();
+    let vips = s["vips"].as_array().expect("vips");
+    assert_eq!(vips.len(), n as usize);
+    let stale: Vec<&serde_json::Value> = vips
+        .iter()
+        .filter(|v| !v["name"].as_str().unwrap_or("").starts_with("b-"))
+        .take(3)
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "names of removed VIPs left on reused slots: {stale:?}"
+    );
+}
