@@ -26,7 +26,9 @@ struct Run {
 }
 
 /// Runs `lvs-loader ARGS` with a 1 GiB address-space limit; fails the test if it has not
-/// finished after `timeout` (a config read that blocks).
+/// finished after `timeout` (a config read that blocks). The child is reaped with wait4,
+/// which also gives its peak RSS.
+#[allow(clippy::zombie_processes)]
 fn loader_within<S: AsRef<OsStr>>(args: &[S], timeout: Duration) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lvs-loader"));
     cmd.args(args)
