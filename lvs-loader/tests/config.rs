@@ -391,16 +391,24 @@ fn bad_toml_is_reported_at_its_position_without_its_text() {
 }
 
 /// A file that is not a config at all, e.g. `sudo lvs-loader check --config
-/// /etc/shadow`: positions and the parser's words only, never the file's text.
+/// /etc/wireguard/private.key` or `/etc/shadow`: positions and the parser's words only,
+/// never the file's text (the starting code printed the key as the "field").
 #[test]
 fn a_secret_file_is_not_echoed() {
-    let secret = "root:$y$j9T$Zx8.Qm3sVbQ0$7LKoTt3gvNc8Uu.pwTmJSkdTR4n3UN5hG0/6qA2b:19700:0:99999:7:::\n\
+    let wireguard_key = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n";
+    let (msg, _) = err(wireguard_key);
+    for fragment in ["yAnz", "Bmk", "tji3", "lXXJ"] {
+        assert!(!msg.contains(fragment), "{fragment:?} echoed in:\n{msg}");
+    }
+    assert!(msg.contains("vips.toml:1:8: toml: TOML syntax"), "{msg}");
+
+    let shadow = "root:$y$j9T$Zx8.Qm3sVbQ0$7LKoTt3gvNc8Uu.pwTmJSkdTR4n3UN5hG0/6qA2b:19700:0:99999:7:::\n\
                   daemon:*:19700:0:99999:7:::\n\
                   alice:$6$rounds=5000$S4lt$Hx9q0wHash.Part/Two:19701:0:99999:7:::\n";
-    let (msg, e) = err(secret);
+    let (msg, e) = err(shadow);
     for fragment in [
         "j9T", "Zx8", "Qm3s", "7LKo", "S4lt", "Hx9q", "Hash", "Part", "Two", "alice", "daemon",
-        "root", "19700", "99999",
+        "root", "19700", "99999", "rounds",
     ] {
         assert!(!msg.contains(fragment), "{fragment:?} echoed in:\n{msg}");
     }
