@@ -128,3 +128,36 @@ fn json_error(e: &anyhow::Error) -> serde_json::Value {
         _ => json!({ "error": error }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_wanted_only_as_its_own_argument_before_dashdash() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(wants_json(args(&["lvs-loader", "--json", "chekc"])));
+        assert!(wants_json(args(&["lvs-loader", "status", "-j"])));
+        assert!(!wants_json(args(&["lvs-loader", "status"])));
+        assert!(!wants_json(args(&["--json"])), "argv[0] is not an option");
+        assert!(!wants_json(args(&["lvs-loader", "--", "--json"])));
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let e = anyhow::Error::new(ConfigError::Read {
+            file: "v.toml".into(),
+            source: io,
+        });
+        let msg = text_error(&e);
+        assert_eq!(msg.matches("No such file").count(), 1, "{msg}");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(
+            text_error(&e),
+            "lvs-loader: error: outer\n  caused by: inner"
+        );
+        let v = json_error(&e);
+        assert_eq!(v["error"], "outer: inner");
+    }
+}

@@ -910,3 +910,95 @@ fn load_records_the_absolute_path() {
     let c = config::load(&p).expect("valid");
     assert_eq!(c.path.as_deref(), Some(p.as_path()));
 }
+
+/// Hostile input in general: random edits of a valid config never panic, and whatever
+/// comes out is printable and points inside the file.
+#[test]
+fn random_edits_never_panic_and_print_safely() {
+    let base = format!(
+        "{PEER}name = \"dr2\"\n\n[[vip]]\naddress = \"172.17.85.56\"\nport = [80, \"8000-8002\"]\nmark = 0x3 # web\n\
+         vip = [{{address = \"10.0.0.1\", mark = 1}}]\n[[vip]]\naddress = \"2001:db8::1\"\nprotocol = \"udp\"\nmark = 4\nname = \"v6\"\n"
+    );
+    let pieces = [
+        "[",
+        "]",
+        "[[",
+        "]]",
+        "{",
+        "}",
+        "=",
+        ",",
+        "\"",
+        "'",
+        "'''",
+        "\"\"\"",
+        "#",
+        "\n",
+        "\r",
+        "\r\n",
+        "\t",
+        " ",
+        "\\",
+        "\\u001b",
+        "\x1b",
+        "\u{202e}",
+        "\u{feff}",
+        "é",
+        "vip",
+        "peer",
+        "port",
+        "mark",
+        "0x",
+        "-",
+        ".",
+        "9999999999999999999999",
+        "\u{0}",
+        "a.b",
+        "1979-05-27",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for _ in 0..10_000 {
+        let mut text = base.clone();
+        for _ in 0..1 + next(4) {
+            let mut at = next(text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            match next(3) {
+                0 => text.insert_str(at, pieces[next(pieces.len())]),
+                1 => {
+                    let mut end = (at + 1 + next(8)).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.replace_range(at..end, "");
+                }
+                _ => {
+                    let mut end = (at + 1).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    text.replace_range(at..end, pieces[next(pieces.len())]);
+                }
+            }
+        }
+        let lines = text.lines().count().max(1) + 1;
+        if let Err(e) = config::parse(&text, "vips.toml") {
+            assert_printable(&e.to_string());
+            for d in e.diagnostics() {
+                assert!(
+                    d.line >= 1 && d.line <= lines,
+                    "line {} of {lines}: {text:?}",
+                    d.line
+                );
+                assert!(d.column >= 1, "{text:?}");
+            }
+        }
+    }
+}

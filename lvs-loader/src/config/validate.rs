@@ -214,7 +214,13 @@ impl Validator {
         }
         let path = match header {
             Header::Table(p) | Header::ArrayTable(p) => p,
-            Header::Broken => return,
+            Header::Broken => {
+                return self.problems.push(
+                    sec.start,
+                    "toml",
+                    "cannot read this table header: expected [[peer]] or [[vip]]",
+                );
+            }
         };
         let kind = Kind::from_key(&path[0]);
         if let Some(k) = kind
