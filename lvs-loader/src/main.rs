@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use lvs_loader::{ops::DEFAULT_PIN_DIR, sys};
 
 mod cmd;
+mod report;
 
 #[derive(Parser)]
 #[command(
@@ -55,18 +56,14 @@ fn main() -> ExitCode {
     // Like any Unix filter: `lvs-loader stats eth0 | head` ends quietly.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return report::usage_error(e, report::wants_json(std::env::args_os())),
+    };
+    let json = cli.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Config errors already carry file:line:col; print each cause once.
-            let mut msg = format!("lvs-loader: error: {e}");
-            for cause in e.chain().skip(1) {
-                msg.push_str(&format!("\n  caused by: {cause}"));
-            }
-            eprintln!("{msg}");
-            ExitCode::FAILURE
-        }
+        Err(e) => report::error(&e, json),
     }
 }
 
