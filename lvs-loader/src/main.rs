@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use lvs_loader::{DEFAULT_PIN_DIR, sys, text};
 
 mod cmd;
+mod report;
 
 #[derive(Parser)]
 #[command(
@@ -59,27 +60,15 @@ fn main() -> ExitCode {
     // Like any Unix filter: `lvs-loader stats eth0 | head` ends quietly.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return report::usage_error(e, report::wants_json(std::env::args_os())),
+    };
+    let json = cli.json;
     match run(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("{}", error_text(&e));
-            ExitCode::FAILURE
-        }
+        Err(e) => report::error(&e, json),
     }
-}
-
-/// `lvs-loader: error: ...` and each cause once (a cause whose text is already in what
-/// was printed is skipped).
-fn error_text(e: &anyhow::Error) -> String {
-    let mut msg = format!("lvs-loader: error: {e}");
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !msg.contains(&c) {
-            msg.push_str(&format!("\n  caused by: {c}"));
-        }
-    }
-    msg
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
