@@ -21,10 +21,12 @@ pub struct Ctx {
     pub wait: Duration,
 }
 
+/// Pretty JSON on stdout, with every character unsafe for a terminal as a `\uXXXX`
+/// escape (the same value to a parser).
 pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    let s = lvs_loader::text::to_json_pretty(v).context("formatting JSON")?;
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v).context("writing JSON")?;
-    writeln!(out).context("writing JSON")?;
+    writeln!(out, "{s}").context("writing JSON")?;
     Ok(())
 }
 
