@@ -2,11 +2,11 @@
 //!
 //! This file parses the command line and dispatches; each subcommand lives in its own
 //! file under `cmd/`.
-use std::{path::PathBuf, process::ExitCode};
+use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use lvs_loader::{ops::DEFAULT_PIN_DIR, sys};
+use lvs_loader::{DEFAULT_PIN_DIR, sys, text};
 
 mod cmd;
 mod report;
@@ -16,7 +16,7 @@ mod report;
     name = "lvs-loader",
     version,
     about = "Mark LVS VIP traffic from non-peer MACs with a TC-ingress eBPF program (replaces the iptables MAC/MARK recipe)",
-    after_help = "Examples:\n  sudo lvs-loader attach eth0 --config /etc/lvs-ebpf/vips.toml\n  sudo lvs-loader stats eth0\n  sudo lvs-loader reload eth0 --config /etc/lvs-ebpf/vips.toml\n  sudo lvs-loader status --json\n  sudo lvs-loader detach eth0"
+    after_help = "Exit status: 0 success, 1 error (for `status`: some attachment is not ok), 2 usage error.\n\nExamples:\n  sudo lvs-loader attach eth0 --config /etc/lvs-ebpf/vips.toml\n  sudo lvs-loader stats eth0\n  sudo lvs-loader reload eth0 --config /etc/lvs-ebpf/vips.toml\n  sudo lvs-loader status --json\n  sudo lvs-loader detach eth0"
 )]
 struct Cli {
     /// Root directory of the pins (on a bpf filesystem).
@@ -25,10 +25,13 @@ struct Cli {
     /// Run in network namespace NAME (from /run/netns, like `ip -n NAME`) or at a path
     /// such as /proc/PID/ns/net.
     #[arg(long, short = 'n', global = true, value_name = "NAME")]
-    netns: Option<String>,
+    netns: Option<OsString>,
     /// Machine-readable output.
     #[arg(long, short = 'j', global = true)]
     json: bool,
+    /// Wait at most SECS for another lvs-loader that is changing the same interface.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 30.0)]
+    wait: f64,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,11 +43,12 @@ enum Command {
     /// reload.
     Attach(cmd::attach::AttachArgs),
     /// Replace the VIPs and peers of an attached IFACE atomically (no packet misses a VIP
-    /// present in both configs).
+    /// present in both configs); hooks the program again if it was removed from IFACE.
     Reload(cmd::attach::ReloadArgs),
-    /// Remove the program from IFACE and every pin lvs-loader made for it.
+    /// Remove the program from IFACE and every pin lvs-loader made for it (or, with
+    /// --orphans, free the attachments of network namespaces that no longer exist).
     Detach(cmd::detach::Args),
-    /// List every attached interface.
+    /// List every attachment and its state; exit 1 unless all are ok.
     Status(cmd::status::Args),
     /// Per-VIP and global counters of IFACE.
     Stats(cmd::stats::Args),
@@ -62,18 +66,25 @@ fn main() -> ExitCode {
     };
     let json = cli.json;
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => report::error(&e, json),
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(ns) = &cli.netns {
-        sys::enter_netns(ns).with_context(|| format!("entering network namespace {ns}"))?;
+        sys::enter_netns(ns).with_context(|| {
+            format!(
+                "entering network namespace {}",
+                text::escape_bytes(ns.as_encoded_bytes())
+            )
+        })?;
     }
+    let wait = Duration::try_from_secs_f64(cli.wait.max(0.0)).unwrap_or(Duration::MAX);
     let ctx = cmd::Ctx {
         pin_dir: cli.pin_dir,
         json: cli.json,
+        wait,
     };
     match cli.command {
         Command::Attach(a) => a.run(&ctx),
@@ -81,6 +92,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Detach(a) => a.run(&ctx),
         Command::Status(a) => a.run(&ctx),
         Command::Stats(a) => a.run(&ctx),
-        Command::Check(a) => a.run(&ctx),
+        Command::Check(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -75,6 +75,11 @@ pub fn escape_path(p: &std::path::Path) -> String {
     escape_bytes(p.as_os_str().as_bytes())
 }
 
+/// serde helper: a path as an escaped string (JSON can't carry non-UTF-8 bytes).
+pub fn serialize_path<S: serde::Serializer>(p: &std::path::Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&escape_path(p))
+}
+
 /// At most `max` characters of `s`, escaped, with `...` when cut.
 pub fn excerpt(s: &str, max: usize) -> String {
     let mut out = String::new();
@@ -88,6 +93,32 @@ pub fn excerpt(s: &str, max: usize) -> String {
     out
 }
 
+/// At most `max` characters of the bytes `b`, escaped like [`escape_bytes`] (each
+/// invalid byte counts as one), with `...` when cut.
+pub fn excerpt_bytes(b: &[u8], max: usize) -> String {
+    let mut out = String::new();
+    let mut n = 0;
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if n == max {
+                out.push_str("...");
+                return out;
+            }
+            push_char(&mut out, c);
+            n += 1;
+        }
+        for byte in chunk.invalid() {
+            if n == max {
+                out.push_str("...");
+                return out;
+            }
+            let _ = write!(out, "\\x{byte:02x}");
+            n += 1;
+        }
+    }
+    out
+}
+
 /// `Display` adapter: `format!("{}", Escaped(name))`.
 pub struct Escaped<'a>(pub &'a str);
 
@@ -95,6 +126,37 @@ impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&escape(self.0))
     }
+}
+
+/// `2026-11-26T14:45:04Z` (UTC); `-` for 0.
+pub fn format_time(unix: u64) -> String {
+    if unix == 0 {
+        return "-".into();
+    }
+    // UTC, without pulling in a date crate.
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// `s` with everything unsafe for a terminal escaped except line breaks, and backslashes
@@ -191,6 +253,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn times_are_utc_iso8601() {
+        assert_eq!(format_time(0), "-");
+        assert_eq!(format_time(1), "1970-01-01T00:00:01Z");
+        assert_eq!(format_time(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_time(1_795_704_304), "2026-11-26T14:45:04Z");
+    }
+
+    #[test]
     fn printable_text_is_borrowed_unchanged() {
         for s in [
             "eth0",
@@ -244,6 +314,8 @@ mod tests {
         assert_eq!(excerpt("short\x1b", 64), "short\\x1b");
         assert_eq!(excerpt("abcd", 4), "abcd");
         assert_eq!(excerpt("abcde", 4), "abcd...");
+        assert_eq!(excerpt_bytes(b"a\x1b\xffbc", 3), "a\\x1b\\xff...");
+        assert_eq!(excerpt_bytes(b"ok", 3), "ok");
     }
 
     #[test]
