@@ -4,6 +4,8 @@
 pub mod attach;
 pub mod check;
 pub mod detach;
+pub mod export;
+pub mod import;
 pub mod stats;
 pub mod status;
 
