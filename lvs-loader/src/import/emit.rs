@@ -132,7 +132,12 @@ pub fn configs(
             );
         }
         s.push_str("#\n# It replaces these rules (delete them once lvs-ebpf is attached;\n# `lvs-loader export --iptables` prints the equivalent rules back):\n");
-        let mut used: Vec<usize> = an.replaced.iter().copied().collect();
+        let mut used: Vec<usize> = ifaces
+            .iter()
+            .flat_map(|i| an.ifaces[i].replaced.iter().copied())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         used.sort_by_key(|&i| t.rules[i].line);
         for (n, &i) in used.iter().enumerate() {
             if n == 40 {
@@ -148,6 +153,8 @@ pub fn configs(
         for mac in &res.peers {
             s.push_str("[[peer]]\n");
             if let Some(rules) = res.peer_rules.get(mac) {
+                let mut rules: Vec<usize> = rules.iter().copied().collect();
+                rules.sort_by_key(|&i| t.rules[i].line);
                 for &i in rules.iter().take(3) {
                     comment(
                         &mut s,
@@ -168,7 +175,9 @@ pub fn configs(
         for e in entries {
             s.push_str("[[vip]]\n");
             let mut name = None;
-            for &r in &e.rules {
+            let mut rules: Vec<usize> = e.rules.iter().copied().collect();
+            rules.sort_by_key(|&i| t.rules[i].line);
+            for &r in &rules {
                 let rule = &t.rules[r];
                 if per_rule[&r] <= 8 {
                     comment(&mut s, &format!("line {}: {}", rule.line, rule.text));

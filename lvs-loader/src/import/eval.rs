@@ -34,6 +34,8 @@ pub struct Outcome {
     pub marked_by: Vec<usize>,
     /// Rules with a MAC match that matched (the recipe's peer exclusions).
     pub mac_rules: Vec<usize>,
+    /// Jumps and gotos taken, in order.
+    pub jumps: Vec<usize>,
     pub dropped: bool,
     /// Rules whose unmodelled matches decide the outcome (treated as not matching).
     pub uncertain: BTreeSet<usize>,
@@ -152,6 +154,7 @@ impl Tables {
                             ));
                             return out;
                         }
+                        out.jumps.push(idx);
                         if matches!(r.target, Target::Jump(_)) {
                             stack.push((chain, pos));
                         }

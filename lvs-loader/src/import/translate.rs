@@ -46,6 +46,8 @@ pub struct IfaceResult {
     pub peers: BTreeSet<[u8; 6]>,
     /// peer MAC -> rule indices naming it.
     pub peer_rules: BTreeMap<[u8; 6], BTreeSet<usize>>,
+    /// Rules this config replaces (MARK rules, jumps to them, peer exclusions).
+    pub replaced: BTreeSet<usize>,
 }
 
 #[derive(Default)]
@@ -53,7 +55,7 @@ pub struct Analysis {
     /// Interface name (or [`OTHER_IFACE`]) -> result.
     pub ifaces: BTreeMap<String, IfaceResult>,
     pub problems: Vec<Problem>,
-    /// Rules the config replaces (MARK rules and peer exclusions that took part).
+    /// Rules some config replaces (MARK rules and peer exclusions that took part).
     pub replaced: BTreeSet<usize>,
 }
 
@@ -235,6 +237,7 @@ pub fn analyse(t: &Tables, opts: &Options) -> Analysis {
     iface_classes.push(OTHER_IFACE.to_owned());
     // Per interface class: entries keyed by (addr, port, proto).
     let mut per_iface: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    let mut replaced_per_iface: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
 
     for fam in families {
         let fam_rules: Vec<usize> = (0..t.rules.len())
@@ -369,7 +372,11 @@ pub fn analyse(t: &Tables, opts: &Options) -> Analysis {
                             &keep,
                         );
                         cx.note_uncertain(&c, &what);
-                        an.replaced.extend(c.marked_by.iter().copied());
+                        let repl = replaced_per_iface.entry(iface.clone()).or_default();
+                        if c.mark != 0 {
+                            repl.extend(c.marked_by.iter().copied());
+                            repl.extend(c.jumps.iter().copied());
+                        }
                         let mut excluded = BTreeSet::new();
                         for &m in &macs {
                             let o = t.eval(
@@ -384,7 +391,6 @@ pub fn analyse(t: &Tables, opts: &Options) -> Analysis {
                                 &keep,
                             );
                             cx.note_uncertain(&o, &what);
-                            an.replaced.extend(o.marked_by.iter().copied());
                             if o.dropped || c.dropped {
                                 continue;
                             }
@@ -397,7 +403,9 @@ pub fn analyse(t: &Tables, opts: &Options) -> Analysis {
                                 .or_else(|| o.mac_rules.first().copied());
                             if c.mark != 0 && o.mark == 0 {
                                 excluded.insert(m);
-                                an.replaced.extend(o.mac_rules.iter().copied());
+                                let repl = replaced_per_iface.entry(iface.clone()).or_default();
+                                repl.extend(o.mac_rules.iter().copied());
+                                repl.extend(o.jumps.iter().copied());
                             } else if let Some(s) = culprit {
                                 let reason = if c.mark == 0 {
                                     format!(
@@ -418,6 +426,7 @@ pub fn analyse(t: &Tables, opts: &Options) -> Analysis {
                         }
                         if c.mark != 0 && !c.dropped {
                             let mut rules: BTreeSet<usize> = c.setter.into_iter().collect();
+                            rules.extend(c.jumps.iter().copied());
                             // Overwritten marks: iptables applies the last, and so do we.
                             let distinct: BTreeSet<u32> = c
                                 .marked_by
@@ -524,8 +533,11 @@ pub fn analyse(t: &Tables, opts: &Options) -> Analysis {
         if entries.is_empty() {
             continue;
         }
+        let replaced = replaced_per_iface.remove(&iface).unwrap_or_default();
+        an.replaced.extend(replaced.iter().copied());
         let mut res = IfaceResult {
             entries,
+            replaced,
             ..IfaceResult::default()
         };
         let mut sets: BTreeMap<BTreeSet<[u8; 6]>, Vec<usize>> = BTreeMap::new();
@@ -535,7 +547,7 @@ pub fn analyse(t: &Tables, opts: &Options) -> Analysis {
         }
         for t_rule in 0..t.rules.len() {
             for m in &t.rules[t_rule].macs {
-                if res.peers.contains(&m.value) && an.replaced.contains(&t_rule) {
+                if res.peers.contains(&m.value) && res.replaced.contains(&t_rule) {
                     res.peer_rules.entry(m.value).or_default().insert(t_rule);
                 }
             }
