@@ -9,6 +9,9 @@
 //! * [`bench_support`]: the empty TC program (benchmark floor).
 //! * [`ifname`]: validated interface names.
 //! * [`text`]: escaping outside strings before printing them.
+//! * [`frames`]: hand-built Ethernet frames (verification and tests).
+//! * [`import`], [`export`]: the iptables recipe to vips.toml and back.
+//! * [`keepalived`]: keepalived.conf parsing and the cross-check against a vips.toml.
 
 pub mod batch;
 pub mod bench_support;
@@ -16,6 +19,7 @@ pub mod config;
 pub mod datapath;
 pub mod error;
 pub mod export;
+pub mod frames;
 pub mod ifname;
 pub mod import;
 pub mod keepalived;

@@ -13,6 +13,7 @@ pub mod emit;
 pub mod eval;
 pub mod lex;
 pub mod rule;
+pub mod scratch;
 pub mod translate;
 pub mod verify;
 
