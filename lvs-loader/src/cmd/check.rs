@@ -11,11 +11,17 @@ use super::{Ctx, print_json};
 pub struct Args {
     #[arg(long, short, value_name = "FILE")]
     config: PathBuf,
+    /// Cross-check against keepalived's configuration (see `check_keepalived.rs`).
+    #[command(flatten)]
+    keepalived: super::check_keepalived::KeepalivedArgs,
 }
 
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let c = config::load(&self.config)?;
+        if self.keepalived.wanted() {
+            return self.keepalived.run(&self.config, &c, ctx);
+        }
         if ctx.json {
             let vips: Vec<_> = c
                 .vips

@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod check;
+pub mod check_keepalived;
 pub mod detach;
 pub mod export;
 pub mod import;
