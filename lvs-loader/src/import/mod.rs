@@ -117,6 +117,9 @@ fn runs_before_mangle_prerouting(table: &str, chain: &str) -> bool {
     table == "raw" && chain == "PREROUTING"
 }
 
+/// (family, chain) -> rules of other built-in chains jumping to it: (line, text, chain).
+type ChainUsers = BTreeMap<(Family, String), Vec<(usize, String, String)>>;
+
 /// Imports `text`.
 pub fn import(text: &str, opts: &Options) -> ImportResult {
     let lexed = lex::lex(text, opts.format);
@@ -143,8 +146,7 @@ pub fn import(text: &str, opts: &Options) -> ImportResult {
             user_chains.entry(*fam).or_default().insert(chain.clone());
         }
     }
-    let mut mangle_users: BTreeMap<(Family, String), Vec<(usize, String, String)>> =
-        BTreeMap::new();
+    let mut mangle_users: ChainUsers = BTreeMap::new();
     for ((fam, table, chain), raws) in &lexed.chains {
         for raw in raws {
             let r = match rule::parse(raw) {

@@ -165,6 +165,10 @@ fn port_intervals(t: &Tables, relevant: &[usize], proto: u8) -> Vec<(u16, u16)> 
         .collect()
 }
 
+/// A port class's outcome: (ports, or `None` for non-first fragments; client mark;
+/// excluded MACs; rules that set the mark).
+type ClassResult = (Option<(u16, u16)>, u32, BTreeSet<[u8; 6]>, BTreeSet<usize>);
+
 struct Ctx<'a> {
     t: &'a Tables,
     problems: BTreeMap<(usize, String), Problem>,
@@ -340,12 +344,7 @@ pub fn analyse(t: &Tables, opts: &Options) -> Analysis {
                         }
                         continue;
                     }
-                    let mut classes: Vec<(
-                        Option<(u16, u16)>,
-                        u32,
-                        BTreeSet<[u8; 6]>,
-                        BTreeSet<usize>,
-                    )> = Vec::new();
+                    let mut classes: Vec<ClassResult> = Vec::new();
                     for class in intervals.iter().map(|&iv| Some(iv)).chain([None]) {
                         let port = class.map(|(lo, _)| lo);
                         let what = shown_if(match class {

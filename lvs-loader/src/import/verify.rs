@@ -312,13 +312,16 @@ fn sync_probe(link: usize, v6: bool) -> (IpAddr, Vec<u8>) {
     )
 }
 
+/// Marks seen per source address, and which links got a VLAN device.
+type Observed = (BTreeMap<IpAddr, Vec<u32>>, Vec<bool>);
+
 /// Runs the original rules on `probes` in the scratch namespace: source -> marks seen.
 fn run_iptables(
     r: &ImportResult,
     ifaces: Vec<String>,
     probes: Vec<(usize, Vec<u8>)>,
     vlan: bool,
-) -> Result<(BTreeMap<IpAddr, Vec<u32>>, Vec<bool>)> {
+) -> Result<Observed> {
     let restore = r.restore.clone();
     std::thread::scope(|s| {
         s.spawn(move || -> Result<_> {

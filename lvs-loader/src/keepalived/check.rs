@@ -70,12 +70,21 @@ pub enum VsKind {
     Group(String),
 }
 
+/// A `virtual_server_group`.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// `fwmark N [inet|inet6]` entries.
+    pub fwmarks: Vec<(u32, Option<Fam>)>,
+    /// `IP[-range|/mask] [PORT]` entries (first address).
+    pub addrs: Vec<(IpAddr, Option<u16>)>,
+    pub loc: Loc,
+}
+
 /// What keepalived.conf says, as far as the marks are concerned.
 #[derive(Debug, Default)]
 pub struct Keepalived<'a> {
     pub services: Vec<VirtualServer<'a>>,
-    /// group name -> (fwmark entries (mark, family), address entries (addr, port), loc)
-    pub groups: BTreeMap<String, (Vec<(u32, Option<Fam>)>, Vec<(IpAddr, Option<u16>)>, Loc)>,
+    pub groups: BTreeMap<String, Group>,
     /// Addresses of `virtual_ipaddress` / `virtual_ipaddress_excluded` of vrrp_instances.
     pub vrrp_addrs: Vec<(IpAddr, Loc)>,
     /// `nftables_ipvs` given: keepalived's marks start here.
@@ -140,7 +149,14 @@ impl<'a> Keepalived<'a> {
                             ));
                         }
                     }
-                    k.groups.insert(name.to_owned(), (fw, addrs, n.loc.clone()));
+                    k.groups.insert(
+                        name.to_owned(),
+                        Group {
+                            fwmarks: fw,
+                            addrs,
+                            loc: n.loc.clone(),
+                        },
+                    );
                 }
                 "vrrp_instance" => {
                     for kw in ["virtual_ipaddress", "virtual_ipaddress_excluded"] {
@@ -234,8 +250,8 @@ impl<'a> Keepalived<'a> {
             match &s.kind {
                 VsKind::Fwmark(m) => out.push((*m, s.family, s)),
                 VsKind::Group(g) => {
-                    if let Some((fw, _, _)) = self.groups.get(g) {
-                        for (m, f) in fw {
+                    if let Some(grp) = self.groups.get(g) {
+                        for (m, f) in &grp.fwmarks {
                             out.push((*m, f.unwrap_or(s.family), s));
                         }
                     }
@@ -253,8 +269,8 @@ impl<'a> Keepalived<'a> {
             match &s.kind {
                 VsKind::Addr(a, p) => out.push((*a, *p, s.protocol, s)),
                 VsKind::Group(g) => {
-                    if let Some((_, addrs, _)) = self.groups.get(g) {
-                        out.extend(addrs.iter().map(|(a, p)| (*a, *p, s.protocol, s)));
+                    if let Some(grp) = self.groups.get(g) {
+                        out.extend(grp.addrs.iter().map(|(a, p)| (*a, *p, s.protocol, s)));
                     }
                 }
                 VsKind::Fwmark(_) => {}
@@ -269,8 +285,8 @@ impl<'a> Keepalived<'a> {
         let mut seen = BTreeSet::new();
         for s in &self.services {
             if let VsKind::Group(g) = &s.kind
-                && let Some((fw, _, _)) = self.groups.get(g)
-                && fw.is_empty()
+                && let Some(grp) = self.groups.get(g)
+                && grp.fwmarks.is_empty()
             {
                 seen.insert((g.clone(), s.protocol.unwrap_or(Protocol::Tcp)));
             }
