@@ -117,13 +117,13 @@ fn broken_config_reports_every_problem_with_its_line() {
             "{web}:26: problem: virtual_server fwmark 5 has no real_server: keepalived ignores it"
         ),
         format!(
-            "{main}:3: problem: mark 0x5 (5) is one keepalived allocates itself: nftables_ipvs marks 1 virtual server group(s) from 5 up (5-5)"
+            "{main}:3: problem: mark 0x5 (5) is one keepalived allocates itself: nftables_ipvs marks 2 virtual server group(s) from 5 up (5-6)"
         ),
         format!("{main}:18: problem: include conf.d/missing.conf: no such file"),
         format!("{cfg}: problem: mark 0x3 (172.17.85.56:80/tcp) has no `virtual_server fwmark 3`"),
         format!("{cfg}: problem: VIP 119.253.28.6 is in no vrrp_instance's virtual_ipaddress"),
         format!("{cfg}: problem: VIP 2001:db8::56 is in no vrrp_instance's virtual_ipaddress"),
-        format!("{main}:3: warning: mark 0x7 (7) is above keepalived's nftables_ipvs marks (5-5)"),
+        format!("{main}:3: warning: mark 0x7 (7) is above keepalived's nftables_ipvs marks (5-6)"),
     ];
     for w in &want {
         assert!(

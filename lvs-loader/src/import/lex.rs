@@ -568,12 +568,17 @@ mod tests {
             "iptables -t mangle -A PREROUTING -d 1.1.1.1 -j RETURN\n\
              iptables -t mangle -I PREROUTING -d 2.2.2.2 -j RETURN\n\
              iptables -t mangle -I PREROUTING 2 -d 3.3.3.3 -j RETURN\n\
-             iptables -t mangle -A PREROUTING -d 4.4.4.4 -j RETURN\n",
+             iptables -t mangle -A PREROUTING -d 4.4.4.4 -j RETURN\n\
+             iptables -t mangle -I PREROUTING 5 -d 5.5.5.5 -j RETURN\n\
+             iptables -t mangle -I PREROUTING 7 -d 6.6.6.6 -j RETURN\n",
             Format::Auto,
         );
         let c = &l.chains[&(Family::V4, "mangle".into(), "PREROUTING".into())];
         let order: Vec<usize> = c.iter().map(|r| r.line).collect();
-        assert_eq!(order, [2, 3, 1, 4]);
+        // -I at one past the end appends; two past is refused.
+        assert_eq!(order, [2, 3, 1, 4, 5]);
+        assert_eq!(l.problems.len(), 1);
+        assert_eq!(l.problems[0].line, 6);
     }
 
     #[test]
