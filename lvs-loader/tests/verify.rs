@@ -95,19 +95,23 @@ fn merged_peers_show_exactly_the_cross_nic_frames() {
     );
     let diffs: Vec<&str> = err
         .lines()
-        .filter(|l| l.contains(": iptables 0x"))
+        .filter(|l| l.contains(": iptables-legacy 0x") && l.contains(", lvs-ebpf 0x"))
         .collect();
     assert_eq!(
         diffs,
         [
-            "  119.253.28.6:80/tcp from 00:0c:29:57:88:ce on lvsv-other: iptables 0x5, lvs-ebpf 0x0",
-            "  119.253.28.6:80/tcp first fragment from 00:0c:29:57:88:ce on lvsv-other: iptables 0x5, lvs-ebpf 0x0",
-            "  172.17.85.56:80/tcp from 00:0c:29:57:88:d8 on lvsv-other: iptables 0x3, lvs-ebpf 0x0",
-            "  172.17.85.56:80/tcp first fragment from 00:0c:29:57:88:d8 on lvsv-other: iptables 0x3, lvs-ebpf 0x0",
+            "  119.253.28.6:80/tcp from 00:0c:29:57:88:ce on lvsv-other: iptables-legacy 0x5, lvs-ebpf 0x0",
+            "  119.253.28.6:80/tcp first fragment from 00:0c:29:57:88:ce on lvsv-other: iptables-legacy 0x5, lvs-ebpf 0x0",
+            "  172.17.85.56:80/tcp from 00:0c:29:57:88:d8 on lvsv-other: iptables-legacy 0x3, lvs-ebpf 0x0",
+            "  172.17.85.56:80/tcp first fragment from 00:0c:29:57:88:d8 on lvsv-other: iptables-legacy 0x3, lvs-ebpf 0x0",
         ],
         "{err}"
     );
     assert!(err.contains("verify: 4 of "), "{err}");
+    // iptables-nft ran too and is listed apart: it differs from legacy on fragments only.
+    for l in err.lines().filter(|l| l.contains(", iptables-nft 0x")) {
+        assert!(l.contains("non-first"), "{l}");
+    }
 }
 
 fn imported(f: &str) -> import::ImportResult {
@@ -148,6 +152,7 @@ fn a_config_that_differs_from_the_rules_fails_verification() {
     );
     // Only the client MAC's plain frame (the fragments go to the first port, 9).
     assert_eq!(rep.differences.len(), 1, "{}", rep.render());
+    assert_eq!(rep.references, ["iptables-legacy", "iptables-nft"]);
     // A VIP missing from the config: its frames stay unmarked in lvs-ebpf.
     let mut missing = r.configs.clone();
     missing[0]

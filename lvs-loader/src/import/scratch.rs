@@ -68,6 +68,33 @@ fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Which iptables runs the original rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// x_tables (`iptables-legacy`), what the recipe ran on for years.
+    Legacy,
+    /// nf_tables with xt compat (`iptables-nft`, Debian's default `iptables`).
+    Nft,
+}
+
+impl Backend {
+    pub fn restore(self, fam: Family) -> &'static str {
+        match (self, fam) {
+            (Self::Legacy, Family::V4) => "iptables-legacy-restore",
+            (Self::Legacy, Family::V6) => "ip6tables-legacy-restore",
+            (Self::Nft, Family::V4) => "iptables-nft-restore",
+            (Self::Nft, Family::V6) => "ip6tables-nft-restore",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Legacy => "iptables-legacy",
+            Self::Nft => "iptables-nft",
+        }
+    }
+}
+
 /// One receiving interface: `name` in the rules' terms, and the sender socket feeding it.
 pub struct Link {
     pub name: String,
@@ -96,7 +123,12 @@ const NFT: &str = "table inet lvsverify {
 impl Scratch {
     /// Moves the calling thread into a new, anonymous network namespace and builds one
     /// veth pair per name in `ifaces` (the receiving end gets that name), plus the rules.
-    pub fn new(ifaces: &[String], restore: &BTreeMap<Family, String>, vlan: bool) -> Result<Self> {
+    pub fn new(
+        ifaces: &[String],
+        restore: &BTreeMap<Family, String>,
+        vlan: bool,
+        backend: Backend,
+    ) -> Result<Self> {
         // SAFETY: unshare(2) affects only this thread's namespaces.
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
             return Err(Error::io(
@@ -163,10 +195,7 @@ impl Scratch {
             });
         }
         for (fam, text) in restore {
-            let tool = match fam {
-                Family::V4 => "iptables-legacy-restore",
-                Family::V6 => "ip6tables-legacy-restore",
-            };
+            let tool = backend.restore(*fam);
             run(tool, &["--noflush"], Some(text))
                 .map_err(|e| err(format!("loading the original rules: {e}")))?;
         }

@@ -17,7 +17,7 @@ use std::{
 
 use super::{
     ImportResult, Imported,
-    scratch::{DEV_MAC, Pinned, Scratch, VLAN_ID},
+    scratch::{Backend, DEV_MAC, Pinned, Scratch, VLAN_ID},
 };
 use crate::{
     config::{Protocol, format_endpoint, format_mac},
@@ -42,6 +42,8 @@ pub struct Probe {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Difference {
     pub summary: String,
+    /// `iptables-legacy` or `iptables-nft`.
+    pub reference: &'static str,
     pub iptables: u32,
     pub lvs_ebpf: u32,
 }
@@ -55,6 +57,13 @@ pub struct Report {
     pub differences: Vec<Difference>,
     /// VLAN-tagged frames were left out: no 802.1Q support in this kernel.
     pub vlan_skipped: bool,
+    /// The iptables back ends the rules ran on.
+    pub references: Vec<&'static str>,
+    /// Frames iptables-nft marks differently from iptables-legacy (the reference, whose
+    /// xt-match semantics lvs-ebpf follows): (summary, legacy mark, nft mark).
+    pub backend_differences: Vec<(String, u32, u32)>,
+    /// Back ends left out, and why.
+    pub skipped: Vec<String>,
 }
 
 impl Report {
@@ -71,7 +80,7 @@ impl Report {
         };
         if self.all_alike() {
             s.push_str(&format!(
-                "verify: {} frames, all marked alike ({} marked){dropped}\n",
+                "verify: {} frames, all marked alike ({} marked){dropped}: iptables-legacy and lvs-ebpf\n",
                 self.frames, self.marked
             ));
         } else {
@@ -82,10 +91,28 @@ impl Report {
             ));
             for d in self.differences.iter().take(MAX_SHOWN) {
                 s.push_str(&format!(
-                    "  {}: iptables {:#x}, lvs-ebpf {:#x}\n",
-                    d.summary, d.iptables, d.lvs_ebpf
+                    "  {}: {} {:#x}, lvs-ebpf {:#x}\n",
+                    d.summary, d.reference, d.iptables, d.lvs_ebpf
                 ));
             }
+        }
+        if self.references.contains(&"iptables-nft") {
+            if self.backend_differences.is_empty() {
+                s.push_str("verify: iptables-nft marks every frame like iptables-legacy\n");
+            } else {
+                s.push_str(&format!(
+                    "verify: iptables-nft marks {} frame(s) unlike iptables-legacy (lvs-ebpf follows iptables-legacy's xt matches; nft reads ports of non-first fragments):\n",
+                    self.backend_differences.len()
+                ));
+                for (sum, l, n) in self.backend_differences.iter().take(MAX_SHOWN / 2) {
+                    s.push_str(&format!(
+                        "  {sum}: iptables-legacy {l:#x}, iptables-nft {n:#x}\n"
+                    ));
+                }
+            }
+        }
+        for sk in &self.skipped {
+            s.push_str(&format!("verify: {sk}\n"));
         }
         if self.vlan_skipped {
             s.push_str("verify: VLAN-tagged frames left out (no 802.1Q support in this kernel: modprobe 8021q)\n");
@@ -321,11 +348,12 @@ fn run_iptables(
     ifaces: Vec<String>,
     probes: Vec<(usize, Vec<u8>)>,
     vlan: bool,
+    backend: Backend,
 ) -> Result<Observed> {
     let restore = r.restore.clone();
     std::thread::scope(|s| {
         s.spawn(move || -> Result<_> {
-            let sc = Scratch::new(&ifaces, &restore, vlan)?;
+            let sc = Scratch::new(&ifaces, &restore, vlan, backend)?;
             let vlans: Vec<bool> = sc.links.iter().map(|l| l.vlan).collect();
             {
                 let _pin = Pinned::here();
@@ -363,16 +391,10 @@ pub fn verify(r: &ImportResult, configs: &[Imported]) -> Result<Report> {
     // VLAN frames only where no -i names an interface: iptables sees them on the VLAN
     // device, whose name the rules don't know.
     let want_vlan = r.ifaces.is_empty();
-    // First a dry pass to learn which links got a VLAN device (the probes depend on it):
-    // build the probes assuming VLANs, send only those the links can take.
+    // The probes assume VLAN devices; the links that could not get one skip those.
     let all = probes(r, configs, &vec![want_vlan; classes.len()]);
     let sends: Vec<(usize, Vec<u8>)> = all.iter().map(|p| (p.link, p.frame.clone())).collect();
-    let (seen, vlans) = run_iptables(r, ifaces, sends, want_vlan)?;
-    let probes: Vec<&Probe> = all
-        .iter()
-        .filter(|p| vlans[p.link] || !p.summary.contains(" VLAN "))
-        .collect();
-    // lvs-ebpf: one loaded program per config.
+    // lvs-ebpf: one loaded program per config, every frame once.
     let mut loaded: Vec<(Datapath, std::os::fd::RawFd)> = Vec::new();
     for c in configs {
         let mut dp = Datapath::load()?;
@@ -380,30 +402,69 @@ pub fn verify(r: &ImportResult, configs: &[Imported]) -> Result<Report> {
         let fd = dp.program_fd()?;
         loaded.push((dp, fd));
     }
-    let mut rep = Report {
-        frames: probes.len(),
-        vlan_skipped: want_vlan && !vlans.iter().all(|&v| v),
-        ..Report::default()
-    };
-    for p in probes {
-        let bpf = match classes[p.link].1 {
+    let mut bpf = Vec::with_capacity(all.len());
+    for p in &all {
+        bpf.push(match classes[p.link].1 {
             Some(ci) => testrun::run_skb(loaded[ci].1, &p.frame, 0, 1)?.mark,
             None => 0,
+        });
+    }
+    let mut rep = Report::default();
+    let mut legacy: Vec<Option<u32>> = Vec::new();
+    for backend in [Backend::Legacy, Backend::Nft] {
+        let (seen, vlans) = match run_iptables(r, ifaces.clone(), sends.clone(), want_vlan, backend)
+        {
+            Ok(x) => x,
+            // iptables-legacy is the reference; iptables-nft is a second opinion.
+            Err(e) if backend == Backend::Nft => {
+                rep.skipped
+                    .push(format!("{} left out: {e}", backend.name()));
+                continue;
+            }
+            Err(e) => return Err(e),
         };
-        let Some(marks) = seen.get(&p.src) else {
-            rep.dropped += 1;
-            continue;
-        };
-        let ipt = marks[0];
-        if ipt != 0 {
-            rep.marked += 1;
+        rep.references.push(backend.name());
+        if backend == Backend::Legacy {
+            rep.vlan_skipped = want_vlan && !vlans.iter().all(|&v| v);
         }
-        if marks.len() > 1 || ipt != bpf {
-            rep.differences.push(Difference {
-                summary: p.summary.clone(),
-                iptables: ipt,
-                lvs_ebpf: bpf,
-            });
+        for (i, (p, &b)) in all.iter().zip(&bpf).enumerate() {
+            let skip = !vlans[p.link] && p.summary.contains(" VLAN ");
+            let got = if skip {
+                None
+            } else {
+                seen.get(&p.src).map(|m| (m[0], m.len()))
+            };
+            if backend == Backend::Nft {
+                let l = legacy.get(i).copied().flatten();
+                if !skip && got.map(|g| g.0) != l {
+                    rep.backend_differences.push((
+                        p.summary.clone(),
+                        l.unwrap_or(0),
+                        got.map_or(0, |g| g.0),
+                    ));
+                }
+                continue;
+            }
+            legacy.push(got.map(|g| g.0));
+            if skip {
+                continue;
+            }
+            rep.frames += 1;
+            let Some((ipt, n)) = got else {
+                rep.dropped += 1;
+                continue;
+            };
+            if ipt != 0 {
+                rep.marked += 1;
+            }
+            if n > 1 || ipt != b {
+                rep.differences.push(Difference {
+                    summary: p.summary.clone(),
+                    reference: backend.name(),
+                    iptables: ipt,
+                    lvs_ebpf: b,
+                });
+            }
         }
     }
     Ok(rep)
