@@ -80,6 +80,26 @@ fn translatable_corpus_verifies() {
 }
 
 #[test]
+fn one_interface_at_a_time() {
+    for (iface, vip) in [("eth0", "172.17.85.56"), ("eth1", "119.253.28.6")] {
+        let o = loader(&[
+            "import",
+            "--verify",
+            "--iface",
+            iface,
+            data("seed-dr1.rules").to_str().unwrap(),
+        ]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{iface}: {err}");
+        assert!(
+            out.contains(&format!("address = \"{vip}\"")) && out.matches("[[vip]]").count() == 1,
+            "{out}"
+        );
+        assert_eq!(alike(&err), Some((135, 4)), "{iface}: {err}");
+    }
+}
+
+#[test]
 fn merged_peers_show_exactly_the_cross_nic_frames() {
     let o = loader(&[
         "import",

@@ -132,7 +132,8 @@ impl Args {
             print!("{}", c.toml);
         }
         if self.verify {
-            let report = import::verify::verify(&r, &configs).context("--verify")?;
+            let report = import::verify::verify_iface(&r, &configs, self.iface.as_deref())
+                .context("--verify")?;
             eprint!("{}", report.render());
             if !report.all_alike() {
                 bail!(

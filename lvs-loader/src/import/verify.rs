@@ -203,8 +203,12 @@ fn frame(mac: [u8; 6], src: IpAddr, dst: IpAddr, proto: u8, dport: u16) -> Frame
 }
 
 /// The frames for `r` and its configs.
-pub fn probes(r: &ImportResult, configs: &[Imported], vlan: &[bool]) -> Vec<Probe> {
-    let classes = classes(r, configs);
+pub fn probes(
+    classes: &[(String, Option<usize>)],
+    r: &ImportResult,
+    configs: &[Imported],
+    vlan: &[bool],
+) -> Vec<Probe> {
     let mut addrs: BTreeSet<IpAddr> = r.addresses.clone();
     let mut macs: BTreeSet<[u8; 6]> = r.macs.clone();
     let mut ports: BTreeSet<u16> = r.ports.clone();
@@ -385,14 +389,30 @@ fn run_iptables(
 
 /// Runs the whole verification.
 pub fn verify(r: &ImportResult, configs: &[Imported]) -> Result<Report> {
+    verify_iface(r, configs, None)
+}
+
+/// Like [`verify`], only for frames arriving on `iface` (`import --iface`): a name the
+/// rules use with `-i`, or any other name for "the interfaces the rules don't name".
+pub fn verify_iface(r: &ImportResult, configs: &[Imported], iface: Option<&str>) -> Result<Report> {
     crate::sys::check_privileges()?;
-    let classes = classes(r, configs);
+    let mut classes = classes(r, configs);
+    if let Some(want) = iface {
+        let named = r.ifaces.contains(want);
+        let last = classes.len() - 1;
+        classes = classes
+            .into_iter()
+            .enumerate()
+            .filter(|(i, c)| if named { c.0 == want } else { *i == last })
+            .map(|(_, c)| c)
+            .collect();
+    }
     let ifaces: Vec<String> = classes.iter().map(|c| c.0.clone()).collect();
     // VLAN frames only where no -i names an interface: iptables sees them on the VLAN
     // device, whose name the rules don't know.
     let want_vlan = r.ifaces.is_empty();
     // The probes assume VLAN devices; the links that could not get one skip those.
-    let all = probes(r, configs, &vec![want_vlan; classes.len()]);
+    let all = probes(&classes, r, configs, &vec![want_vlan; classes.len()]);
     let sends: Vec<(usize, Vec<u8>)> = all.iter().map(|p| (p.link, p.frame.clone())).collect();
     // lvs-ebpf: one loaded program per config, every frame once.
     let mut loaded: Vec<(Datapath, std::os::fd::RawFd)> = Vec::new();
