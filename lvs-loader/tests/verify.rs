@@ -51,7 +51,7 @@ fn alike(stderr: &str) -> Option<(usize, usize)> {
 #[test]
 fn translatable_corpus_verifies() {
     let dir = tempfile::tempdir().unwrap();
-    for f in [
+    let all = [
         "seed-dr1.rules",
         "seed-dr2.rules",
         "chain-variant.rules",
@@ -59,7 +59,19 @@ fn translatable_corpus_verifies() {
         "ipv6-both-families.rules",
         "multiport.rules",
         "order-conflict.rules",
-    ] {
+    ];
+    // Under qemu's TCG every iptables/nft call is slow: three files cover -i, chains and
+    // both families there.
+    let in_vm = std::env::var_os("LVS_IN_VM").is_some();
+    for f in all {
+        if in_vm
+            && !matches!(
+                f,
+                "seed-dr1.rules" | "chain-variant.rules" | "ipv6-both-families.rules"
+            )
+        {
+            continue;
+        }
         let out_dir = dir.path().join(f);
         let o = loader(&[
             "import",
