@@ -43,11 +43,14 @@ pub struct Outcome {
     pub broken: Option<(usize, String)>,
 }
 
+/// (family, chain) -> rule indices in chain order.
+pub type ChainMap = BTreeMap<(Family, String), Vec<usize>>;
+
 /// The mangle chains of both families.
 pub struct Tables {
     pub rules: Vec<Rule>,
     /// (family, chain) -> indices into `rules`, in chain order.
-    pub chains: BTreeMap<(Family, String), Vec<usize>>,
+    pub chains: ChainMap,
     /// Rules to leave out of the walk (`--partial`: untranslatable ones).
     pub ignored: BTreeSet<usize>,
 }
@@ -92,10 +95,30 @@ impl Tables {
         }
     }
 
-    /// Walks `family`'s mangle PREROUTING for `p`, using only the rules `keep` admits.
-    pub fn eval(&self, family: Family, p: &Packet, keep: &dyn Fn(usize) -> bool) -> Outcome {
+    /// The chains restricted to `relevant` rules (indices grow along every chain, so
+    /// sorting keeps chain order).
+    pub fn chains_for(&self, relevant: &[usize]) -> ChainMap {
+        let mut m: ChainMap = BTreeMap::new();
+        let mut idx = relevant.to_vec();
+        idx.sort_unstable();
+        idx.dedup();
+        for i in idx {
+            let r = &self.rules[i];
+            m.entry((r.family, r.chain.clone())).or_default().push(i);
+        }
+        // Jump targets must exist even when none of their rules is relevant (an empty
+        // chain returns at once; a missing one would be an unknown target).
+        for k in self.chains.keys() {
+            m.entry(k.clone()).or_default();
+        }
+        m
+    }
+
+    /// Walks `family`'s mangle PREROUTING for `p` over `chains` (all of [`Self::chains`],
+    /// or those of [`Self::chains_for`]).
+    pub fn eval(&self, family: Family, p: &Packet, chains: &ChainMap) -> Outcome {
         let mut out = Outcome::default();
-        let Some(start) = self.chains.get(&(family, "PREROUTING".to_owned())) else {
+        let Some(start) = chains.get(&(family, "PREROUTING".to_owned())) else {
             return out;
         };
         // Stack of (chain rules, next position).
@@ -107,7 +130,7 @@ impl Tables {
             while pos < chain.len() {
                 let idx = chain[pos];
                 pos += 1;
-                if !keep(idx) || self.ignored.contains(&idx) {
+                if self.ignored.contains(&idx) {
                     continue;
                 }
                 let r = &self.rules[idx];
@@ -143,7 +166,7 @@ impl Tables {
                         return out;
                     }
                     Target::Jump(c) | Target::Goto(c) => {
-                        let Some(sub) = self.chains.get(&(family, c.clone())) else {
+                        let Some(sub) = chains.get(&(family, c.clone())) else {
                             out.uncertain.insert(idx);
                             continue;
                         };

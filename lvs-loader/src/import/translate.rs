@@ -264,6 +264,17 @@ pub fn analyse(t: &Tables, opts: &Options) -> Analysis {
             }
         }
         let others = other_addrs(fam, &hosts, &prefixes);
+        // Index: rules with `-d HOST` (not negated) by host; every other rule is general.
+        let mut by_host: BTreeMap<IpAddr, Vec<usize>> = BTreeMap::new();
+        let mut general = Vec::new();
+        for &i in &fam_rules {
+            match &t.rules[i].dst {
+                Some(d) if d.value.is_host() && !d.negated => {
+                    by_host.entry(d.value.addr).or_default().push(i)
+                }
+                _ => general.push(i),
+            }
+        }
         let nonvip_protos = other_protos(&protos);
         let addrs: Vec<(IpAddr, bool)> = hosts
             .iter()
@@ -271,13 +282,15 @@ pub fn analyse(t: &Tables, opts: &Options) -> Analysis {
             .chain(others.iter().map(|a| (*a, false)))
             .collect();
         for (addr, is_host) in addrs {
-            let relevant: Vec<usize> = fam_rules
+            // Rules naming this host, plus those that name no single host.
+            let mut relevant: Vec<usize> = general
                 .iter()
                 .copied()
                 .filter(|&i| t.may_match_addr(&t.rules[i], addr))
                 .collect();
-            let rel: BTreeSet<usize> = relevant.iter().copied().collect();
-            let keep = |i: usize| rel.contains(&i);
+            relevant.extend(by_host.get(&addr).into_iter().flatten().copied());
+            relevant.sort_unstable();
+            let keep = t.chains_for(&relevant);
             for iface in &iface_classes {
                 let shown_if = |what: String| {
                     if iface.is_empty() {
