@@ -59,6 +59,8 @@ pub struct LexProblem {
     pub line: usize,
     pub text: String,
     pub reason: String,
+    /// Only worth knowing (the line is not a marking rule): no effect on the exit status.
+    pub warning: bool,
 }
 
 /// The rules in their final order, and user-defined chains.
@@ -184,6 +186,16 @@ fn problem(out: &mut Lexed, line: usize, text: &str, reason: impl Into<String>) 
         line,
         text: text.to_owned(),
         reason: reason.into(),
+        warning: false,
+    });
+}
+
+fn note(out: &mut Lexed, line: usize, text: &str, reason: impl Into<String>) {
+    out.problems.push(LexProblem {
+        line,
+        text: text.to_owned(),
+        reason: reason.into(),
+        warning: true,
     });
 }
 
@@ -234,7 +246,7 @@ fn lex_iptables(text: &str, out: &mut Lexed) {
                     let fam = sec.family.unwrap_or(Family::V4);
                     out.user_chains.push((fam, table.clone(), chain.to_owned()));
                 } else if policy != "ACCEPT" {
-                    problem(
+                    note(
                         out,
                         n,
                         raw_line,
@@ -272,7 +284,7 @@ fn lex_iptables(text: &str, out: &mut Lexed) {
             } else if base.starts_with("iptables") {
                 cmd_family = Some(Family::V4);
             } else if !first.starts_with('-') {
-                problem(
+                note(
                     out,
                     n,
                     raw_line,
@@ -483,7 +495,7 @@ fn lex_firewalld(text: &str, out: &mut Lexed) {
             "ipv4" => Family::V4,
             "ipv6" => Family::V6,
             "eb" => {
-                problem(
+                note(
                     out,
                     n,
                     raw_line,
@@ -610,6 +622,22 @@ mod tests {
             l.chains
                 .contains_key(&(Family::V6, "mangle".into(), "PREROUTING".into()))
         );
+    }
+
+    #[test]
+    fn unrelated_lines_are_notes_bad_ones_errors() {
+        let l = lex(
+            "echo starting\n*mangle\n:PREROUTING DROP [0:0]\n-D PREROUTING -j RETURN\n-A PREROUTING -d 'x\nCOMMIT\n",
+            Format::IptablesSave,
+        );
+        let got: Vec<(usize, bool)> = l.problems.iter().map(|p| (p.line, p.warning)).collect();
+        assert_eq!(got, [(1, true), (3, true), (4, false), (5, false)]);
+        let l = lex(
+            "eb filter INPUT 0 -j ACCEPT\nipv5 mangle PREROUTING 0 -j ACCEPT\n",
+            Format::Firewalld,
+        );
+        let got: Vec<(usize, bool)> = l.problems.iter().map(|p| (p.line, p.warning)).collect();
+        assert_eq!(got, [(1, true), (2, false)]);
     }
 
     #[test]

@@ -130,7 +130,7 @@ pub fn import(text: &str, opts: &Options) -> ImportResult {
             line: Some(p.line),
             text: p.text.trim().to_owned(),
             reason: p.reason.clone(),
-            severity: if p.reason.contains("ignored") || p.reason.contains("left as is") {
+            severity: if p.warning {
                 Severity::Warning
             } else {
                 Severity::Error
