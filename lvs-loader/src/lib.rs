@@ -18,6 +18,9 @@
 //!   bpf(2) commands aya 0.14 does not offer by ifindex.
 //! * [`bench_support`]: the empty TC program (benchmark floor).
 //! * [`ifname`]: validated interface names; [`text`]: escaping outside strings.
+//! * [`frames`]: hand-built Ethernet frames (verification and tests).
+//! * [`import`], [`export`]: the iptables recipe to vips.toml and back.
+//! * [`keepalived`]: keepalived.conf parsing and the cross-check against a vips.toml.
 
 pub mod attachment;
 pub mod batch;
@@ -27,10 +30,14 @@ pub mod config;
 pub mod datapath;
 pub mod elsewhere;
 pub mod error;
+pub mod export;
 pub mod failpoint;
+pub mod frames;
 pub mod hook;
 pub mod ifname;
+pub mod import;
 pub mod journal;
+pub mod keepalived;
 pub mod lock;
 pub mod maps;
 pub mod meta;

@@ -54,6 +54,11 @@ enum Command {
     Stats(cmd::stats::Args),
     /// Validate a config file and print what it would install.
     Check(cmd::check::Args),
+    /// Translate the iptables MAC/MARK recipe (iptables-save, firewalld direct rules)
+    /// into a vips.toml on standard output.
+    Import(cmd::import::Args),
+    /// Print a config as the equivalent iptables-restore input (the rollback path).
+    Export(cmd::export::Args),
 }
 
 fn main() -> ExitCode {
@@ -93,5 +98,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(a) => a.run(&ctx),
         Command::Stats(a) => a.run(&ctx),
         Command::Check(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
+        Command::Import(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
+        Command::Export(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
     }
 }

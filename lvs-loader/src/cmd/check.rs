@@ -17,11 +17,17 @@ use super::Ctx;
 pub struct Args {
     #[arg(long, short, value_name = "FILE")]
     config: PathBuf,
+    /// Cross-check against keepalived's configuration (see `check_keepalived.rs`).
+    #[command(flatten)]
+    keepalived: super::check_keepalived::KeepalivedArgs,
 }
 
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let c = config::load(&self.config)?;
+        if self.keepalived.wanted() {
+            return self.keepalived.run(&self.config, &c, ctx);
+        }
         let file = text::escape_path(&self.config);
         if ctx.json {
             // One entry per VIP map entry: a port list or range gives one per port.

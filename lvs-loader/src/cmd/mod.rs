@@ -3,7 +3,10 @@
 
 pub mod attach;
 pub mod check;
+pub mod check_keepalived;
 pub mod detach;
+pub mod export;
+pub mod import;
 pub mod stats;
 pub mod status;
 
