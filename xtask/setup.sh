@@ -55,13 +55,13 @@ want nft nftables
 want bpftool bpftool
 want tcpdump tcpdump
 want nsenter util-linux
+want keepalived keepalived     # `keepalived -t` checks lvs-loader check --keepalived's test configs
 if [ "${1:-}" = "vm" ]; then
     want qemu-system-x86_64 qemu-system-x86
     want busybox busybox-static
     want musl-gcc musl-tools
     want cpio cpio
     want ipvsadm ipvsadm          # IPVS rules inside the guest (LVS scenario)
-    want keepalived keepalived    # configures IPVS and runs VRRP in the LVS scenarios
     want jq jq                    # reads `lvs-loader stats --json` in the LVS scenarios
     want modprobe kmod            # module dependencies (host) and loading (guest)
     want depmod kmod
