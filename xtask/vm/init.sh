@@ -96,6 +96,9 @@ fi
 if [ "$major" -lt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -lt 13 ]; }; then
     echo "LVS-VM: NOTE: batch updates of per-CPU array maps: NOT available on $kver (needs 5.13+); lvs-loader updates those element by element"
 fi
+if [ "$major" -lt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -lt 14 ]; }; then
+    echo "LVS-VM: NOTE: network namespace cookies (SO_NETNS_COOKIE): NOT available on $kver (needs 5.14+); lvs-loader identifies namespaces by inode and reports pins it cannot prove as 'unverified'"
+fi
 if [ "$major" -lt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -lt 11 ]; }; then
     echo "LVS-VM: NOTE: BPF memory is charged to RLIMIT_MEMLOCK on $kver (before 5.11); lvs-loader raises the limit"
 fi

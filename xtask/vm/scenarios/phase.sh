@@ -136,6 +136,7 @@ evaluate() { # evaluate PHASE MARKING KIND TAG SECS
     for d in "${DIRS[@]}"; do
         log "ipvsadm -Ln --stats on $d:"
         inns "$d" ipvsadm -Ln --stats --exact | sed 's/^/[lvs]   /'
+        [ -f "$LAB/keepalived-$d.log" ] && grep -i -E 'fail|disabl|enabl|remov' "$LAB/keepalived-$d.log" | tail -5 | sed "s/^/[lvs]   keepalived $d: /"
     done
 
     local problems=() verdict
