@@ -60,6 +60,10 @@ EOF
 build_lab() {
     segment br0 || return 1
     node client && nic client eth0 02:00:ac:11:55:64 br0 172.17.85.100/24 || return 1
+    # The steady checks after each return connect from their own hosts: the continuous
+    # client's IPVS connection entries (2 min in TIME_WAIT) would catch a reused source port.
+    node probe-a && nic probe-a eth0 02:00:ac:11:55:65 br0 172.17.85.101/24 || return 1
+    node probe-b && nic probe-b eth0 02:00:ac:11:55:66 br0 172.17.85.102/24 || return 1
     node dr1 && nic dr1 eth0 00:0c:29:dc:d2:6b br0 172.17.85.54/24 || return 1
     node dr2 && nic dr2 eth0 00:0c:29:57:88:ce br0 172.17.85.55/24 || return 1
     director_sysctls dr1 eth0
@@ -69,6 +73,8 @@ build_lab() {
     http_service dr1
     http_service dr2
     icmp_te_counter client
+    icmp_te_counter probe-a
+    icmp_te_counter probe-b
     wait_http client 172.17.85.54 172.17.85.55
 }
 
@@ -246,9 +252,11 @@ event_run() {
 
     # After the return: marks follow the MACs again (a steady check, exact counts).
     baseline_take
+    S_CLIENT[web]=probe-${ev,,}
     run_clients "${FO_PFX}after-$ev" "$TAIL"
     ipvs_settle
     evaluate "${FO_PFX}after-$ev" "$marking" fwmark web "$(since "$t_ev")"
+    S_CLIENT[web]=client
     baseline_clear
     local tail_verdict=${VERDICT[${FO_PFX}after-$ev]}
 

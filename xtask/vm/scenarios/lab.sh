@@ -90,7 +90,11 @@ director_sysctls() { # director_sysctls NODE IFACES...: the LVS-DR real-server A
 vip_add() { # vip_add NODE DEV VIP: the VIP on DEV (eth* = answers ARP/ND; lo = silent)
     local node=$1 dev=$2 vip=$3
     if [[ $vip == *:* ]]; then
-        ip -n "$node" addr add "$vip/128" dev "$dev" nodad
+        # Deprecated (preferred_lft 0): still accepted and answered for, never picked as a
+        # source address. Else Linux prefers the /128 VIP over the director's /64 address
+        # (longest matching prefix, capped at the address's prefix length), and keepalived's
+        # health checks of the peer leave from the VIP, whose answers the peer keeps.
+        ip -n "$node" addr add "$vip/128" dev "$dev" nodad preferred_lft 0
     else
         ip -n "$node" addr add "$vip/32" dev "$dev"
     fi
