@@ -141,7 +141,11 @@ fn short(d: &[u8; 32]) -> String {
 /// The problems of one `status` entry.
 pub fn problems(e: &StatusEntry, expect: &Expect) -> Vec<Problem> {
     let mut out = Vec::new();
-    let detail = e.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+    let detail = e
+        .detail
+        .as_deref()
+        .map(|d| format!(": {d}"))
+        .unwrap_or_default();
     match e.state {
         State::Ok if e.is_hooked_here() => {}
         State::Ok | State::NotHooked | State::Recreated => out.push(Problem::new(
@@ -223,10 +227,13 @@ fn label(e: &StatusEntry) -> String {
 fn summary(e: &StatusEntry) -> String {
     format!(
         "{} on its hook, config sha256:{} ({} VIP(s))",
-        e.order.map_or_else(|| "hooked".into(), |o| match o {
-            crate::hook::Order::First => "first".to_owned(),
-            other => format!("hooked ({other})"),
-        }),
+        e.order.map_or_else(
+            || "hooked".into(),
+            |o| match o {
+                crate::hook::Order::First => "first".to_owned(),
+                other => format!("hooked ({other})"),
+            }
+        ),
         e.config_digest.get(..12).unwrap_or("-"),
         e.vips
     )

@@ -118,7 +118,11 @@ impl Order {
                 (!front.is_empty()).then(|| {
                     format!(
                         "not first on the hook: {} run(s) before it",
-                        front.iter().map(HookEntry::describe).collect::<Vec<_>>().join(", ")
+                        front
+                            .iter()
+                            .map(HookEntry::describe)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 })
             }

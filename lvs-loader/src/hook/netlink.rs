@@ -335,7 +335,8 @@ mod tests {
         use crate::hook::Order;
         assert_eq!(priority_for(&[], Order::First), 1);
         assert_eq!(priority_for(&[f(60000)], Order::First), 1);
-        assert_eq!(priority_for(&[f(1), f(5)], Order::First), 4);
+        // 1 taken: nothing can run before it; the lowest free one.
+        assert_eq!(priority_for(&[f(1), f(5)], Order::First), 2);
         assert_eq!(priority_for(&[], Order::Last), 0xC000);
         assert_eq!(priority_for(&[f(1), f(60000)], Order::Last), 60001);
         assert_eq!(priority_for(&[f(u16::MAX)], Order::Last), u16::MAX - 1);
