@@ -27,6 +27,7 @@ pub mod batch;
 pub mod bench_support;
 pub mod bpf;
 pub mod config;
+pub mod daemon;
 pub mod datapath;
 pub mod elsewhere;
 pub mod error;
