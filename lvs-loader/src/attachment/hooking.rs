@@ -352,23 +352,28 @@ impl Attachment {
                 if !matches!(meta.order, Order::First) {
                     return Ok(Placement::Impossible(problem));
                 }
-                // The new link runs first at once; the old one goes when it is swapped
-                // out (for that instant the program runs twice: same marks).
-                let link = tcx::attach(&self.ifname, ifindex, prog.as_fd(), Order::First)?;
-                failpoint::hit("reorder:link-created");
-                tcx::pin(link.as_fd(), &dir.join(LINK_NEXT_PIN))?;
-                failpoint::hit("reorder:link-pinned");
-                promote_next_link(dir)?;
-                Ok(Placement::Moved(problem))
+                // The kernel refuses the same program twice on one hook, so the link is
+                // detached and made again in front: for the microseconds between the two
+                // syscalls nothing marks. A kill in between leaves it "not hooked" (its
+                // link pin detached), which the next repair or reload hooks again.
+                drop(prog);
+                if let Some((link, _)) = tcx::open(&dir.join(LINK_PIN)) {
+                    bpf::link_detach(link.as_fd()).map_err(|e| {
+                        Error::io(format!("detaching the TCX link of {}", self.ifname), e)
+                    })?;
+                }
+                failpoint::hit("reorder:link-detached");
+                match self.ensure_hooked(dir, maps, meta, program_id)? {
+                    Some(_) => Ok(Placement::Moved(problem)),
+                    None => Ok(Placement::Impossible(problem)),
+                }
             }
             Mode::Netlink => {
                 let front = Order::in_front(&entries, program_id);
                 if meta.order == Order::First
                     && front.iter().any(|e| e.position == HookPosition::Tcx)
                 {
-                    return Ok(Placement::Impossible(format!(
-                        "{problem}; TCX programs run before every tc filter (attach with --mode tcx to be first)"
-                    )));
+                    return Ok(Placement::Impossible(problem));
                 }
                 let others: Vec<netlink::Filter> =
                     netlink::filters(ifindex, netlink::Direction::Ingress)

@@ -49,7 +49,7 @@ const POLL: Duration = Duration::from_millis(250);
 /// A look at everything, whatever was heard.
 const SAFETY_NET: Duration = Duration::from_secs(30);
 /// More repairs than this within [`FIGHT_WINDOW`] means something keeps undoing them.
-const FIGHT_REPAIRS: usize = 10;
+const FIGHT_REPAIRS: usize = 30;
 const FIGHT_WINDOW: Duration = Duration::from_secs(10);
 /// Retries after a failed look: 100 ms doubling up to 10 s.
 const RETRY_MIN: Duration = Duration::from_millis(100);

@@ -115,16 +115,25 @@ impl Order {
             Self::Last => None,
             Self::First => {
                 let front = Self::in_front(entries, prog_id);
-                (!front.is_empty()).then(|| {
-                    format!(
-                        "not first on the hook: {} run(s) before it",
-                        front
-                            .iter()
-                            .map(HookEntry::describe)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })
+                if front.is_empty() {
+                    return None;
+                }
+                let mut p = format!(
+                    "not first on the hook: {} run(s) before it",
+                    front
+                        .iter()
+                        .map(HookEntry::describe)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if ours.position != HookPosition::Tcx
+                    && front.iter().any(|e| e.position == HookPosition::Tcx)
+                {
+                    p.push_str(
+                        " (TCX programs run before every tc filter: attach with --mode tcx to be first)",
+                    );
+                }
+                Some(p)
             }
             Self::Priority(p) => match &ours.position {
                 HookPosition::Filter { priority, .. } if *priority == p => None,
