@@ -71,6 +71,8 @@ struct Iface {
     last_said: String,
     healthy: bool,
     looked_once: bool,
+    /// Something was attached to it (by the daemon, or adopted) at some point.
+    was_attached: bool,
     recent_repairs: VecDeque<Instant>,
 }
 
@@ -87,6 +89,7 @@ impl Iface {
             last_said: String::new(),
             healthy: false,
             looked_once: false,
+            was_attached: false,
             recent_repairs: VecDeque::new(),
         }
     }
@@ -458,7 +461,7 @@ impl Daemon {
             for a in &o.actions {
                 match a {
                     Action::Attached(r) => {
-                        if i.looked_once {
+                        if i.was_attached {
                             repairs.push(Reason::Detached);
                             log::notice(format!(
                                 "{}: repaired (detached) in {ms} ms: attached again ({}, prog id {}, {})",
@@ -600,6 +603,7 @@ impl Daemon {
                 i.mark();
             }
             i.looked_once = true;
+            i.was_attached |= o.attached;
         }
         {
             let mut s = self.shared.lock().unwrap_or_else(|p| p.into_inner());
