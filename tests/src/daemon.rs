@@ -365,6 +365,12 @@ impl DaemonProc {
         self.lines.lock().unwrap().len()
     }
 
+    /// Whether a line containing `needle` was logged after line `from`.
+    pub fn logged_after(&self, from: usize, needle: &str) -> bool {
+        let l = self.lines.lock().unwrap();
+        l[from.min(l.len())..].iter().any(|l| l.contains(needle))
+    }
+
     /// Waits for a line containing `needle` logged after line `from`; returns it.
     pub fn wait_line_after(&mut self, from: usize, needle: &str, timeout: Duration) -> String {
         let start = Instant::now();

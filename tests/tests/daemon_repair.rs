@@ -43,29 +43,34 @@ fn start(lab: &DaemonLab, mode: &str) -> DaemonProc {
     d
 }
 
-/// Runs `take_off`, checks the marker is off DEV's hook (or DEV is gone), then runs
-/// `then` and measures from there until the marker is first on DEV's hook again.
+/// Runs `setup` (untimed: it takes DEV away, so the marker can't be first on it), then
+/// `change`, and measures from the start of `change` until the marker is first on DEV's
+/// hook again *and* the daemon has logged a repair (so the change did take it off: a
+/// netlink repair can be done before the `tc` that caused it has exited).
 fn measure(
     lab: &DaemonLab,
     d: &DaemonProc,
     t: &mut Timings,
-    take_off: impl FnOnce(),
-    then: impl FnOnce(),
+    setup: Option<&dyn Fn()>,
+    change: impl FnOnce(),
 ) {
-    // Let the daemon finish the look that confirms its previous repair, so that this
-    // change is not repaired by it before the check below.
+    // Let the daemon finish the look that confirms its previous repair.
     std::thread::sleep(Duration::from_millis(150));
-    take_off();
-    assert!(
-        !lab.marker_first(DEV),
-        "{}: the change did not take the marker off: {}",
-        t.case,
-        describe(&lab.hooks(DEV))
-    );
+    if let Some(setup) = setup {
+        setup();
+        assert!(
+            !lab.marker_first(DEV),
+            "{}: the marker is still first: {}",
+            t.case,
+            describe(&lab.hooks(DEV))
+        );
+    }
+    let from = d.mark();
     let start = std::time::Instant::now();
-    then();
-    let took = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        wait_for(&t.case, TIMEOUT, || lab.marker_first(DEV))
+    change();
+    let done = || lab.marker_first(DEV) && d.logged_after(from, "repaired (");
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(&t.case, TIMEOUT, done)
     }))
     .unwrap_or_else(|_| {
         panic!(
@@ -75,7 +80,6 @@ fn measure(
             d.log()
         )
     });
-    let _ = took;
     t.push(start.elapsed());
 }
 
@@ -132,7 +136,7 @@ fn common_cases(
             lab,
             d,
             &mut t,
-            || ip(&lab.director, &["link", "del", DEV]),
+            Some(&|| ip(&lab.director, &["link", "del", DEV])),
             || lab.add_dev(DEV, "tx0"),
         );
     }
@@ -147,7 +151,7 @@ fn common_cases(
             lab,
             d,
             &mut t,
-            || ip(&lab.director, &["link", "set", DEV, "name", "lvs0old"]),
+            Some(&|| ip(&lab.director, &["link", "set", DEV, "name", "lvs0old"])),
             || ip(&lab.director, &["link", "set", "lvs0new", "name", DEV]),
         );
         // The marker leaves the renamed device (right after the new one is hooked).
@@ -168,7 +172,7 @@ fn common_cases(
             lab,
             d,
             &mut t,
-            || ip(&lab.director, &["link", "set", DEV, "netns", &y.name]),
+            Some(&|| ip(&lab.director, &["link", "set", DEV, "netns", &y.name])),
             || ip(&lab.director, &["link", "set", "lvs0new", "name", DEV]),
         );
         wait_for("the moved interface to lose the marker", TIMEOUT, || {
@@ -181,7 +185,7 @@ fn common_cases(
     let mut t = Timings::new(format!("{mode}: down, hook removed, (repaired), up"));
     for _ in 0..3 {
         ip(&lab.director, &["link", "set", DEV, "down"]);
-        measure(lab, d, &mut t, || unhook(lab), || {});
+        measure(lab, d, &mut t, None, || unhook(lab));
         ip(&lab.director, &["link", "set", DEV, "up"]);
         assert!(lab.marker_first(DEV));
     }
@@ -222,7 +226,7 @@ fn daemon_repairs_tcx() {
 
     let mut t = Timings::new("tcx: link detached (bpftool link detach)");
     for _ in 0..5 {
-        measure(&lab, &d, &mut t, || detach_link(&lab), || {});
+        measure(&lab, &d, &mut t, None, || detach_link(&lab));
     }
     all.push(t);
 
@@ -230,13 +234,9 @@ fn daemon_repairs_tcx() {
     let mut t = Timings::new("tcx: a program put in front (BPF_F_BEFORE)");
     for _ in 0..5 {
         let mut link = None;
-        measure(
-            &lab,
-            &d,
-            &mut t,
-            || link = Some(intruder(&lab, &mut empty)),
-            || {},
-        );
+        measure(&lab, &d, &mut t, None, || {
+            link = Some(intruder(&lab, &mut empty))
+        });
         // Ours is first again, the other one still runs, after it.
         let h = lab.hooks(DEV);
         assert_eq!(h.len(), 2, "{}", describe(&h));
@@ -279,22 +279,16 @@ fn daemon_repairs_netlink() {
 
     let mut t = Timings::new("netlink: tc filter deleted");
     for _ in 0..5 {
-        measure(&lab, &d, &mut t, || del_filter(&lab), || {});
+        measure(&lab, &d, &mut t, None, || del_filter(&lab));
     }
     all.push(t);
 
     let mut t = Timings::new("netlink: clsact qdisc deleted");
     for _ in 0..5 {
-        measure(
-            &lab,
-            &d,
-            &mut t,
-            || {
-                lab.director
-                    .run("tc", &["qdisc", "del", "dev", DEV, "clsact"]);
-            },
-            || {},
-        );
+        measure(&lab, &d, &mut t, None, || {
+            lab.director
+                .run("tc", &["qdisc", "del", "dev", DEV, "clsact"]);
+        });
     }
     all.push(t);
 
@@ -305,7 +299,7 @@ fn daemon_repairs_netlink() {
             &lab,
             &d,
             &mut t,
-            || ip(&lab.director, &["link", "set", DEV, "netns", &y.name]),
+            Some(&|| ip(&lab.director, &["link", "set", DEV, "netns", &y.name])),
             || {
                 // (the qdisc does not survive a move)
                 ip(&y, &["link", "set", DEV, "netns", &lab.director.name]);

@@ -22,7 +22,7 @@ pub struct AttachArgs {
     mode: ModeChoice,
     /// Attach even if IFACE already carries an lvs-ebpf program of another attachment
     /// (another --pin-dir, or an interface moved here from another namespace). The two
-    /// programs would both mark, the later one's marks winning.
+    /// programs would both mark, the marks of the one that runs last winning.
     #[arg(long)]
     allow_stacking: bool,
     #[command(flatten)]

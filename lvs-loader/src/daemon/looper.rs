@@ -159,6 +159,7 @@ impl Daemon {
         if names.is_empty() {
             return Err(DaemonError::NoInterfaces);
         }
+        super::release_memory();
         let io_err = |what: &str| {
             let what = what.to_owned();
             move |source| DaemonError::Io { what, source }
@@ -431,6 +432,10 @@ impl Daemon {
     }
 
     fn finished(&mut self, done: Done) -> Result<(), DaemonError> {
+        let big = match &done {
+            Done::Look(o) => !o.actions.is_empty(),
+            Done::Config(..) | Done::Detached(..) => true,
+        };
         match done {
             Done::Look(o) => self.looked(o)?,
             Done::Config(r, forced) => self.config_loaded(r, forced),
@@ -442,6 +447,9 @@ impl Daemon {
             },
         }
         self.update_status();
+        if big {
+            super::release_memory();
+        }
         Ok(())
     }
 

@@ -98,7 +98,7 @@ impl Server {
         daemon_metrics(&mut e, &s);
         out.write_all(e.finish().as_bytes())?;
         out.flush()?;
-        release_memory();
+        super::release_memory();
         Ok(())
     }
 
@@ -220,14 +220,4 @@ pub fn daemon_metrics(e: &mut Exposition, s: &Shared) {
         &[],
         r.last_failure,
     );
-}
-
-/// Gives the memory of a large rendering back to the system (glibc keeps freed small
-/// blocks in its arenas otherwise).
-fn release_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
