@@ -375,7 +375,7 @@ impl DaemonProc {
     pub fn wait_line_after(&mut self, from: usize, needle: &str, timeout: Duration) -> String {
         let start = Instant::now();
         loop {
-            if let Some(l) = self.lines.lock().unwrap()[from.min(usize::MAX)..]
+            if let Some(l) = self.lines.lock().unwrap()[from..]
                 .iter()
                 .find(|l| l.contains(needle))
             {

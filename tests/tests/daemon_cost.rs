@@ -3,7 +3,8 @@
 //! memory (target < 30 MB), printed as a table. Also the memory after a `/metrics` scrape
 //! of all 100,000 VIPs (streamed). The window is `$LVS_DAEMON_IDLE_SECS` seconds (default
 //! 10; the README's numbers are from 30 with the release binary: `LVS_LOADER=
-//! target/release/lvs-loader`).
+//! target/release/lvs-loader`). CPU time comes in 10 ms ticks, and an unoptimized build
+//! spends several times more on each look: with a debug binary the CPU bound is 0.5%.
 
 use std::time::{Duration, Instant};
 
@@ -103,7 +104,14 @@ fn daemon_idle_cpu_and_memory_with_100k_vips() {
         "peak RSS including the scrape (MB)",
         hwm2 as f64 / 1024.0,
     );
-    assert!(cpu_pct < 0.1, "idle CPU {cpu_pct:.3}% of a core");
+    let release = loader_bin()
+        .components()
+        .any(|c| c.as_os_str() == "release");
+    let bound = if release { 0.1 } else { 0.5 };
+    assert!(
+        cpu_pct < bound,
+        "idle CPU {cpu_pct:.3}% of a core (bound {bound}% for this build)"
+    );
     assert!(rss0 < 30 * 1024 && rss1 < 30 * 1024, "idle RSS {rss1} kB");
     assert!(d.term().success());
     lab.loader_ok(&["detach", DEV]);

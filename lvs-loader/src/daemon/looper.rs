@@ -574,7 +574,7 @@ impl Daemon {
                 if !ready && !tend::is_transient(&e) {
                     return Err(DaemonError::Attach {
                         iface: i.name.clone(),
-                        source: e,
+                        source: Box::new(e),
                     });
                 }
                 i.failures = i.failures.saturating_add(1);

@@ -59,7 +59,7 @@ pub enum DaemonError {
     Attach {
         iface: IfName,
         #[source]
-        source: crate::Error,
+        source: Box<crate::Error>,
     },
     #[error("{what}: {source}")]
     Io {

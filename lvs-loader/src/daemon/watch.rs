@@ -227,7 +227,7 @@ mod tests {
         m.extend_from_slice(&kind.to_ne_bytes());
         m.extend_from_slice(&[0; 10]);
         m.extend_from_slice(payload);
-        while m.len() % 4 != 0 {
+        while !m.len().is_multiple_of(4) {
             m.push(0);
         }
         m
@@ -246,7 +246,7 @@ mod tests {
         p.extend_from_slice(&IFLA_IFNAME.to_ne_bytes());
         p.extend_from_slice(name);
         p.push(0);
-        while p.len() % 4 != 0 {
+        while !p.len().is_multiple_of(4) {
             p.push(0);
         }
         p
