@@ -56,6 +56,12 @@ pub fn web_frame() -> Vec<u8> {
     .bytes()
 }
 
+/// Whether the tests run inside a `cargo xtask vm-test` guest (TCG: everything is several
+/// times slower; timings are reported there, not held to the host's targets).
+pub fn in_vm() -> bool {
+    std::env::var_os("LVS_IN_VM").is_some()
+}
+
 /// Waits until `cond` holds (polling every 2 ms); the time it took. Panics after
 /// `timeout` with `what`.
 pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Duration {
@@ -498,7 +504,8 @@ impl Timings {
     }
 }
 
-/// Prints a table of repair times and asserts every case's p99 is under `limit`.
+/// Prints a table of repair times and asserts every case's p99 is under `limit` (on the
+/// host; in a TCG guest the table is only printed).
 pub fn report(title: &str, all: &[Timings], limit: Duration) {
     let mut out = format!(
         "\n{title}: time from the change to the marker being back first on the hook\n{:<44} {:>3} {:>9} {:>9} {:>9}\n",
@@ -509,6 +516,9 @@ pub fn report(title: &str, all: &[Timings], limit: Duration) {
         out.push('\n');
     }
     eprintln!("{out}");
+    if in_vm() {
+        return;
+    }
     for t in all {
         assert!(
             t.p99() < limit.as_secs_f64() * 1000.0,

