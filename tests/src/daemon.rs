@@ -162,6 +162,19 @@ impl DaemonLab {
             .expect("run lvs-loader")
     }
 
+    /// [`DaemonLab::loader`] with extra environment variables (failpoints).
+    pub fn loader_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        Command::new(loader_bin())
+            .arg("--pin-dir")
+            .arg(&self.pins.path)
+            .arg("--netns")
+            .arg(&self.director.name)
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run lvs-loader")
+    }
+
     pub fn loader_ok(&self, args: &[&str]) -> String {
         let out = self.loader(args);
         assert!(

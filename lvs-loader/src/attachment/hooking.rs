@@ -322,6 +322,55 @@ impl Attachment {
         Ok(removed)
     }
 
+    /// Netlink: exactly one filter of ours, the recorded one. A move killed after the new
+    /// filter was recorded but before it was added leaves the old one running: the move is
+    /// finished (the recorded filter added) or, if its priority was taken meanwhile, the
+    /// running one recorded instead; then every other filter of ours is removed.
+    fn settle_filters(
+        &self,
+        maps: &mut MapSet,
+        meta: &mut Meta,
+        ifindex: u32,
+        program_id: u32,
+        prog: &OwnedFd,
+    ) -> Result<()> {
+        let Some(mut nl) = meta.nl else {
+            return Ok(());
+        };
+        let filters = netlink::filters(ifindex, netlink::Direction::Ingress)
+            .map_err(|e| Error::netlink("listing tc filters", e))?;
+        let ours: Vec<&netlink::Filter> = filters
+            .iter()
+            .filter(|f| f.prog_id == Some(program_id))
+            .collect();
+        let Some(running) = ours.first() else {
+            return Ok(());
+        };
+        if !ours
+            .iter()
+            .any(|f| (f.priority, f.handle) == (nl.priority, nl.handle))
+        {
+            match netlink::filter_add(
+                ifindex,
+                nl.priority,
+                nl.handle,
+                prog.as_fd(),
+                lvs_ebpf_common::PROGRAM_NAME,
+            ) {
+                Ok(()) => failpoint::hit("reorder:filter-added"),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST | libc::EINVAL)) => {
+                    nl.priority = running.priority;
+                    nl.handle = running.handle;
+                    meta.nl = Some(nl);
+                    maps.write_meta(&meta.to_raw()?)?;
+                }
+                Err(e) => return Err(Error::netlink("adding our tc filter", e)),
+            }
+        }
+        self.unhook_filters(ifindex, program_id, Some((nl.priority, nl.handle)), meta)?;
+        Ok(())
+    }
+
     /// Puts the (hooked) program where `meta.order` wants it on the hook, if it is not
     /// there and can be. Netlink: also removes any other filter running our program (a
     /// repair killed half-way).
@@ -335,18 +384,16 @@ impl Attachment {
         let Some(ifindex) = sys::ifindex(&self.ifname).filter(|&i| i == meta.ifindex) else {
             return Ok(Placement::InPlace);
         };
-        if meta.mode == Mode::Netlink
-            && let Some(nl) = meta.nl
-        {
-            self.unhook_filters(ifindex, program_id, Some((nl.priority, nl.handle)), meta)?;
+        let prog_path = dir.join(PROG_PIN);
+        let prog = bpf::obj_get(&prog_path)
+            .map_err(|e| Error::io(format!("opening {}", text::escape_path(&prog_path)), e))?;
+        if meta.mode == Mode::Netlink {
+            self.settle_filters(maps, meta, ifindex, program_id, &prog)?;
         }
         let entries = hook::ingress(ifindex)?;
         let Some(problem) = meta.order.problem(&entries, program_id) else {
             return Ok(Placement::InPlace);
         };
-        let prog_path = dir.join(PROG_PIN);
-        let prog = bpf::obj_get(&prog_path)
-            .map_err(|e| Error::io(format!("opening {}", text::escape_path(&prog_path)), e))?;
         match meta.mode {
             Mode::Tcx => {
                 if !matches!(meta.order, Order::First) {
