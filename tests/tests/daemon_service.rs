@@ -382,6 +382,8 @@ fn sd_notify_and_sigterm_leaves_the_datapath_marking() {
     );
     let mut seen = Vec::new();
     recv_until(&sock, "READY=1", T, &mut seen);
+    // (stderr is read by another thread: wait for the line, logged before READY)
+    d.wait_line("ready:", T);
     assert!(
         d.log().contains("lvs0: adopted the existing attachment"),
         "{}",
