@@ -52,11 +52,15 @@ pub enum ModeChoice {
     Netlink,
 }
 
-/// TCX (BPF links on the tc hooks) arrived in Linux 6.6.
+/// TCX (BPF links on the tc hooks) arrived in Linux 6.6. (Asked once per process: the
+/// daemon asks four times a second.)
 pub fn supports_tcx() -> bool {
-    aya::util::KernelVersion::current()
-        .map(|v| v >= aya::util::KernelVersion::new(6, 6, 0))
-        .unwrap_or(false)
+    static TCX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TCX.get_or_init(|| {
+        aya::util::KernelVersion::current()
+            .map(|v| v >= aya::util::KernelVersion::new(6, 6, 0))
+            .unwrap_or(false)
+    })
 }
 
 impl ModeChoice {
