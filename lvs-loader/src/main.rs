@@ -49,6 +49,12 @@ enum Command {
     Stats(cmd::stats::Args),
     /// Validate a config file and print what it would install.
     Check(cmd::check::Args),
+    /// Print the manual pages (roff), generated from this binary's options.
+    #[command(hide = true)]
+    Man(cmd::man::Args),
+    /// Print a shell completion script.
+    #[command(hide = true)]
+    Completions(cmd::completions::Args),
 }
 
 fn main() -> ExitCode {
@@ -85,5 +91,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Status(a) => a.run(&ctx),
         Command::Stats(a) => a.run(&ctx),
         Command::Check(a) => a.run(&ctx),
+        Command::Man(a) => a.run(&ctx),
+        Command::Completions(a) => a.run(&ctx),
     }
 }

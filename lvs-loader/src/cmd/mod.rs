@@ -3,7 +3,9 @@
 
 pub mod attach;
 pub mod check;
+pub mod completions;
 pub mod detach;
+pub mod man;
 pub mod stats;
 pub mod status;
 
