@@ -5,6 +5,7 @@
 //! * `test`    - run the whole test suite (the README's second command; `.ci/run` calls it)
 //! * `bench`   - benchmarks (program cost, whole path, memory)
 //! * `vm-test` - the integration tests inside qemu guests running Debian kernels
+//! * `package` - the Debian package (static musl lvs-loader, units, man pages); `--test`
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -13,6 +14,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod package;
 mod util;
 mod vm;
 
@@ -62,6 +64,10 @@ enum Task {
     /// Run the integration tests (and, with --lvs, the two-box LVS scenario) in qemu guests
     /// booting Debian's 6.1 and 6.12 kernels.
     VmTest(vm::VmTestArgs),
+    /// Build the Debian package (static musl lvs-loader, systemd units, man pages,
+    /// completions, example config) into target/debian; --test installs it into a fresh
+    /// Debian root and runs it from there.
+    Package(package::PackageArgs),
 }
 
 fn main() -> Result<()> {
@@ -129,6 +135,7 @@ fn main() -> Result<()> {
         }
         Task::Bench { quick, out, only } => bench(quick, out, only),
         Task::VmTest(args) => vm::run(args),
+        Task::Package(args) => package::run(args),
     }
 }
 

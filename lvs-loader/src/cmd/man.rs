@@ -80,7 +80,7 @@ fn render(cmd: clap::Command, sub: Option<&str>, all: &[String]) -> Result<Vec<u
             "Pins of one attachment: program, TCX link and maps (default --pin-dir).",
         ),
         (
-            "/lib/systemd/system/lvs-ebpf@.service",
+            "/usr/lib/systemd/system/lvs-ebpf@.service",
             "One oneshot unit per interface: systemctl enable --now lvs-ebpf@eth0.",
         ),
     ] {
