@@ -27,6 +27,10 @@ pub const TARGET: &str = "x86_64-unknown-linux-musl";
 /// Debian release of the fresh root the package test installs into.
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
+/// Packages added to minbase: systemd (the units are verified against the release's own
+/// systemd, and the maintainer scripts meet a real deb-systemd-helper) and procps (the
+/// package's dependency, for the daemon unit's `/bin/kill`).
+const INCLUDE: &str = "systemd,procps";
 
 #[derive(clap::Args)]
 pub struct PackageArgs {
@@ -181,14 +185,14 @@ fn output(cmd: &mut Command) -> Result<String> {
     String::from_utf8(out.stdout).with_context(|| format!("{cmd:?} printed non-UTF-8"))
 }
 
-/// A minimal Debian root (debootstrap --variant=minbase, plus systemd so the units can be
-/// verified against the release's own systemd and the maintainer scripts meet a real
-/// deb-systemd-helper), made once and cached; the tests install into throwaway overlays of
-/// it, never into this directory.
+/// A minimal Debian root (debootstrap --variant=minbase plus [`INCLUDE`]), made once and
+/// cached; the tests install into throwaway overlays of it, never into this directory.
 pub fn debian_root(root: &Path) -> Result<PathBuf> {
     let cache = target_dir(root).join("pkg-cache");
     let dir = cache.join(format!("debian-{SUITE}"));
-    if dir.join(".lvs-complete").exists() {
+    let marker = dir.join(".lvs-complete");
+    let stamp = format!("{SUITE} minbase {INCLUDE}\n");
+    if fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
         return Ok(dir);
     }
     let partial = cache.join(format!("debian-{SUITE}.partial"));
@@ -196,16 +200,16 @@ pub fn debian_root(root: &Path) -> Result<PathBuf> {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
     println!(
-        "[package] debootstrap --variant=minbase --include=systemd {SUITE} into {} (once; a few minutes)",
+        "[package] debootstrap --variant=minbase --include={INCLUDE} {SUITE} into {} (once; a few minutes)",
         dir.display()
     );
     util::run(
         Command::new("debootstrap")
-            .args(["--variant=minbase", "--include=systemd", SUITE])
+            .args(["--variant=minbase", &format!("--include={INCLUDE}"), SUITE])
             .arg(&partial)
             .arg(MIRROR),
     )?;
-    fs::write(partial.join(".lvs-complete"), b"").context("marking the Debian root complete")?;
+    fs::write(partial.join(".lvs-complete"), stamp).context("marking the Debian root complete")?;
     fs::rename(&partial, &dir).with_context(|| format!("renaming to {}", dir.display()))?;
     Ok(dir)
 }
@@ -218,6 +222,11 @@ fn test(root: &Path, deb: &Path) -> Result<()> {
             .current_dir(root)
             .args(["test", "-p", "lvs-tests", "--test", "package"])
             .env("LVS_DEB", deb)
+            // The test helpers' own detach-on-drop paths use $LVS_LOADER: the packaged one.
+            .env(
+                "LVS_LOADER",
+                target_dir(root).join(TARGET).join("release/lvs-loader"),
+            )
             .env("LVS_PKG_ROOT", &debian),
     )
 }

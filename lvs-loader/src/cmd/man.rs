@@ -100,8 +100,16 @@ fn render(cmd: clap::Command, sub: Option<&str>, all: &[String]) -> Result<Vec<u
     );
     refs.extend(["keepalived(8)", "ipvsadm(8)", "tc-bpf(8)", "bpftool(8)"].map(String::from));
     roff.text([roman(refs.join(", "))]);
-    roff.to_writer(&mut buf)
-        .context("rendering the manual page")?;
+    // Without a second copy of the apostrophe preamble (`.ie \n(.g .ds Aq ...`): the
+    // page's own, at its top, already defines the string.
+    let extra = roff.render();
+    for line in extra
+        .lines()
+        .skip_while(|l| l.starts_with(".ie \\n(.g") || l.starts_with(".el .ds Aq"))
+    {
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+    }
     Ok(buf)
 }
 
