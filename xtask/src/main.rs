@@ -43,6 +43,9 @@ enum Task {
         /// Skip `vm-test --lvs` (the Debian-kernel guests and the LVS scenario).
         #[arg(long)]
         no_vm: bool,
+        /// Skip `package --test` (build the .deb, install it into a fresh Debian root).
+        #[arg(long)]
+        no_package: bool,
         /// Extra arguments passed to `cargo test` (after `--`).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
@@ -87,6 +90,7 @@ fn main() -> Result<()> {
         Task::Test {
             no_bench,
             no_vm,
+            no_package,
             args,
         } => {
             setup(false)?;
@@ -117,6 +121,10 @@ fn main() -> Result<()> {
                 println!("benchmark smoke run: OK");
                 stages += 1;
             }
+            if !no_package {
+                package::test_stage()?;
+                stages += 1;
+            }
             if !no_vm {
                 // The same tests on Debian's 6.1 (netlink path) and 6.12 (TCX) kernels under
                 // qemu, and the two-box LVS loop reproduced and cured with real IPVS.
@@ -129,7 +137,7 @@ fn main() -> Result<()> {
                 stages += 1;
             }
             // Each stage fails the task on its first failing test, so reaching here means
-            // every stage passed: host `cargo test`, benchmark smoke, VM guests.
+            // every stage passed: host `cargo test`, benchmark smoke, package, VM guests.
             println!("stages: {stages} passed, 0 failed");
             Ok(())
         }

@@ -53,6 +53,16 @@ pub fn run(args: PackageArgs) -> Result<()> {
     Ok(())
 }
 
+/// The package stage of `cargo xtask test`: `package --test` with the defaults.
+pub fn test_stage() -> Result<()> {
+    run(PackageArgs {
+        out: None,
+        test: true,
+    })?;
+    println!("package stage: OK");
+    Ok(())
+}
+
 /// `setup.sh package` (the base setup plus the packaging tools); root is required for the
 /// test (chroot, namespaces, BPF) and for apt.
 fn setup() -> Result<()> {
