@@ -81,6 +81,9 @@ if has_group package; then
     want setpriv util-linux            # the units' capability bounding set, applied
     want unshare util-linux
     want gzip gzip
+    want qemu-system-x86_64 qemu-system-x86   # the guest: the package under systemd on 6.1
+    want cpio cpio
+    want depmod kmod
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "installing Debian packages: ${need_pkgs[*]}"

@@ -11,7 +11,9 @@
 //!
 //! `--test` then runs `tests/tests/package.rs` against the .deb (contents, static binary,
 //! install into a fresh Debian bookworm root made by debootstrap and cached under
-//! `target/pkg-cache`, attach/status/detach from the installed files, purge).
+//! `target/pkg-cache`, attach/status/detach from the installed files, purge), and boots
+//! that root with the package installed under systemd on Debian's 6.1 kernel in qemu
+//! (`package/guest.rs`: systemctl start/reload/stop of the installed unit).
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -22,15 +24,18 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{util, workspace_root};
 
+mod guest;
+
 /// The Rust target of the packaged binary.
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
 /// Debian release of the fresh root the package test installs into.
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
-/// Packages added to minbase: systemd (the units are verified against the release's own
-/// systemd, and the maintainer scripts meet a real deb-systemd-helper) and procps (the
-/// package's dependency, for the daemon unit's `/bin/kill`).
-const INCLUDE: &str = "systemd,procps";
+/// Packages added to minbase: systemd and udev (the units are verified against the
+/// release's own systemd, the maintainer scripts meet a real deb-systemd-helper, and the
+/// guest boots it: udev makes the interface's device unit), procps (the package's
+/// dependency, for the daemon unit's `/bin/kill`), kmod and iproute2 (the guest test).
+const INCLUDE: &str = "systemd,udev,procps,kmod,iproute2";
 
 #[derive(clap::Args)]
 pub struct PackageArgs {
@@ -38,7 +43,8 @@ pub struct PackageArgs {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Then test the package: contents, static binary, install into a fresh Debian root,
-    /// attach/status/detach from the installed files (tests/tests/package.rs).
+    /// attach/status/detach from the installed files (tests/tests/package.rs), and the
+    /// installed unit under systemd on Debian's 6.1 kernel (a qemu guest).
     #[arg(long)]
     test: bool,
 }
@@ -184,7 +190,7 @@ fn check_static(bin: &Path) -> Result<()> {
 }
 
 /// Runs `cmd` and returns its stdout (stderr inherited); fails if it exits non-zero.
-fn output(cmd: &mut Command) -> Result<String> {
+pub(crate) fn output(cmd: &mut Command) -> Result<String> {
     let out = cmd
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -224,7 +230,8 @@ pub fn debian_root(root: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// `cargo test -p lvs-tests --test package` against `deb`.
+/// `cargo test -p lvs-tests --test package` against `deb`, then the guest test (the
+/// installed package under systemd on Debian's 6.1 kernel).
 fn test(root: &Path, deb: &Path) -> Result<()> {
     let debian = debian_root(root)?;
     util::run(
@@ -238,5 +245,6 @@ fn test(root: &Path, deb: &Path) -> Result<()> {
                 target_dir(root).join(TARGET).join("release/lvs-loader"),
             )
             .env("LVS_PKG_ROOT", &debian),
-    )
+    )?;
+    guest::run(root, &target_dir(root).join("pkg-cache"), &debian, deb)
 }
