@@ -84,6 +84,7 @@ if has_group package; then
     want qemu-system-x86_64 qemu-system-x86   # the guest: the package under systemd on 6.1
     want cpio cpio
     want depmod kmod
+    want lintian lintian                # Debian's package checker: no error, no warning
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "installing Debian packages: ${need_pkgs[*]}"

@@ -179,6 +179,8 @@ fn package_contents_metadata_and_scripts() {
         ),
         ("./usr/share/doc/lvs-ebpf/README.md", "-rw-r--r--"),
         ("./usr/share/doc/lvs-ebpf/copyright", "-rw-r--r--"),
+        ("./usr/share/doc/lvs-ebpf/changelog.Debian.gz", "-rw-r--r--"),
+        ("./usr/share/lintian/overrides/lvs-ebpf", "-rw-r--r--"),
     ]
     .into_iter()
     .map(|(p, m)| (p.to_owned(), m))
@@ -216,6 +218,25 @@ fn package_contents_metadata_and_scripts() {
         check_maintainer_script(script, &text);
     }
     assert!(!ctl.0.join("preinst").exists(), "no preinst expected");
+
+    // The changelog's top entry is this version.
+    let changelog = gunzip(&x.0.join("usr/share/doc/lvs-ebpf/changelog.Debian.gz"));
+    let top = changelog.lines().next().unwrap_or_default();
+    assert!(
+        top.starts_with(&format!("{DEB_NAME} ({}) ", field("Version"))),
+        "changelog's first entry is not this version: {top}"
+    );
+}
+
+#[test]
+fn lintian_reports_no_error_and_no_warning() {
+    let Some(deb) = deb() else { return };
+    let o = Command::new("lintian")
+        .args(["--fail-on", "error,warning"])
+        .arg(&deb)
+        .output()
+        .expect("lintian (setup.sh package installs it)");
+    assert!(o.status.success(), "lintian: {}", out(&o));
 }
 
 /// A maintainer script may reload systemd, and keep an admin's earlier enablement of the
