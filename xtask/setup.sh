@@ -60,13 +60,13 @@ want nft nftables
 want bpftool bpftool
 want tcpdump tcpdump
 want nsenter util-linux
+want keepalived keepalived     # `keepalived -t` checks lvs-loader check --keepalived's test configs
 if has_group vm; then
     want qemu-system-x86_64 qemu-system-x86
     want busybox busybox-static
     want musl-gcc musl-tools
     want cpio cpio
     want ipvsadm ipvsadm          # IPVS rules inside the guest (LVS scenario)
-    want keepalived keepalived    # configures IPVS in the LVS scenario
     want modprobe kmod            # module dependencies (host) and loading (guest)
     want depmod kmod
     want objcopy binutils         # strips debug info off the test executables

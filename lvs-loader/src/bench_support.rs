@@ -22,7 +22,7 @@ pub const EMPTY_PROGRAM_NAME: &str = "lvs_empty";
 
 fn load_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::Load {
-        hint: String::new(),
+        hint: None,
         source: Box::new(e),
     }
 }
@@ -43,7 +43,7 @@ impl EmptyProgram {
         let prog = ebpf
             .program_mut(EMPTY_PROGRAM_NAME)
             .ok_or_else(|| Error::Load {
-                hint: String::new(),
+                hint: None,
                 source: format!("program {EMPTY_PROGRAM_NAME} missing from the object").into(),
             })?;
         prog.try_into().map_err(load_error)
@@ -58,12 +58,7 @@ impl EmptyProgram {
             TcAttachType::Ingress,
             TcAttachOptions::TcxOrder(LinkOrder::default()),
         )
-        .map_err(|e| Error::Attach {
-            iface: iface.to_owned(),
-            mode: "tcx",
-            hint: String::new(),
-            source: Box::new(e),
-        })?;
+        .map_err(|e| Error::Kernel(format!("attaching the empty program to {iface}: {e}")))?;
         Ok(())
     }
 

@@ -539,7 +539,7 @@ fn counters_follow_the_verdicts() {
     dp.run(&tcp4(81).bytes(), 0);
     dp.run(&tcp4(80).with_fragment(1, false).bytes(), 0);
     dp.run(&tcp4(80).with_l4_len(10).bytes(), 0);
-    let s = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "test").expect("stats");
+    let s = dp.stats();
     let web = s
         .vips
         .iter()
@@ -622,7 +622,7 @@ mark = 0x31
         .mark,
         0
     );
-    let s = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    let s = dp.stats();
     assert_eq!(s.vips.len(), 2);
     let web_stats = s.vips.iter().find(|v| v.name == "web").expect("web");
     assert_eq!(
@@ -662,19 +662,15 @@ fn reload_replacing_every_vip_of_a_huge_config() {
         assert_eq!(dp.run(&to([10, 0, 0, 7]), 0).mark, 0xa);
     }
     let b = make(11, n, 0xb);
-    let report = dp
-        .dp
-        .maps
-        .apply(&b)
-        .expect("a reload replacing 70,000 of 70,000 VIPs");
+    let report = dp.apply_config(b);
     assert_eq!(
         (report.added, report.removed, report.kept),
-        (n as usize, n as usize, 0)
+        (n as usize, n as usize, 0),
+        "a reload replacing 70,000 of 70,000 VIPs"
     );
-    dp.config = b;
     assert_eq!(dp.run(&to([10, 0, 0, 7]), 0).mark, 0, "old VIP gone");
     assert_eq!(dp.run(&to([11, 0, 0, 7]), 0).mark, 0xb, "new VIP marked");
-    let s = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    let s = dp.stats();
     assert_eq!(s.vips.len(), n as usize);
     let total: u64 = s.vips.iter().map(|v| v.marked_packets).sum();
     assert_eq!(total, 1, "reused slots start from zero: {total}");

@@ -1,28 +1,38 @@
 //! `lvs-loader attach IFACE --config FILE` and `lvs-loader reload IFACE --config FILE`.
 
-use std::path::{Path, PathBuf};
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context as _, Result};
 use lvs_loader::{
-    config,
-    ops::{self, Mode},
+    AttachOptions, AttachReport, Attachment, IfName, ModeChoice, config, ifname, text,
 };
 
 use super::{Ctx, print_json};
 
 #[derive(clap::Args)]
 pub struct AttachArgs {
-    iface: String,
+    /// The interface (in this network namespace, or --netns's).
+    #[arg(value_parser = ifname::parse_arg)]
+    iface: IfName,
     #[arg(long, short, value_name = "FILE")]
     config: PathBuf,
     #[arg(long, value_enum, default_value = "auto")]
-    mode: Mode,
+    mode: ModeChoice,
+    /// Attach even if IFACE already carries an lvs-ebpf program of another attachment
+    /// (another --pin-dir, or an interface moved here from another namespace). The two
+    /// programs would both mark, the later one's marks winning.
+    #[arg(long)]
+    allow_stacking: bool,
 }
 
 impl AttachArgs {
-    pub fn run(self, ctx: &Ctx) -> Result<()> {
+    pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let c = config::load(&self.config)?;
-        let r = ops::attach(&ctx.pin_dir, &self.iface, &c, self.mode)
+        let opts = AttachOptions {
+            mode: self.mode,
+            allow_stacking: self.allow_stacking,
+        };
+        let r = Attachment::create_with_wait(&ctx.pin_dir, &self.iface, &c, opts, ctx.wait)
             .with_context(|| format!("attach {}", self.iface))?;
         print_report(ctx.json, &r, &self.config)
     }
@@ -30,29 +40,39 @@ impl AttachArgs {
 
 #[derive(clap::Args)]
 pub struct ReloadArgs {
-    iface: String,
+    /// An attached interface.
+    #[arg(value_parser = ifname::parse_arg)]
+    iface: IfName,
     #[arg(long, short, value_name = "FILE")]
     config: PathBuf,
 }
 
 impl ReloadArgs {
-    pub fn run(self, ctx: &Ctx) -> Result<()> {
+    pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let c = config::load(&self.config)?;
-        let r = ops::reload(&ctx.pin_dir, &self.iface, &c)
+        let r = Attachment::open(&ctx.pin_dir, &self.iface)
+            .and_then(|a| a.with_lock_wait(ctx.wait).reload(&c))
             .with_context(|| format!("reload {}", self.iface))?;
         print_report(ctx.json, &r, &self.config)
     }
 }
 
 /// What `attach` and `reload` print.
-fn print_report(json: bool, r: &ops::AttachReport, config: &Path) -> Result<()> {
+fn print_report(json: bool, r: &AttachReport, config: &std::path::Path) -> Result<ExitCode> {
+    for note in &r.recovered {
+        eprintln!("lvs-loader: note: {note}");
+    }
     if json {
-        return print_json(r);
+        print_json(r)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(why) = &r.rehook_reason {
+        println!("{}: re-hooked: {why}", r.interface);
     }
     println!(
         "{}: {} ({}, prog id {}): {} VIP(s), {} peer(s) [+{} -{} ={}], config {} sha256:{}",
         r.interface,
-        r.action,
+        r.action.as_str(),
         r.mode,
         r.program_id.map_or("?".into(), |i| i.to_string()),
         r.vips,
@@ -60,8 +80,8 @@ fn print_report(json: bool, r: &ops::AttachReport, config: &Path) -> Result<()> 
         r.added,
         r.removed,
         r.kept,
-        config.display(),
+        text::escape_path(config),
         r.config_digest.get(..12).unwrap_or("-")
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

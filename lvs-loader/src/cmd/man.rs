@@ -76,8 +76,12 @@ fn render(cmd: clap::Command, sub: Option<&str>, all: &[String]) -> Result<Vec<u
             "VIPs, ports, protocols, marks and peer director MACs (see vips.toml.example beside it).",
         ),
         (
-            "/sys/fs/bpf/lvs-ebpf/ns<INODE>/<IFACE>/",
-            "Pins of one attachment: program, TCX link and maps (default --pin-dir).",
+            "/sys/fs/bpf/lvs-ebpf/",
+            "Pins of every attachment, one directory per network namespace and interface: program, TCX link, maps (default --pin-dir).",
+        ),
+        (
+            "/run/lvs-ebpf/locks/",
+            "One lock per attachment: attach, reload and detach of an interface are serialized.",
         ),
         (
             "/usr/lib/systemd/system/lvs-ebpf@.service",

@@ -1,28 +1,34 @@
 //! `lvs-loader stats IFACE [--json | --prometheus]`.
 
+use std::process::ExitCode;
+
 use anyhow::{Context as _, Result};
-use lvs_loader::{config, ops};
+use lvs_loader::{Attachment, IfName, ifname, stats::Stats, text};
 
 use super::{Ctx, print_json};
 
 #[derive(clap::Args)]
 pub struct Args {
-    iface: String,
+    /// An attached interface.
+    #[arg(value_parser = ifname::parse_arg)]
+    iface: IfName,
     /// Prometheus text exposition format (for node_exporter's textfile collector).
     #[arg(long, conflicts_with = "json")]
     prometheus: bool,
 }
 
 impl Args {
-    pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let s = ops::stats(&ctx.pin_dir, &self.iface)
+    pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
+        let s = Attachment::open(&ctx.pin_dir, &self.iface)
+            .and_then(|a| a.stats())
             .with_context(|| format!("stats {}", self.iface))?;
         if ctx.json {
-            return print_json(&s);
+            print_json(&s)?;
+            return Ok(ExitCode::SUCCESS);
         }
         if self.prometheus {
             print!("{}", prometheus_text(&s));
-            return Ok(());
+            return Ok(ExitCode::SUCCESS);
         }
         println!(
             "{}: {} VIP(s), peers {}",
@@ -35,18 +41,10 @@ impl Args {
             "NAME", "VIP", "MARK", "MARKED_PKTS", "MARKED_BYTES", "PEER_PKTS", "PEER_BYTES"
         );
         for v in &s.vips {
-            let proto = v
-                .protocol
-                .parse::<config::Protocol>()
-                .unwrap_or(config::Protocol::Tcp);
-            let addr = v
-                .address
-                .parse()
-                .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
             println!(
                 "{:<24} {:<32} {:>10} {:>12} {:>14} {:>12} {:>14}",
-                v.name,
-                config::format_endpoint(addr, v.port, proto),
+                text::escape(&v.name),
+                v.endpoint(),
                 format!("{:#x}", v.mark),
                 v.marked_packets,
                 v.marked_bytes,
@@ -56,18 +54,24 @@ impl Args {
         }
         let t: Vec<String> = s.totals.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("totals: {}", t.join(" "));
-        Ok(())
+        Ok(ExitCode::SUCCESS)
     }
 }
 
-fn prometheus_text(s: &ops::Stats) -> String {
+/// A Prometheus label value: escaped for the terminal first (no control characters),
+/// then backslash and quote as the exposition format wants.
+fn label(v: &str) -> String {
+    text::escape(v).replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn prometheus_text(s: &Stats) -> String {
+    use lvs_loader::stats::VipStats;
     let mut out = String::new();
-    let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
     for (metric, help, get) in [
         (
             "lvs_ebpf_vip_marked_packets_total",
             "Packets to the VIP from non-peer MACs, marked",
-            (|v: &ops::VipStats| v.marked_packets) as fn(&ops::VipStats) -> u64,
+            (|v: &VipStats| v.marked_packets) as fn(&VipStats) -> u64,
         ),
         (
             "lvs_ebpf_vip_marked_bytes_total",
@@ -91,8 +95,8 @@ fn prometheus_text(s: &ops::Stats) -> String {
         for v in &s.vips {
             out.push_str(&format!(
                 "{metric}{{interface=\"{}\",vip=\"{}\",address=\"{}\",port=\"{}\",protocol=\"{}\",mark=\"{:#x}\"}} {}\n",
-                esc(&s.interface),
-                esc(&v.name),
+                label(&s.interface),
+                label(&v.name),
                 v.address,
                 v.port.map_or("any".into(), |p| p.to_string()),
                 v.protocol,
@@ -108,7 +112,7 @@ fn prometheus_text(s: &ops::Stats) -> String {
         }
         out.push_str(&format!(
             "lvs_ebpf_packets_total{{interface=\"{}\",kind=\"{k}\"}} {v}\n",
-            esc(&s.interface)
+            label(&s.interface)
         ));
     }
     out
