@@ -112,13 +112,25 @@ fn long_options(bin: &Path, sub: Option<&str>) -> BTreeSet<String> {
     let mut cmd = Command::new(bin);
     cmd.args(sub).arg("--help");
     let help = run_ok(&mut cmd);
-    help.split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|w| w.starts_with("--") && w.len() > 2)
-        .map(|w| {
-            w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
-                .to_owned()
-        })
-        .collect()
+    // Option lines: `  -n, --netns <NAME>  help text`; only the part before the help.
+    let mut opts = BTreeSet::new();
+    for line in help
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+    {
+        let spec = line.split("  ").next().unwrap_or_default();
+        for w in spec.split([' ', ',', '=', '[', '<']) {
+            if let Some(name) = w.strip_prefix("--")
+                && !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                opts.insert(w.to_owned());
+            }
+        }
+    }
+    assert!(opts.contains("--help"), "no options parsed from:\n{help}");
+    opts
 }
 
 fn gunzip(p: &Path) -> String {
