@@ -59,6 +59,12 @@ enum Command {
     Import(cmd::import::Args),
     /// Print a config as the equivalent iptables-restore input (the rollback path).
     Export(cmd::export::Args),
+    /// Print the manual pages (roff), generated from this binary's options.
+    #[command(hide = true)]
+    Man(cmd::man::Args),
+    /// Print a shell completion script.
+    #[command(hide = true)]
+    Completions(cmd::completions::Args),
 }
 
 fn main() -> ExitCode {
@@ -100,5 +106,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Import(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Export(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
+        Command::Man(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
+        Command::Completions(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
     }
 }
