@@ -63,6 +63,12 @@ enum Command {
     /// Attach (or adopt) and keep the marker on interfaces: repair within a second,
     /// reload on SIGHUP or file change, /metrics and /healthz, systemd Type=notify.
     Daemon(cmd::daemon::Args),
+    /// Print the manual pages (roff), generated from this binary's options.
+    #[command(hide = true)]
+    Man(cmd::man::Args),
+    /// Print a shell completion script.
+    #[command(hide = true)]
+    Completions(cmd::completions::Args),
 }
 
 fn main() -> ExitCode {
@@ -105,5 +111,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Import(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Export(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Daemon(a) => a.run(&ctx),
+        Command::Man(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
+        Command::Completions(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
     }
 }

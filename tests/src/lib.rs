@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod daemon;
+pub mod debroot;
 pub mod framegen;
 pub mod frames;
 pub mod harness;
