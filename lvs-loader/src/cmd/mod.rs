@@ -5,6 +5,7 @@ pub mod attach;
 pub mod check;
 pub mod check_keepalived;
 pub mod completions;
+pub mod daemon;
 pub mod detach;
 pub mod export;
 pub mod import;
