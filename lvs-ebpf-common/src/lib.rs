@@ -191,9 +191,17 @@ pub const CLSACT_CREATED: u32 = 1;
 /// [`AttachMeta::clsact`]: about to create it (written before the qdisc is added, so a
 /// crash in between is recognised).
 pub const CLSACT_MAYBE: u32 = 2;
+/// [`AttachMeta::hook_order`]: first on the hook (TCX: before every other program;
+/// netlink: the lowest free priority, 1 when it is free).
+pub const HOOK_FIRST: u32 = 0;
+/// [`AttachMeta::hook_order`]: after everything already on the hook.
+pub const HOOK_LAST: u32 = 1;
+/// [`AttachMeta::hook_order`]: netlink only, exactly [`AttachMeta::hook_priority`].
+pub const HOOK_PRIORITY: u32 = 2;
 pub const META_MAGIC: u32 = 0x4c56_5345; // "LVSE"
 /// 2: netns cookie, per-generation config descriptions, full-length config paths.
-pub const META_VERSION: u32 = 2;
+/// 3: hook order (first, last, or a tc priority), kept by re-hooks and repairs.
+pub const META_VERSION: u32 = 3;
 /// `PATH_MAX`: a config path is stored whole, never truncated.
 pub const META_PATH_LEN: usize = 4096;
 
@@ -253,6 +261,10 @@ pub struct AttachMeta {
     /// [`CLSACT_FOUND`], [`CLSACT_CREATED`] or [`CLSACT_MAYBE`].
     pub clsact: u32,
     pub ifname_len: u32,
+    /// [`HOOK_FIRST`], [`HOOK_LAST`] or [`HOOK_PRIORITY`].
+    pub hook_order: u32,
+    /// With [`HOOK_PRIORITY`]: the tc filter priority asked for.
+    pub hook_priority: u32,
     pub ifname: [u8; 16],
     /// Indexed by generation (`LVS_CONTROL[0]`).
     pub generations: [GenerationMeta; 2],
@@ -267,7 +279,7 @@ const _: () = assert!(core::mem::size_of::<VipInfo>() == 8 + MAX_NAME_LEN);
 const _: () = assert!(core::mem::size_of::<GenerationMeta>() == 8 * 2 + 4 * 4 + 32 + META_PATH_LEN);
 const _: () = assert!(
     core::mem::size_of::<AttachMeta>()
-        == 4 * 4 + 8 * 3 + 4 * 4 + 16 + 2 * core::mem::size_of::<GenerationMeta>()
+        == 4 * 4 + 8 * 3 + 4 * 6 + 16 + 2 * core::mem::size_of::<GenerationMeta>()
 );
 
 #[cfg(feature = "user")]

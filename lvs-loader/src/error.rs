@@ -121,6 +121,20 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error(
+        "{iface}: priority {priority} is a tc filter priority, for --mode netlink; this attachment is {mode} (use --position first|last)"
+    )]
+    PriorityNeedsNetlink {
+        iface: IfName,
+        priority: u16,
+        mode: Mode,
+    },
+
+    #[error(
+        "{iface}: tc priority {priority} on its ingress is taken by another filter: pick another --priority"
+    )]
+    PriorityTaken { iface: IfName, priority: u16 },
+
     #[error("{what}: {source}")]
     Netlink {
         what: String,

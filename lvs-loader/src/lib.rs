@@ -27,12 +27,14 @@ pub mod batch;
 pub mod bench_support;
 pub mod bpf;
 pub mod config;
+pub mod daemon;
 pub mod datapath;
 pub mod elsewhere;
 pub mod error;
 pub mod export;
 pub mod failpoint;
 pub mod frames;
+pub mod health;
 pub mod hook;
 pub mod ifname;
 pub mod import;
@@ -50,7 +52,9 @@ pub mod sys;
 pub mod testrun;
 pub mod text;
 
-pub use attachment::{Action, AttachOptions, AttachReport, Attachment, DetachReport};
+pub use attachment::{
+    Action, AttachOptions, AttachReport, Attachment, DetachReport, Placement, RepairReport,
+};
 pub use error::{Error, Result};
 pub use hook::{Mode, ModeChoice};
 pub use ifname::IfName;

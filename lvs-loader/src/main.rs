@@ -48,7 +48,8 @@ enum Command {
     /// Remove the program from IFACE and every pin lvs-loader made for it (or, with
     /// --orphans, free the attachments of network namespaces that no longer exist).
     Detach(cmd::detach::Args),
-    /// List every attachment and its state; exit 1 unless all are ok.
+    /// List every attachment and its state; exit 1 unless all are ok. With --check: the
+    /// health keepalived can track (hooked, first, config unchanged).
     Status(cmd::status::Args),
     /// Per-VIP and global counters of IFACE.
     Stats(cmd::stats::Args),
@@ -59,6 +60,15 @@ enum Command {
     Import(cmd::import::Args),
     /// Print a config as the equivalent iptables-restore input (the rollback path).
     Export(cmd::export::Args),
+    /// Attach (or adopt) and keep the marker on interfaces: repair within a second,
+    /// reload on SIGHUP or file change, /metrics and /healthz, systemd Type=notify.
+    Daemon(cmd::daemon::Args),
+    /// Print the manual pages (roff), generated from this binary's options.
+    #[command(hide = true)]
+    Man(cmd::man::Args),
+    /// Print a shell completion script.
+    #[command(hide = true)]
+    Completions(cmd::completions::Args),
 }
 
 fn main() -> ExitCode {
@@ -100,5 +110,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Import(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Export(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
+        Command::Daemon(a) => a.run(&ctx),
+        Command::Man(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
+        Command::Completions(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
     }
 }

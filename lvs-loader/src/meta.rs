@@ -6,13 +6,13 @@ use std::{
 };
 
 use lvs_ebpf_common::{
-    AttachMeta, CLSACT_CREATED, CLSACT_FOUND, CLSACT_MAYBE, GenerationMeta, META_MAGIC,
-    META_PATH_LEN, META_VERSION, MODE_NETLINK, MODE_TCX,
+    AttachMeta, CLSACT_CREATED, CLSACT_FOUND, CLSACT_MAYBE, GenerationMeta, HOOK_FIRST, HOOK_LAST,
+    HOOK_PRIORITY, META_MAGIC, META_PATH_LEN, META_VERSION, MODE_NETLINK, MODE_TCX,
 };
 
 use crate::{
     error::{Error, Result, ShownPath},
-    hook::Mode,
+    hook::{Mode, Order},
     ifname::IfName,
     netns::NetnsId,
 };
@@ -61,6 +61,8 @@ pub struct Meta {
     pub attached_at: u64,
     /// Netlink mode only.
     pub nl: Option<NlHook>,
+    /// Where the program goes on the hook; re-hooks and repairs keep it.
+    pub order: Order,
     pub generations: [Generation; 2],
 }
 
@@ -77,6 +79,8 @@ pub enum MetaError {
     Mode(u32),
     #[error("bad interface name in the record")]
     Name,
+    #[error("unknown hook order {0}")]
+    Order(u32),
 }
 
 impl Generation {
@@ -151,8 +155,15 @@ impl Meta {
                 _ => Clsact::Maybe,
             },
         });
+        let order = match (m.hook_order, u16::try_from(m.hook_priority)) {
+            (HOOK_FIRST, _) => Order::First,
+            (HOOK_LAST, _) => Order::Last,
+            (HOOK_PRIORITY, Ok(p)) if p > 0 => Order::Priority(p),
+            (other, _) => return Err(MetaError::Order(other)),
+        };
         Ok(Self {
             mode,
+            order,
             ifindex: m.ifindex,
             ifname,
             netns: NetnsId {
@@ -180,6 +191,15 @@ impl Meta {
             netns_ino: self.netns.inode,
             netns_cookie: self.netns.cookie.unwrap_or(0),
             attached_at: self.attached_at,
+            hook_order: match self.order {
+                Order::First => HOOK_FIRST,
+                Order::Last => HOOK_LAST,
+                Order::Priority(_) => HOOK_PRIORITY,
+            },
+            hook_priority: match self.order {
+                Order::Priority(p) => u32::from(p),
+                _ => 0,
+            },
             generations: [self.generations[0].to_raw()?, self.generations[1].to_raw()?],
             ..AttachMeta::default()
         };
@@ -229,6 +249,7 @@ mod tests {
                 handle: 1,
                 clsact: Clsact::Maybe,
             }),
+            order: Order::Priority(7),
             generations: [
                 Generation::default(),
                 Generation {
@@ -251,7 +272,10 @@ mod tests {
         let mut t = m;
         t.mode = Mode::Tcx;
         t.nl = None;
-        assert_eq!(Meta::from_raw(&t.to_raw().unwrap()), Ok(t));
+        for order in [Order::First, Order::Last] {
+            t.order = order;
+            assert_eq!(Meta::from_raw(&t.to_raw().unwrap()), Ok(t.clone()));
+        }
     }
 
     #[test]
@@ -279,6 +303,14 @@ mod tests {
         raw.version = 1;
         assert_eq!(Meta::from_raw(&raw), Err(MetaError::Version(1)));
         raw.version = META_VERSION;
+        raw.hook_order = 7;
+        assert_eq!(Meta::from_raw(&raw), Err(MetaError::Order(7)));
+        raw.hook_order = HOOK_PRIORITY;
+        raw.hook_priority = 0x1_0000;
+        assert_eq!(Meta::from_raw(&raw), Err(MetaError::Order(HOOK_PRIORITY)));
+        raw.hook_priority = 0;
+        assert_eq!(Meta::from_raw(&raw), Err(MetaError::Order(HOOK_PRIORITY)));
+        raw.hook_order = HOOK_FIRST;
         raw.mode = 9;
         assert_eq!(Meta::from_raw(&raw), Err(MetaError::Mode(9)));
         assert_eq!(

@@ -405,9 +405,13 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
     use std::ffi::CString;
     let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap_or_default();
     let (f, t) = (c(from), c(to));
-    // SAFETY: valid C strings.
+    // The raw system call: the musl that Rust links statically (the package's build) has
+    // no renameat2() wrapper.
+    // SAFETY: valid C strings; renameat2(2) takes (int, const char *, int, const char *,
+    // unsigned int).
     let rc = unsafe {
-        libc::renameat2(
+        libc::syscall(
+            libc::SYS_renameat2,
             libc::AT_FDCWD,
             f.as_ptr(),
             libc::AT_FDCWD,

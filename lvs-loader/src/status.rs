@@ -7,7 +7,7 @@ use serde::{Serialize, Serializer};
 use crate::{
     attachment, bpf, config,
     error::{Error, Result},
-    hook::{self, HookEntry, Mode},
+    hook::{self, HookEntry, Mode, Order},
     ifname::IfName,
     lock::{self, LockKey},
     meta::Meta,
@@ -101,6 +101,18 @@ pub struct StatusEntry {
     pub pin_dir: String,
     /// Everything on the interface's ingress hook, in run order (when reachable).
     pub hooks: Vec<HookEntry>,
+    /// Where the program should sit on the hook (`first`, `last`, `priority N`).
+    pub order: Option<Order>,
+    /// What runs before the program on the hook (when it is there).
+    pub in_front: Vec<HookEntry>,
+    /// Why the program is not where `order` wants it, if it is not.
+    pub order_problem: Option<String>,
+    /// The live config's file, unescaped (for `status --check`).
+    #[serde(skip)]
+    pub config_file: Option<std::path::PathBuf>,
+    /// The live config's SHA-256.
+    #[serde(skip)]
+    pub digest: Option<[u8; 32]>,
 }
 
 impl StatusEntry {
@@ -132,11 +144,26 @@ impl StatusEntry {
             reloaded_at: 0,
             pin_dir: text::escape_path(dir),
             hooks: Vec::new(),
+            order: None,
+            in_front: Vec::new(),
+            order_problem: None,
+            config_file: None,
+            digest: None,
         }
+    }
+
+    /// Whether the program is on the hook of the interface of its name, in its
+    /// namespace (not merely "renamed" or "moved" with it).
+    pub fn is_hooked_here(&self) -> bool {
+        self.is_hooked_on(&self.hooks)
     }
 
     pub fn is_ok(&self) -> bool {
         self.state == State::Ok
+    }
+
+    fn is_hooked_on(&self, hooks: &[HookEntry]) -> bool {
+        self.program_id.is_some() && hooks.iter().any(|h| h.prog_id == self.program_id)
     }
 }
 
@@ -307,6 +334,18 @@ fn entry_status(
             if detail.is_some() {
                 s.detail = detail;
             }
+            if let Some(prog) = s.program_id
+                && s.is_hooked_on(&hooks)
+            {
+                s.in_front = Order::in_front(&hooks, prog).to_vec();
+                s.order_problem = meta.order.problem(&hooks, prog);
+                if let Some(p) = &s.order_problem {
+                    s.detail = Some(match s.detail.take() {
+                        Some(d) => format!("{d}; {p}"),
+                        None => p.clone(),
+                    });
+                }
+            }
             s.hooks = hooks;
         }
         None => {
@@ -323,6 +362,9 @@ fn fill_from_pins(s: &mut StatusEntry, dir: &Path, ifname: &IfName) -> Result<Me
     let live = maps.active_generation()?;
     let g = meta.generation(live);
     s.mode = Some(meta.mode);
+    s.order = Some(meta.order);
+    s.config_file = g.config_path.clone();
+    s.digest = (g.serial != 0).then_some(g.digest);
     s.ifindex = meta.ifindex;
     s.program_id = bpf::pinned_prog_id(&dir.join(PROG_PIN)).ok();
     s.vips = g.vips;

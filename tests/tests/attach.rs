@@ -353,11 +353,13 @@ fn tcx_runs_alongside_other_programs() {
         "--mode",
         "tcx",
         "--allow-stacking",
+        "--position",
+        "last",
     ]);
     let v4: IpAddr = VIP.into();
     lab.watch_marks(&[v4], &[3, 5]);
     lab.send(&n(web(CLIENT), 2));
-    // Both ran: the later one (ours, mark 3) wins.
+    // Both ran: the one that runs last (ours, mark 3, --position last) wins.
     assert_eq!(lab.mark_count(v4, 3), 2);
     let s = lab.stats();
     assert_eq!(s["vips"][0]["marked_packets"], 2);

@@ -16,6 +16,11 @@
 //!   hook first; a TCX link is pinned as `link.next` and renamed over `link`.
 //! * **detach** renames `<ifname>` to `<ifname>:old` first (from then on it is being
 //!   removed), unhooks, unpins. Recovery finishes a `:old`.
+//! * **repair** (`lvs-loader daemon`) re-hooks and puts the program back in its place on
+//!   the hook ([`Order`]) without touching the maps: a new TCX link is made first and
+//!   swapped in like a re-hook; a netlink filter at the new priority is recorded, added,
+//!   and only then the old one removed (any other filter running our program is removed
+//!   too, so a kill in between leaves nothing behind for long).
 
 mod hooking;
 mod recover;
@@ -34,7 +39,7 @@ use crate::{
     config::Config,
     error::{Error, Result, ShownPath},
     failpoint,
-    hook::{self, Mode, ModeChoice},
+    hook::{self, Mode, ModeChoice, Order},
     ifname::IfName,
     journal,
     lock::{self, LockKey},
@@ -89,8 +94,43 @@ pub struct AttachReport {
     /// Which of the two map generations is live now.
     pub generation: u32,
     pub config_digest: String,
+    /// Where the program goes on the hook.
+    pub order: Order,
+    /// Why the program is not where `order` wants it and can't be put there (netlink
+    /// behind a TCX program or a filter at priority 1, a priority taken).
+    pub order_problem: Option<String>,
     /// What recovery finished or undid first (a command killed earlier).
     pub recovered: Vec<String>,
+}
+
+/// Whether the program sits where its [`Order`] wants it after a repair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "placement", content = "why", rename_all = "lowercase")]
+pub enum Placement {
+    /// It was already there.
+    InPlace,
+    /// It was moved there (what was wrong).
+    Moved(String),
+    /// It is not there and can't be put there (why).
+    Impossible(String),
+}
+
+/// What [`Attachment::repair`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairReport {
+    pub interface: IfName,
+    /// Why the program had to be hooked again.
+    pub rehooked: Option<String>,
+    pub placement: Placement,
+    pub order: Order,
+    pub recovered: Vec<String>,
+}
+
+impl RepairReport {
+    /// Whether anything was changed on the hook.
+    pub fn changed(&self) -> bool {
+        self.rehooked.is_some() || matches!(self.placement, Placement::Moved(_))
+    }
 }
 
 /// What `detach` removed.
@@ -112,6 +152,21 @@ pub struct AttachOptions {
     /// Attach even if the interface already carries an lvs-ebpf program of another
     /// attachment.
     pub allow_stacking: bool,
+    /// Where on the hook; `None`: [`Order::First`] for a new attachment, the recorded
+    /// order for an existing one.
+    pub order: Option<Order>,
+}
+
+/// A tc priority only means something to a netlink attachment.
+fn check_order(iface: &IfName, mode: Mode, order: Order) -> Result<()> {
+    match (mode, order) {
+        (Mode::Tcx, Order::Priority(priority)) => Err(Error::PriorityNeedsNetlink {
+            iface: iface.clone(),
+            priority,
+            mode,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// One interface's attachment under a pin root.
@@ -183,9 +238,9 @@ impl Attachment {
         self.entry_path(Entry::Removing(self.ifname.clone()))
     }
 
-    /// Whether anything of this attachment is pinned ("permission denied" when that
-    /// can't be known).
-    fn exists(&self) -> Result<bool> {
+    /// Whether anything of this attachment is pinned, published or half-made
+    /// ("permission denied" when that can't be known).
+    pub fn exists(&self) -> Result<bool> {
         for p in [self.dir(), self.staging(), self.removing()] {
             match std::fs::symlink_metadata(&p) {
                 Ok(_) => return Ok(true),
@@ -260,9 +315,11 @@ impl Attachment {
         failpoint::hit("attach:locked");
         let recovered = att.recover()?;
         let mut report = if att.dir().exists() {
-            att.reload_locked(config)?
+            att.reload_locked(config, opts.order)?
         } else {
-            att.fresh_attach(ifindex, config, mode, opts.allow_stacking)?
+            let order = opts.order.unwrap_or_default();
+            check_order(ifname, mode, order)?;
+            att.fresh_attach(ifindex, config, mode, order, opts.allow_stacking)?
         };
         report.recovered = recovered;
         Ok(report)
@@ -282,9 +339,56 @@ impl Attachment {
         if !self.dir().exists() {
             return Err(self.not_attached());
         }
-        let mut r = self.reload_locked(config)?;
+        let mut r = self.reload_locked(config, None)?;
         r.recovered = recovered;
         Ok(r)
+    }
+
+    /// Puts the program back on its hook (like a reload does) and in its place there
+    /// ([`Order`]; `order` replaces the recorded one), without touching the maps. Fails
+    /// like a reload when the interface is gone.
+    pub fn repair(&self, order: Option<Order>) -> Result<RepairReport> {
+        sys::check_privileges()?;
+        let _guard = self.lock()?;
+        failpoint::hit("repair:locked");
+        let recovered = self.recover()?;
+        let dir = self.dir();
+        if !dir.exists() {
+            return Err(self.not_attached());
+        }
+        let mut maps = open_pins(&dir, &self.ifname)?;
+        let mut meta = read_meta_from(&maps, &dir, &self.ifname)?;
+        let program_id = self.pinned_program(&dir)?;
+        self.set_order(&mut maps, &mut meta, order)?;
+        let rehooked = self.ensure_hooked(&dir, &mut maps, &mut meta, program_id)?;
+        let placement = self.ensure_order(&dir, &mut maps, &mut meta, program_id)?;
+        Ok(RepairReport {
+            interface: self.ifname.clone(),
+            rehooked,
+            placement,
+            order: meta.order,
+            recovered,
+        })
+    }
+
+    /// Records a new order (before the hook is changed to match it).
+    fn set_order(&self, maps: &mut MapSet, meta: &mut Meta, order: Option<Order>) -> Result<()> {
+        if let Some(o) = order
+            && o != meta.order
+        {
+            check_order(&self.ifname, meta.mode, o)?;
+            meta.order = o;
+            maps.write_meta(&meta.to_raw()?)?;
+        }
+        Ok(())
+    }
+
+    fn pinned_program(&self, dir: &Path) -> Result<u32> {
+        bpf::pinned_prog_id(&dir.join(PROG_PIN)).map_err(|e| Error::BrokenPins {
+            iface: self.ifname.clone(),
+            dir: ShownPath(dir.to_path_buf()),
+            what: format!("program pin: {e}"),
+        })
     }
 
     /// Removes the program from the interface and every pin lvs-loader made for it.
@@ -368,18 +472,23 @@ impl Attachment {
         Ok(maps)
     }
 
-    /// Reload of the published attachment (lock held, recovery done).
-    fn reload_locked(&self, config: &Config) -> Result<AttachReport> {
+    /// Reload of the published attachment (lock held, recovery done); `order` replaces
+    /// the recorded hook order.
+    fn reload_locked(&self, config: &Config, order: Option<Order>) -> Result<AttachReport> {
         let dir = self.dir();
         let mut maps = open_pins(&dir, &self.ifname)?;
         let mut meta = read_meta_from(&maps, &dir, &self.ifname)?;
-        let program_id =
-            bpf::pinned_prog_id(&dir.join(PROG_PIN)).map_err(|e| Error::BrokenPins {
-                iface: self.ifname.clone(),
-                dir: ShownPath(dir.clone()),
-                what: format!("program pin: {e}"),
-            })?;
-        let rehook_reason = self.ensure_hooked(&dir, &mut maps, &mut meta, program_id)?;
+        let program_id = self.pinned_program(&dir)?;
+        self.set_order(&mut maps, &mut meta, order)?;
+        let mut rehook_reason = self.ensure_hooked(&dir, &mut maps, &mut meta, program_id)?;
+        let mut order_problem = None;
+        match self.ensure_order(&dir, &mut maps, &mut meta, program_id)? {
+            Placement::InPlace => {}
+            Placement::Moved(why) => {
+                rehook_reason.get_or_insert(format!("put back {}: it was {why}", meta.order));
+            }
+            Placement::Impossible(why) => order_problem = Some(why),
+        }
         let serial = meta.next_serial();
         let journal_path = self.lock_key().journal_path();
         let mut pending = false;
@@ -415,6 +524,8 @@ impl Attachment {
             kept: applied.kept,
             generation: applied.generation,
             config_digest: config.digest_hex(),
+            order: meta.order,
+            order_problem,
             recovered: Vec::new(),
         })
     }

@@ -4,7 +4,9 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context as _, Result};
 use lvs_loader::{
-    AttachOptions, AttachReport, Attachment, IfName, ModeChoice, config, ifname, text,
+    AttachOptions, AttachReport, Attachment, IfName, ModeChoice, config,
+    hook::{Order, Position},
+    ifname, text,
 };
 
 use super::{Ctx, print_json};
@@ -20,9 +22,31 @@ pub struct AttachArgs {
     mode: ModeChoice,
     /// Attach even if IFACE already carries an lvs-ebpf program of another attachment
     /// (another --pin-dir, or an interface moved here from another namespace). The two
-    /// programs would both mark, the later one's marks winning.
+    /// programs would both mark, the marks of the one that runs last winning.
     #[arg(long)]
     allow_stacking: bool,
+    #[command(flatten)]
+    order: OrderArgs,
+}
+
+/// `--position` / `--priority`: where the program goes on the hook.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct OrderArgs {
+    /// Where on IFACE's ingress hook: `first` (default for a new attachment; TCX: before
+    /// every other program, netlink: tc priority 1 when it is free) so that no other
+    /// program can hide packets from the marker, or `last`. Recorded: re-hooks and
+    /// repairs keep it. Default on an attached IFACE: what it was attached with.
+    #[arg(long, value_enum, value_name = "WHERE")]
+    pub position: Option<Position>,
+    /// --mode netlink: exactly this tc filter priority (1-65535) instead of --position.
+    #[arg(long, value_name = "N", conflicts_with = "position", value_parser = clap::value_parser!(u16).range(1..))]
+    pub priority: Option<u16>,
+}
+
+impl OrderArgs {
+    pub fn order(self) -> Option<Order> {
+        Order::from_args(self.position, self.priority)
+    }
 }
 
 impl AttachArgs {
@@ -31,6 +55,7 @@ impl AttachArgs {
         let opts = AttachOptions {
             mode: self.mode,
             allow_stacking: self.allow_stacking,
+            order: self.order.order(),
         };
         let r = Attachment::create_with_wait(&ctx.pin_dir, &self.iface, &c, opts, ctx.wait)
             .with_context(|| format!("attach {}", self.iface))?;
@@ -61,6 +86,12 @@ impl ReloadArgs {
 fn print_report(json: bool, r: &AttachReport, config: &std::path::Path) -> Result<ExitCode> {
     for note in &r.recovered {
         eprintln!("lvs-loader: note: {note}");
+    }
+    if let Some(why) = &r.order_problem {
+        eprintln!(
+            "lvs-loader: warning: {}: not {} on its hook: {why}",
+            r.interface, r.order
+        );
     }
     if json {
         print_json(r)?;

@@ -4,9 +4,12 @@
 pub mod attach;
 pub mod check;
 pub mod check_keepalived;
+pub mod completions;
+pub mod daemon;
 pub mod detach;
 pub mod export;
 pub mod import;
+pub mod man;
 pub mod stats;
 pub mod status;
 

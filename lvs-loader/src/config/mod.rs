@@ -31,9 +31,10 @@ use sha2::{Digest as _, Sha256};
 pub use problems::MAX_PROBLEMS;
 pub use read::MAX_CONFIG_BYTES;
 pub use sections::MAX_TABLE_TOKENS;
+pub use validate::MAX_DAEMON_INTERFACES;
 pub use values::{format_mac, parse_mac};
 
-use crate::text;
+use crate::{ifname::IfName, text};
 
 /// Transport protocol of a VIP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -162,6 +163,14 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The optional `[daemon]` table: settings of `lvs-loader daemon` only (the datapath
+/// never sees them; they are part of the file, so of its digest).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Daemon {
+    /// The interfaces to manage when the command line names none.
+    pub interfaces: Vec<IfName>,
+}
+
 /// One problem in a config file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -230,6 +239,11 @@ impl ConfigError {
 
 /// Reads and validates `path`: a regular file of at most [`MAX_CONFIG_BYTES`].
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_full(path).map(|(c, _)| c)
+}
+
+/// [`load`], with the `[daemon]` table.
+pub fn load_full(path: &Path) -> Result<(Config, Daemon), ConfigError> {
     let file = text::escape_path(path);
     let bytes = read::read_bounded(path, &file)?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -241,13 +255,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             file: file.clone(),
         }
     })?;
-    let mut config = parse(&text, &file)?;
+    let (mut config, daemon) = parse_full(&text, &file)?;
     config.path = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
-    Ok(config)
+    Ok((config, daemon))
 }
 
 /// Parses and validates config text; `file` names it in messages (as given: escape it).
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    parse_full(text, file).map(|(c, _)| c)
+}
+
+/// [`parse`], with the `[daemon]` table.
+pub fn parse_full(text: &str, file: &str) -> Result<(Config, Daemon), ConfigError> {
     let mut v = validate::Validator::default();
     for section in sections::Sections::new(text) {
         if v.problems.is_full() {
@@ -256,14 +275,17 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         }
         v.section(&section);
     }
-    let (peers, vips, problems) = v.finish();
+    let (peers, vips, daemon, problems) = v.finish();
     if problems.is_empty() {
-        Ok(Config {
-            peers,
-            vips,
-            digest: Sha256::digest(text.as_bytes()).into(),
-            path: None,
-        })
+        Ok((
+            Config {
+                peers,
+                vips,
+                digest: Sha256::digest(text.as_bytes()).into(),
+                path: None,
+            },
+            daemon,
+        ))
     } else {
         Err(ConfigError::Invalid {
             file: file.to_owned(),

@@ -23,8 +23,10 @@ use super::{
 };
 use crate::text;
 
+mod daemon;
 mod entries;
 
+pub use daemon::MAX_DAEMON_INTERFACES;
 use entries::a;
 
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -134,6 +136,9 @@ pub(super) struct Validator {
     /// `[[peer]]` / `[[vip]]` tables to them).
     inline_peer: Option<usize>,
     inline_vip: Option<usize>,
+    /// The `[daemon]` table: where it is, and its settings.
+    daemon_at: Option<usize>,
+    pub daemon: super::Daemon,
 }
 
 impl Validator {
@@ -212,16 +217,20 @@ impl Validator {
             self.root(sec, &table);
             return;
         }
+        let is_array = matches!(header, Header::ArrayTable(_));
         let path = match header {
             Header::Table(p) | Header::ArrayTable(p) => p,
             Header::Broken => {
                 return self.problems.push(
                     sec.start,
                     "toml",
-                    "cannot read this table header: expected [[peer]] or [[vip]]",
+                    "cannot read this table header: expected [[peer]], [[vip]] or [daemon]",
                 );
             }
         };
+        if path[0] == "daemon" {
+            return self.daemon_section(sec, &table, &path, entry.is_none() && !is_array);
+        }
         let kind = Kind::from_key(&path[0]);
         if let Some(k) = kind
             && let Some(first) = *self.inline(k)
@@ -268,7 +277,7 @@ impl Validator {
                     .map(|k| key_name(k))
                     .collect::<Vec<_>>()
                     .join("."),
-                "unknown table: a config has [[peer]] and [[vip]] tables only",
+                "unknown table: a config has [[peer]], [[vip]] and [daemon] tables only",
             ),
         }
     }
@@ -306,11 +315,15 @@ impl Validator {
     fn root(&mut self, sec: &Section, table: &DeTable<'_>) {
         for (k, v) in table.iter() {
             let at = sec.file_offset(k.span().start);
+            if k.get_ref() == "daemon" {
+                self.daemon_inline(sec, v, at);
+                continue;
+            }
             let Some(kind) = Kind::from_key(k.get_ref()) else {
                 self.problems.push(
                     at,
                     key_name(k.get_ref()),
-                    "unknown key: a config has [[peer]] and [[vip]] tables only",
+                    "unknown key: a config has [[peer]], [[vip]] and [daemon] tables only",
                 );
                 continue;
             };
@@ -343,7 +356,7 @@ impl Validator {
     }
 
     /// Problems that need the whole file: no peer at all, maps too small.
-    pub fn finish(mut self) -> (Vec<Peer>, Vec<Vip>, Problems) {
+    pub fn finish(mut self) -> (Vec<Peer>, Vec<Vip>, super::Daemon, Problems) {
         if self.n_peers == 0 {
             self.problems.push(
                 0,
@@ -375,6 +388,6 @@ impl Validator {
                 ),
             );
         }
-        (self.peers, self.vips, self.problems)
+        (self.peers, self.vips, self.daemon, self.problems)
     }
 }

@@ -1,5 +1,6 @@
 //! TC ingress hooks: a pinned TCX link (Linux >= 6.6) or a cls_bpf filter on a clsact
-//! qdisc, whether a program is on the hook, and everything else that is.
+//! qdisc, whether a program is on the hook, everything else that is, and where ours sits
+//! among them ([`Order`]).
 
 pub mod netlink;
 pub mod tcx;
@@ -51,11 +52,15 @@ pub enum ModeChoice {
     Netlink,
 }
 
-/// TCX (BPF links on the tc hooks) arrived in Linux 6.6.
+/// TCX (BPF links on the tc hooks) arrived in Linux 6.6. (Asked once per process: the
+/// daemon asks four times a second.)
 pub fn supports_tcx() -> bool {
-    aya::util::KernelVersion::current()
-        .map(|v| v >= aya::util::KernelVersion::new(6, 6, 0))
-        .unwrap_or(false)
+    static TCX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TCX.get_or_init(|| {
+        aya::util::KernelVersion::current()
+            .map(|v| v >= aya::util::KernelVersion::new(6, 6, 0))
+            .unwrap_or(false)
+    })
 }
 
 impl ModeChoice {
@@ -68,6 +73,115 @@ impl ModeChoice {
                 "--mode tcx needs Linux >= 6.6 (TCX links); this kernel is {}: use --mode netlink (or auto)",
                 text::escape(&crate::sys::kernel_release())
             ))),
+        }
+    }
+}
+
+/// Where the program goes on the ingress hook (`--position`, `--priority`), recorded in
+/// the attachment's metadata so that re-hooks and repairs keep it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// Before everything else (TCX: `BPF_F_BEFORE`; netlink: priority 1 when it is free),
+    /// so that no program that returns `TC_ACT_OK`/`TCX_PASS` can hide packets from it.
+    #[default]
+    First,
+    /// After whatever is there (TCX: appended; netlink: above the highest priority).
+    Last,
+    /// Netlink: exactly this tc filter priority (1-65535).
+    Priority(u16),
+}
+
+impl Order {
+    /// `first`, `last`, `priority 7`.
+    pub fn describe(self) -> String {
+        match self {
+            Self::First => "first".into(),
+            Self::Last => "last".into(),
+            Self::Priority(p) => format!("priority {p}"),
+        }
+    }
+
+    /// The entries that run before program `prog_id` on a hook listed in run order (all
+    /// of them when it is not there).
+    pub fn in_front(entries: &[HookEntry], prog_id: u32) -> &[HookEntry] {
+        let at = entries
+            .iter()
+            .position(|e| e.prog_id == Some(prog_id))
+            .unwrap_or(entries.len());
+        &entries[..at]
+    }
+
+    /// Whether program `prog_id` sits where this order wants it on `entries` (run order):
+    /// `None` when it does, else what is wrong, in words.
+    pub fn problem(self, entries: &[HookEntry], prog_id: u32) -> Option<String> {
+        let ours = entries.iter().find(|e| e.prog_id == Some(prog_id))?;
+        match self {
+            Self::Last => None,
+            Self::First => {
+                let front = Self::in_front(entries, prog_id);
+                if front.is_empty() {
+                    return None;
+                }
+                let mut p = format!(
+                    "not first on the hook: {} run(s) before it",
+                    front
+                        .iter()
+                        .map(HookEntry::describe)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if ours.position != HookPosition::Tcx
+                    && front.iter().any(|e| e.position == HookPosition::Tcx)
+                {
+                    p.push_str(
+                        " (TCX programs run before every tc filter: attach with --mode tcx to be first)",
+                    );
+                }
+                Some(p)
+            }
+            Self::Priority(p) => match &ours.position {
+                HookPosition::Filter { priority, .. } if *priority == p => None,
+                HookPosition::Filter { priority, .. } => Some(format!(
+                    "its tc filter has priority {priority}, not the {p} asked for"
+                )),
+                HookPosition::Tcx => Some(format!(
+                    "it is a TCX program; tc priority {p} applies to --mode netlink"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Order {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Serialize for Order {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.describe())
+    }
+}
+
+/// `--position`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Position {
+    /// Before every other program and filter on the hook.
+    First,
+    /// After everything already on the hook.
+    Last,
+}
+
+impl Order {
+    /// From `--position` and `--priority` (which wins; it means netlink). `None` when
+    /// neither is given.
+    pub fn from_args(position: Option<Position>, priority: Option<u16>) -> Option<Self> {
+        match (priority, position) {
+            (Some(p), _) => Some(Self::Priority(p)),
+            (None, Some(Position::First)) => Some(Self::First),
+            (None, Some(Position::Last)) => Some(Self::Last),
+            (None, None) => None,
         }
     }
 }
@@ -100,6 +214,22 @@ impl HookEntry {
     /// Whether this is an lvs-ebpf marker (ours or another attachment's).
     pub fn is_marker(&self) -> bool {
         self.name == lvs_ebpf_common::PROGRAM_NAME
+    }
+
+    /// `tcx prog 57 cilium_ingress`, `filter pref 1 u32`, `filter pref 3 bpf prog 9 foo`.
+    pub fn describe(&self) -> String {
+        let prog = self
+            .prog_id
+            .map_or_else(String::new, |id| format!(" prog {id}"));
+        match &self.position {
+            HookPosition::Tcx => format!("tcx{prog} {}", self.name),
+            HookPosition::Filter { priority, kind, .. } if self.prog_id.is_none() => {
+                format!("filter pref {priority} {kind}")
+            }
+            HookPosition::Filter { priority, kind, .. } => {
+                format!("filter pref {priority} {kind}{prog} {}", self.name)
+            }
+        }
     }
 }
 

@@ -285,6 +285,27 @@ pub fn free_priority(existing: &[Filter]) -> u16 {
         .unwrap_or(DEFAULT)
 }
 
+/// The priority a new filter of ours gets for `order`: [`Order::First`] takes 1 when it
+/// is free (nothing can then be put in front of it), else runs before every filter
+/// already there when a priority is free below them; [`Order::Last`] goes above the
+/// highest; [`Order::Priority`] is exactly what was asked for.
+pub fn priority_for(existing: &[Filter], order: super::Order) -> u16 {
+    use super::Order;
+    let used: std::collections::BTreeSet<u16> = existing.iter().map(|f| f.priority).collect();
+    match order {
+        Order::Priority(p) => p,
+        Order::First if !used.contains(&1) => 1,
+        Order::First => free_priority(existing),
+        Order::Last => match used.last() {
+            None => 0xC000,
+            Some(&top) => (top.saturating_add(1)..=u16::MAX)
+                .chain((1..top).rev())
+                .find(|p| !used.contains(p))
+                .unwrap_or(0xC000),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +328,18 @@ mod tests {
         assert_eq!(free_priority(&[f(5), f(9)]), 4);
         // Nothing free below the first: the first free one above it.
         assert_eq!(free_priority(&[f(1), f(2)]), 3);
+    }
+
+    #[test]
+    fn priorities_per_order() {
+        use crate::hook::Order;
+        assert_eq!(priority_for(&[], Order::First), 1);
+        assert_eq!(priority_for(&[f(60000)], Order::First), 1);
+        // 1 taken: nothing can run before it; the lowest free one.
+        assert_eq!(priority_for(&[f(1), f(5)], Order::First), 2);
+        assert_eq!(priority_for(&[], Order::Last), 0xC000);
+        assert_eq!(priority_for(&[f(1), f(60000)], Order::Last), 60001);
+        assert_eq!(priority_for(&[f(u16::MAX)], Order::Last), u16::MAX - 1);
+        assert_eq!(priority_for(&[f(7)], Order::Priority(7)), 7);
     }
 }

@@ -9,7 +9,7 @@ use std::{
 use crate::{
     bpf,
     error::{Error, Result},
-    hook::Mode,
+    hook::{Mode, Order},
     ifname::IfName,
 };
 
@@ -23,9 +23,14 @@ pub fn ingress_prog_ids(ifindex: u32) -> Result<Vec<u32>> {
     })
 }
 
-/// Attaches `prog` to `ifindex`'s TCX ingress, after the programs already there.
-pub fn attach(iface: &IfName, ifindex: u32, prog: BorrowedFd<'_>) -> Result<OwnedFd> {
-    bpf::tcx_link_create(prog, ifindex, 0).map_err(|source| Error::Attach {
+/// Attaches `prog` to `ifindex`'s TCX ingress: before every program already there
+/// ([`Order::First`]) or after them.
+pub fn attach(iface: &IfName, ifindex: u32, prog: BorrowedFd<'_>, order: Order) -> Result<OwnedFd> {
+    let flags = match order {
+        Order::First => bpf::BPF_F_BEFORE,
+        Order::Last | Order::Priority(_) => 0,
+    };
+    bpf::tcx_link_create(prog, ifindex, flags).map_err(|source| Error::Attach {
         iface: iface.clone(),
         mode: Mode::Tcx,
         hint: match source.raw_os_error() {

@@ -335,7 +335,9 @@ pub fn local_macs() -> BTreeMap<[u8; 6], String> {
                 *d = *s as libc::c_char;
             }
             // SAFETY: SIOCGIFHWADDR fills req.ifr_ifru.
-            if unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req) } == 0 {
+            // `as _`: the request is a c_ulong in glibc's ioctl and a c_int in musl's (the
+            // package's static build).
+            if unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR as _, &mut req) } == 0 {
                 // SAFETY: the kernel filled ifru_hwaddr.
                 let hw = unsafe { req.ifr_ifru.ifru_hwaddr };
                 let mut mac = [0u8; 6];

@@ -87,7 +87,7 @@ impl Validator {
     }
 
     /// A string value, or a type error.
-    fn string<'v>(
+    pub(super) fn string<'v>(
         &mut self,
         sec: &Section,
         v: &'v Value<'_>,
@@ -103,7 +103,7 @@ impl Validator {
         }
     }
 
-    fn type_error(
+    pub(super) fn type_error(
         &mut self,
         sec: &Section,
         v: &Value<'_>,
