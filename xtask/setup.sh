@@ -67,6 +67,7 @@ if has_group vm; then
     want musl-gcc musl-tools
     want cpio cpio
     want ipvsadm ipvsadm          # IPVS rules inside the guest (LVS scenario)
+    want jq jq                    # reads `lvs-loader stats --json` in the LVS scenarios
     want modprobe kmod            # module dependencies (host) and loading (guest)
     want depmod kmod
     want objcopy binutils         # strips debug info off the test executables

@@ -22,11 +22,16 @@ struct BatchAttr {
     flags: u64,
 }
 
+/// The kernel-internal ENOTSUPP, which BPF_MAP_*_BATCH returns to userspace for a map type
+/// without batch operations (per-CPU arrays before Linux 5.13; found on Debian 11's 5.10 by
+/// `cargo xtask vm-test`). Not the same number as libc's ENOTSUP/EOPNOTSUPP (95).
+const ENOTSUPP_KERNEL: i32 = 524;
+
 /// Whether an error means "no batch support here" (fall back) rather than a real failure.
 pub fn unsupported(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EINVAL | libc::ENOTSUP | libc::ENOSYS)
+        Some(libc::EINVAL | libc::ENOTSUP | libc::ENOSYS | ENOTSUPP_KERNEL)
     )
 }
 

@@ -47,21 +47,37 @@ fn load_hint(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     }
 }
 
+/// The error for a failed load: RLIMIT_MEMLOCK named when it is what stopped it (EPERM
+/// while a limit that could not be raised is in force), else the kernel's error with a hint.
+fn load_error(e: impl std::error::Error + Send + Sync + 'static, memlock: sys::Memlock) -> Error {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(x) = src {
+        if x.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            == Some(libc::EPERM)
+            && let Some(err) = memlock.load_error()
+        {
+            return err;
+        }
+        src = x.source();
+    }
+    Error::Load {
+        hint: load_hint(&e),
+        source: Box::new(e),
+    }
+}
+
 impl Datapath {
-    /// Loads the program and creates its maps (nothing is attached or pinned).
+    /// Loads the program and creates its maps (nothing is attached or pinned). On kernels
+    /// that charge BPF memory to RLIMIT_MEMLOCK (< 5.11) the limit is raised first.
     pub fn load() -> Result<Self> {
+        let memlock = sys::raise_memlock();
         let mut ebpf = EbpfLoader::new()
             .load(EBPF_OBJECT)
-            .map_err(|e| Error::Load {
-                hint: load_hint(&e),
-                source: Box::new(e),
-            })?;
+            .map_err(|e| load_error(e, memlock))?;
         {
             let prog = Self::classifier(&mut ebpf)?;
-            prog.load().map_err(|e| Error::Load {
-                hint: load_hint(&e),
-                source: Box::new(e),
-            })?;
+            prog.load().map_err(|e| load_error(e, memlock))?;
         }
         let maps = MapSet::take(&mut ebpf)?;
         Ok(Self { ebpf, maps })

@@ -170,6 +170,87 @@ pub fn supports_tcx() -> bool {
     crate::hook::supports_tcx()
 }
 
+/// RLIMIT_MEMLOCK as far as loading is concerned. Before Linux 5.11 BPF maps and programs
+/// are charged to it (lvs-ebpf's maps take ~41 MiB; systemd gives services 8 MiB, and the
+/// kernel gives init 64 KiB before 5.16); from 5.11 on they are charged to the memory cgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Memlock {
+    /// Linux >= 5.11: BPF memory is not charged to RLIMIT_MEMLOCK.
+    NotCharged,
+    /// Unlimited (already, or raised by [`raise_memlock`]).
+    Unlimited,
+    /// Could not be raised to unlimited: the limit now in force (bytes) and why not.
+    Limited { bytes: u64, errno: i32 },
+}
+
+/// Raises RLIMIT_MEMLOCK to unlimited when the kernel charges BPF memory to it (< 5.11), as
+/// aya-template does before loading; if that is not allowed (no CAP_SYS_RESOURCE), at least
+/// the soft limit to the hard one. Nothing to do on newer kernels.
+pub fn raise_memlock() -> Memlock {
+    let charged_to_memcg = aya::util::KernelVersion::current()
+        .is_ok_and(|v| v >= aya::util::KernelVersion::new(5, 11, 0));
+    if charged_to_memcg {
+        return Memlock::NotCharged;
+    }
+    let mut now = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut now) } == 0
+        && now.rlim_cur == libc::RLIM_INFINITY
+    {
+        return Memlock::Unlimited;
+    }
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: valid pointer.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } == 0 {
+        return Memlock::Unlimited;
+    }
+    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    let hard = libc::rlimit {
+        rlim_cur: now.rlim_max,
+        rlim_max: now.rlim_max,
+    };
+    // SAFETY: valid pointer; the soft limit may always go up to the hard one.
+    let bytes = if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &hard) } == 0 {
+        now.rlim_max
+    } else {
+        now.rlim_cur
+    };
+    if bytes == libc::RLIM_INFINITY {
+        return Memlock::Unlimited;
+    }
+    Memlock::Limited { bytes, errno }
+}
+
+impl Memlock {
+    /// The error to give when loading failed with EPERM under this limit, if the limit is
+    /// what stopped it.
+    pub fn load_error(self) -> Option<Error> {
+        let Memlock::Limited { bytes, errno } = self else {
+            return None;
+        };
+        Some(Error::Kernel(format!(
+            "loading the eBPF program failed: RLIMIT_MEMLOCK is {} and could not be raised ({}): Linux {} (< 5.11) charges BPF maps to it and lvs-ebpf's maps need about 41 MiB; run lvs-loader with CAP_SYS_RESOURCE or a higher limit (systemd unit: LimitMEMLOCK=infinity; shell: ulimit -l unlimited)",
+            human_bytes(bytes),
+            std::io::Error::from_raw_os_error(errno),
+            kernel_release()
+        )))
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
 pub fn has_kernel_btf() -> bool {
     Path::new("/sys/kernel/btf/vmlinux").exists()
 }

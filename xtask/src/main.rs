@@ -40,7 +40,7 @@ enum Task {
         /// Skip the benchmark smoke run.
         #[arg(long)]
         no_bench: bool,
-        /// Skip `vm-test --lvs` (the Debian-kernel guests and the LVS scenario).
+        /// Skip `vm-test --ci` (the Debian-kernel guests and the LVS scenarios).
         #[arg(long)]
         no_vm: bool,
         /// Skip `package --test` (build the .deb, install it into a fresh Debian root).
@@ -64,8 +64,8 @@ enum Task {
         #[arg(long, value_name = "PARTS")]
         only: Option<String>,
     },
-    /// Run the integration tests (and, with --lvs, the two-box LVS scenario) in qemu guests
-    /// booting Debian's 6.1 and 6.12 kernels.
+    /// Run the integration tests (and, with --lvs, the LVS scenarios) in qemu guests booting
+    /// Debian's 5.10, 6.1 and 6.12 kernels.
     VmTest(vm::VmTestArgs),
     /// Build the Debian package (static musl lvs-loader, systemd units, man pages,
     /// completions, example config) into target/debian; --test installs it into a fresh
@@ -126,13 +126,14 @@ fn main() -> Result<()> {
                 stages += 1;
             }
             if !no_vm {
-                // The same tests on Debian's 6.1 (netlink path) and 6.12 (TCX) kernels under
-                // qemu, and the two-box LVS loop reproduced and cured with real IPVS.
+                // The same tests on Debian's 5.10 and 6.1 (netlink path) and 6.12 (TCX)
+                // kernels under qemu, and the LVS loop reproduced and cured with real IPVS:
+                // the CI set of scenarios (`vm-test --all` runs every one on every kernel).
                 let exe = std::env::current_exe().context("locating xtask")?;
                 util::run(
                     Command::new(exe)
                         .current_dir(&root)
-                        .args(["vm-test", "--lvs"]),
+                        .args(["vm-test", "--ci"]),
                 )?;
                 stages += 1;
             }

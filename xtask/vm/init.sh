@@ -93,6 +93,15 @@ if [ "$major" -gt 6 ] || { [ "$major" -eq 6 ] && [ "$minor" -ge 6 ]; }; then
 else
     echo "LVS-VM: TCX (bpf_link TC attach): NOT available on $kver (needs 6.6+); TCX-only cases skip, the netlink (cls_bpf) path is used"
 fi
+if [ "$major" -lt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -lt 13 ]; }; then
+    echo "LVS-VM: NOTE: batch updates of per-CPU array maps: NOT available on $kver (needs 5.13+); lvs-loader updates those element by element"
+fi
+if [ "$major" -lt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -lt 14 ]; }; then
+    echo "LVS-VM: NOTE: network namespace cookies (SO_NETNS_COOKIE): NOT available on $kver (needs 5.14+); lvs-loader identifies namespaces by inode and reports pins it cannot prove as 'unverified'"
+fi
+if [ "$major" -lt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -lt 11 ]; }; then
+    echo "LVS-VM: NOTE: BPF memory is charged to RLIMIT_MEMLOCK on $kver (before 5.11); lvs-loader raises the limit"
+fi
 [ -d /proc/net/ip_vs ] || [ -e /proc/net/ip_vs ] || /usr/sbin/modprobe -q ip_vs 2>/dev/null
 if [ -e /proc/net/ip_vs ]; then
     echo "LVS-VM: IPVS: available"
@@ -106,6 +115,7 @@ case "$job" in
 tests) /usr/lib/lvs-vm/run-tests.sh ;;
 lvs) /usr/bin/bash /usr/lib/lvs-vm/lvs-scenario.sh ;;
 shell) setsid cttyhack sh ;;
+debug) /usr/bin/bash /usr/lib/lvs-vm/debug.sh ;;
 *)
     echo "LVS-VM: unknown job '$job'"
     false

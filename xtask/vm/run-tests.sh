@@ -2,13 +2,17 @@
 # Guest side of `cargo xtask vm-test`: a smoke check of the guest environment, then every
 # test executable listed in /etc/lvs-vm/tests ("exe<TAB>manifest dir<TAB>package<TAB>name"),
 # each with --test-threads=1 from its package directory, as `cargo test` would.
+# Then memlock.sh (attach under a service's 8 MiB memlock limit).
 # Prints one "LVS-VM-TEST: <name> PASS|FAIL rc=N (S s)" line per step; exits non-zero if any failed.
 export LVS_IN_VM=1 RUST_BACKTRACE=1
 failed=0
 
-step() { # step NAME CMD...
+step() { # step NAME CMD... (lvs.steps=a,b on the kernel command line: only those)
     name=$1
     shift
+    if [ -n "${LVS_ARG_steps:-}" ] && [[ ",$LVS_ARG_steps," != *",$name,"* ]]; then
+        return
+    fi
     echo "----- LVS-VM: running $name"
     t0=$(cut -d' ' -f1 /proc/uptime)
     "$@" </dev/null
@@ -44,6 +48,7 @@ smoke() ( # a subshell: its set -e must not outlive it
 )
 
 step smoke smoke
+step memlock /usr/lib/lvs-vm/memlock.sh
 
 if [ -s /etc/lvs-vm/tests ]; then
     # Tab-separated; read in the current shell so $failed survives.

@@ -1,6 +1,7 @@
-//! Debian kernels for the guests: resolve the package with apt-cache, `apt-get download` it
-//! into the cache, `dpkg -x` it and `depmod -b` the extracted tree; then work out which module
-//! files a set of module names needs (with the host's kmod `modprobe --show-depends`).
+//! Debian kernels for the guests: resolve the package with apt-cache (the host's
+//! configuration, or a private one for bullseye), `apt-get download` it into the cache,
+//! `dpkg -x` it and `depmod -b` the extracted tree; then work out which module files a set
+//! of module names needs (with the host's kmod `modprobe --show-depends`).
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -9,42 +10,59 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{command_output, util_run_quiet};
+use super::apt::{Apt, Source};
+use crate::util;
 
 /// A kernel the guests can boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum KernelChoice {
+    /// Debian 11's kernel (5.10, bullseye): the oldest tested; no TCX, BPF maps charged to
+    /// RLIMIT_MEMLOCK.
+    #[value(name = "5.10")]
+    V5_10,
     /// Debian 12's own kernel (6.1): no TCX, the loader's netlink path.
     #[value(name = "6.1")]
     V6_1,
     /// bookworm's 6.12 kernel (TCX).
     #[value(name = "6.12")]
     V6_12,
-    /// Both.
+    /// All of them.
     All,
 }
 
 impl KernelChoice {
+    pub const EVERY: [KernelChoice; 3] =
+        [KernelChoice::V5_10, KernelChoice::V6_1, KernelChoice::V6_12];
+
     pub fn expand(self) -> Vec<KernelChoice> {
         match self {
-            KernelChoice::All => vec![KernelChoice::V6_1, KernelChoice::V6_12],
+            KernelChoice::All => Self::EVERY.to_vec(),
             k => vec![k],
         }
     }
 
     pub fn label(self) -> &'static str {
         match self {
+            KernelChoice::V5_10 => "5.10",
             KernelChoice::V6_1 => "6.1",
             KernelChoice::V6_12 => "6.12",
             KernelChoice::All => "all",
         }
     }
 
-    /// (meta package whose dependency names the current image, prefix that image must have)
-    fn packages(self) -> (&'static str, &'static str) {
+    /// (apt source, meta package whose dependency names the current image, prefix that
+    /// image must have)
+    fn packages(self) -> (Source, &'static str, &'static str) {
         match self {
-            KernelChoice::V6_1 | KernelChoice::All => ("linux-image-amd64", "linux-image-6.1."),
-            KernelChoice::V6_12 => ("linux-image-6.12-amd64", "linux-image-6.12."),
+            KernelChoice::V5_10 => (
+                Source::Suite("bullseye"),
+                "linux-image-amd64",
+                "linux-image-5.10.",
+            ),
+            KernelChoice::V6_1 | KernelChoice::All => {
+                (Source::Host, "linux-image-amd64", "linux-image-6.1.")
+            }
+            KernelChoice::V6_12 => (Source::Host, "linux-image-6.12-amd64", "linux-image-6.12."),
         }
     }
 }
@@ -69,25 +87,25 @@ impl Kernel {
 
 /// Downloads (once) and extracts (once) the kernel package for `choice` under `cache`.
 pub fn fetch(choice: KernelChoice, cache: &Path) -> Result<Kernel> {
-    let (meta, prefix) = choice.packages();
+    let (source, meta, prefix) = choice.packages();
     fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    // A fresh machine may never have run `apt-get update`: once, then ask again.
-    let resolved = resolve_package(meta, prefix).or_else(|_| {
-        eprintln!("[vm-test] {meta} unknown to apt-cache: running apt-get update");
-        util_run_quiet(Command::new("apt-get").args(["update", "-qq"]))?;
-        resolve_package(meta, prefix)
+    let apt = Apt::new(source, cache)?;
+    // A fresh machine (or a fresh private configuration) has no lists yet: update once,
+    // then ask again.
+    let resolved = apt.resolve(meta, prefix).or_else(|_| {
+        eprintln!(
+            "[vm-test] {meta} unknown to apt-cache ({}): running apt-get update",
+            apt.describe()
+        );
+        apt.update()?;
+        apt.resolve(meta, prefix)
     });
     let deb = match resolved {
         Ok(package) => match cached_deb(cache, &package)? {
             Some(deb) => deb,
             None => {
-                eprintln!("[vm-test] downloading {package}");
-                util_run_quiet(
-                    Command::new("apt-get")
-                        .args(["-q", "-o", "APT::Sandbox::User=root", "download", &package])
-                        .current_dir(cache),
-                )
-                .with_context(|| format!("apt-get download {package} (are the bookworm apt sources configured and reachable?)"))?;
+                eprintln!("[vm-test] downloading {package} ({})", apt.describe());
+                apt.download(&package, cache)?;
                 cached_deb(cache, &package)?.with_context(|| {
                     format!(
                         "apt-get download {package} left no .deb in {}",
@@ -117,7 +135,7 @@ pub fn fetch(choice: KernelChoice, cache: &Path) -> Result<Kernel> {
         }
         fs::create_dir_all(&root)?;
         eprintln!("[vm-test] extracting {}", deb.display());
-        util_run_quiet(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
+        util::run_quiet(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
         // Newer packages put modules under usr/lib; depmod -b and modprobe -d want lib/.
         if !root.join("lib/modules").exists() && root.join("usr/lib/modules").exists() {
             std::os::unix::fs::symlink("usr/lib", root.join("lib"))?;
@@ -129,7 +147,7 @@ pub fn fetch(choice: KernelChoice, cache: &Path) -> Result<Kernel> {
         bail!("{} has no boot/vmlinuz-{kver}", deb.display());
     }
     if !marker.exists() {
-        util_run_quiet(Command::new("depmod").arg("-b").arg(&root).arg(&kver))
+        util::run_quiet(Command::new("depmod").arg("-b").arg(&root).arg(&kver))
             .with_context(|| format!("depmod -b {} {kver}", root.display()))?;
         fs::write(&marker, &package)?;
     }
@@ -140,20 +158,6 @@ pub fn fetch(choice: KernelChoice, cache: &Path) -> Result<Kernel> {
         vmlinuz,
         root,
     })
-}
-
-/// The image package the meta package currently depends on.
-fn resolve_package(meta: &str, prefix: &str) -> Result<String> {
-    let out = command_output(Command::new("apt-cache").args(["depends", meta]))
-        .with_context(|| format!("apt-cache depends {meta}"))?;
-    out.lines()
-        .filter_map(|line| line.trim().strip_prefix("Depends: "))
-        .map(str::trim)
-        .find(|dep| dep.starts_with(prefix))
-        .map(str::to_owned)
-        .with_context(|| {
-            format!("apt-cache: {meta} depends on no {prefix}* package; run `apt-get update` (bookworm sources needed)")
-        })
 }
 
 fn cached_deb(cache: &Path, package: &str) -> Result<Option<PathBuf>> {

@@ -255,7 +255,7 @@ pub fn choose_accel(
         fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim(),
-        super::command_output(Command::new("qemu-system-x86_64").arg("--version"))
+        crate::util::output(Command::new("qemu-system-x86_64").arg("--version"))
             .unwrap_or_default()
             .lines()
             .next()

@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::command_output;
+use crate::util;
 
 /// Top-level directories that are symlinks on a merged-/usr host (bookworm): mirrored so
 /// that `/lib64/ld-linux-x86-64.so.2`, `/sbin/ip`... resolve in the guest as on the host.
@@ -202,7 +202,7 @@ impl Rootfs {
     /// Links every busybox applet that no real tool provides to /usr/bin/busybox.
     pub fn busybox_applets(&mut self, busybox: &Path) -> Result<usize> {
         self.install(busybox)?;
-        let list = command_output(Command::new(busybox).arg("--list"))?;
+        let list = util::output(Command::new(busybox).arg("--list"))?;
         let real_busybox = fs::canonicalize(busybox)?;
         let mut n = 0;
         for applet in list.lines().map(str::trim).filter(|a| !a.is_empty()) {

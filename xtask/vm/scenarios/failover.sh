@@ -1,0 +1,327 @@
+#!/usr/bin/bash
+# failover: the two-box setup with the VIP moved by keepalived's VRRP (DR1 master priority
+# 150, DR2 backup 100, unicast peers on br0, advert_int 1) instead of a static address.
+# Both directors keep the VIP on lo (their real-server side); VRRP adds it on the master's
+# eth0, which then answers ARP (and sends gratuitous ARP on every transition).
+#
+#   before    VRRP, "virtual_server VIP 80", no marking: the loop, as in two-box.
+#   lvs-ebpf  VRRP, markers, fwmark services; while a client connects continuously:
+#     A  stop DR1's keepalived (SIGTERM: it gives up mastership with a priority-0 advert and
+#        removes its IPVS services), wait 8 s, start it again (DR1 preempts);
+#     B  take DR1's eth0 down (DR2 takes over when DR1's adverts stop: 3 x advert_int +
+#        skew), wait 8 s, bring it up (DR1 preempts).
+#   Each event: switch time (VRRP: event -> VIP on DR2's eth0), failed connections around
+#   the switch and around the return, none elsewhere; no new packet ever crossed twice
+#   (TTL); the markers' counters equal iptables' on both directors; DR2 marked and scheduled
+#   the client's connections while it was master; after DR1's return a steady check of
+#   $TAIL connections shows the marks following the MACs again (DR1 marks, DR2 does not).
+SCENARIO=failover
+. /usr/lib/lvs-vm/scenarios/lab.sh
+. /usr/lib/lvs-vm/scenarios/lvs.sh
+. /usr/lib/lvs-vm/scenarios/phase.sh
+
+VIP=172.17.85.56
+DIRS=(dr1 dr2)
+service web 4 tcp "$VIP" 80 eth0 client dr1 web-internal
+service_mark web dr1 3
+service_mark web dr2 4
+KA_ARGS=() # VRRP and health checks
+KA_DELAY=1
+KA_INHIBIT=1
+TAIL=${LVS_ARG_tail:-20}
+STEADY=8 # seconds of traffic before an event, and after each switch
+GRACE=6  # after a switch, failures may go on this long (health checks, ARP caches)
+declare -A PRIO=([dr1]=150 [dr2]=100) STATE=([dr1]=MASTER [dr2]=BACKUP)
+declare -A FO_ROW
+FO_EVENTS=()
+FO_PFX="" # "ipt-" in the iptables variant (lvs.phases=iptables)
+
+ka_vrrp() { # the VRRP instance in keepalived.conf
+    local d=$1 p
+    p=$([ "$d" = dr1 ] && echo dr2 || echo dr1)
+    cat <<EOF
+vrrp_instance VI_LVS {
+    state ${STATE[$d]}
+    interface eth0
+    virtual_router_id 56
+    priority ${PRIO[$d]}
+    advert_int 1
+    unicast_src_ip ${NIC_ADDR[$d:eth0]}
+    unicast_peer {
+        ${NIC_ADDR[$p:eth0]}
+    }
+    virtual_ipaddress {
+        $VIP/32 dev eth0
+    }
+}
+EOF
+}
+
+build_lab() {
+    segment br0 || return 1
+    node client && nic client eth0 02:00:ac:11:55:64 br0 172.17.85.100/24 || return 1
+    # The steady checks after each return connect from their own hosts: the continuous
+    # client's IPVS connection entries (2 min in TIME_WAIT) would catch a reused source port.
+    node probe-a && nic probe-a eth0 02:00:ac:11:55:65 br0 172.17.85.101/24 || return 1
+    node probe-b && nic probe-b eth0 02:00:ac:11:55:66 br0 172.17.85.102/24 || return 1
+    node dr1 && nic dr1 eth0 00:0c:29:dc:d2:6b br0 172.17.85.54/24 || return 1
+    node dr2 && nic dr2 eth0 00:0c:29:57:88:ce br0 172.17.85.55/24 || return 1
+    director_sysctls dr1 eth0
+    director_sysctls dr2 eth0
+    vip_add dr1 lo "$VIP"
+    vip_add dr2 lo "$VIP"
+    http_service dr1
+    http_service dr2
+    icmp_te_counter client
+    icmp_te_counter probe-a
+    icmp_te_counter probe-b
+    wait_http client 172.17.85.54 172.17.85.55
+}
+
+owner_is() { # owner_is NODE: NODE holds the VIP on eth0 (VRRP master), the other does not
+    local other
+    other=$([ "$1" = dr1 ] && echo dr2 || echo dr1)
+    has_addr "$1" eth0 "$VIP" && ! has_addr "$other" eth0 "$VIP"
+}
+wait_owner() { # wait_owner NODE SECS -> prints the time it became owner, fails on timeout
+    local i
+    for i in $(seq 1 $(($2 * 10))); do
+        if owner_is "$1"; then
+            now
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+phase_ready() { # VRRP elected DR1 and the client resolves the VIP to it
+    if ! wait_owner dr1 20 >/dev/null; then
+        log "VRRP did not make dr1 master within 20 s; keepalived logs:"
+        sed 's/^/[lvs]   /' "$LAB"/keepalived-*.log | tail -40
+        return 1
+    fi
+    inns client ip neigh flush dev eth0 2>/dev/null
+    return 0
+}
+
+# A client that connects continuously: "start end id ok NODE" / "start end id fail REASON".
+client_loop() { # client_loop PREFIX STOPFILE
+    inns client bash -c '
+        prefix=$1 stop=$2 vip=$3 i=0
+        while [ ! -e "$stop" ]; do
+            i=$((i + 1))
+            id="$prefix-$i"
+            t0=$(cut -d" " -f1 /proc/uptime)
+            out=$(printf "GET /cgi-bin/who?%s HTTP/1.0\r\n\r\n" "$id" | timeout 3 nc -w 2 "$vip" 80 2>&1)
+            rc=$?
+            t1=$(cut -d" " -f1 /proc/uptime)
+            if [[ $out =~ served-by=([a-z0-9]+)\ id=([^[:space:]]+) ]] && [ "${BASH_REMATCH[2]}" = "$id" ]; then
+                echo "$t0 $t1 $id ok ${BASH_REMATCH[1]}"
+            elif [[ $out == *"No route to host"* ]]; then
+                echo "$t0 $t1 $id fail no-route-to-host"
+            elif [[ $out == *"refused"* ]]; then
+                echo "$t0 $t1 $id fail refused"
+            else
+                echo "$t0 $t1 $id fail timeout(rc=$rc)"
+            fi
+        done' _ "$1" "$2" "$VIP"
+}
+
+event_do() { # event_do A|B away|back
+    case $1-$2 in
+    A-away) ka_stop dr1 ;;
+    A-back) ka_start dr1 ;;
+    B-away) ip -n dr1 link set eth0 down ;;
+    B-back) ip -n dr1 link set eth0 up ;;
+    esac
+}
+
+# bounce_sampler FILE STOPFILE: "time bounced-SYNs-so-far" every 0.5 s (when loops happen)
+bounce_sampler() {
+    while [ ! -e "$2" ]; do
+        echo "$(now) $(($(counter dr1 4 web-bounce) + $(counter dr2 4 web-bounce)))"
+        sleep 0.5
+    done >"$1"
+}
+
+# event_run A|B DESCRIPTION MARKING: one failover and return under continuous traffic, then
+# a steady check after the return.
+event_run() {
+    local ev=$1 desc=$2 marking=$3 stop=$LAB/stop-$1 res=$LAB/cont-$1 pid spid t_ev t_sw t_back t_sw2
+    local problems=()
+    log "----- event $ev: $desc"
+    baseline_take
+    rm -f "$stop"
+    client_loop "cont-$ev-web" "$stop" >"$res" &
+    pid=$!
+    bounce_sampler "$LAB/bounce-$ev" "$stop" &
+    spid=$!
+    sleep "$STEADY"
+    t_ev=$(now)
+    event_do "$ev" away
+    t_sw=$(wait_owner dr2 20) || problems+=("the VIP did not move to dr2 within 20 s")
+    log "event $ev at $t_ev: VIP on dr2's eth0 at ${t_sw:-never}"
+    sleep "$STEADY"
+    t_back=$(now)
+    event_do "$ev" back
+    t_sw2=$(wait_owner dr1 20) || problems+=("the VIP did not come back to dr1 within 20 s")
+    log "dr1 back at $t_back: VIP on dr1's eth0 at ${t_sw2:-never}"
+    sleep "$STEADY"
+    touch "$stop"
+    wait "$pid" "$spid"
+    ipvs_settle
+    log "event $ev: failed connections (start end id reason):"
+    awk '$4 == "fail"' "$res" | sed 's/^/[lvs]   /'
+    log "event $ev: bounced SYNs over time: $(awk '{ if ($2 != last) printf "%s=%s ", $1, $2; last = $2 }' "$LAB/bounce-$ev")"
+
+    # The switch windows: from 3 s before the event (a connection in flight then may fail)
+    # to GRACE after VRRP moved the VIP. Failures and bounces belong there and nowhere else.
+    local w1a w1b w2a w2b
+    w1a=$(awk -v t="$t_ev" 'BEGIN { print t - 3 }')
+    w1b=$(awk -v t="${t_sw:-$t_back}" -v g="$GRACE" 'BEGIN { print t + g }')
+    w2a=$(awk -v t="$t_back" 'BEGIN { print t - 3 }')
+    w2b=$(awk -v t="${t_sw2:-$(now)}" -v g="$GRACE" 'BEGIN { print t + g }')
+    local total ok f_away f_back f_else ok_away ok_back gap_away gap_back
+    read -r total ok f_away f_back f_else ok_away ok_back gap_away gap_back <<<"$(awk \
+        -v a1="$w1a" -v b1="$w1b" -v a2="$w2a" -v b2="$w2b" -v sw="${t_sw:-0}" -v bk="$t_back" -v sw2="${t_sw2:-0}" '
+        { n++ }
+        $4 == "ok" {
+            ok++
+            e[ok] = $2
+            if ($1 > sw && $1 < bk) oka++
+            if ($1 > sw2) okb++
+        }
+        $4 == "fail" { if ($1 >= a1 && $1 <= b1) fa++; else if ($1 >= a2 && $1 <= b2) fb++; else fe++ }
+        END {
+            # longest time without a successful answer around each switch (the client is sequential)
+            for (i = 2; i <= ok; i++) {
+                d = e[i] - e[i - 1]
+                if (e[i] >= a1 && e[i - 1] <= b1 && d > g1) g1 = d
+                if (e[i] >= a2 && e[i - 1] <= b2 && d > g2) g2 = d
+            }
+            printf "%d %d %d %d %d %d %d %.1f %.1f\n", n, ok, fa, fb, fe, oka, okb, g1, g2
+        }' "$res")"
+    local switch back_switch b_away b_back b_else
+    switch=$(awk -v a="$t_ev" -v b="${t_sw:-}" 'BEGIN { if (b == "") print "-"; else printf "%.1f", b - a }')
+    back_switch=$(awk -v a="$t_back" -v b="${t_sw2:-}" 'BEGIN { if (b == "") print "-"; else printf "%.1f", b - a }')
+    read -r b_away b_back b_else <<<"$(awk -v a1="$w1a" -v b1="$w1b" -v a2="$w2a" -v b2="$w2b" '
+        { d = $2 - last; last = $2; if (d <= 0) next
+          if ($1 >= a1 && $1 <= b1 + 1) ba += d; else if ($1 >= a2 && $1 <= b2 + 1) bb += d; else be += d }
+        END { printf "%d %d %d\n", ba, bb, be }' "$LAB/bounce-$ev")"
+    [ "$f_else" -eq 0 ] || problems+=("$f_else connections failed away from the switches")
+    [ "$ok_away" -gt 0 ] || problems+=("no connection succeeded while dr2 was master")
+    [ "$ok_back" -gt 0 ] || problems+=("no connection succeeded after dr1 came back")
+    [ "$b_else" -eq 0 ] || problems+=("$b_else SYNs crossed twice away from the switches: a loop in steady state")
+    local dup
+    dup=$(for d in "${DIRS[@]}"; do grep "^cont-$ev-web-" "$LAB/served-$d.log"; done | sort | uniq -d | wc -l)
+    [ "$dup" -eq 0 ] || problems+=("$dup requests served twice")
+
+    # Crossings each way; the marking against iptables over the whole run, on both directors.
+    local x12 x21 d p m want pe wantp other otherp dr2_marked dr2_sched dr1_peer parts=() flooded=()
+    x12=$(counter dr2 4 web-from-dr1-new)
+    x21=$(counter dr1 4 web-from-dr2-new)
+    for d in "${DIRS[@]}"; do
+        p=$([ "$d" = dr1 ] && echo dr2 || echo dr1)
+        want=$(counter "$d" 4 web-nonpeer-pkts)
+        wantp=$(counter "$d" 4 "web-from-$p-pkts")
+        other=$(other_count "$d" web-other-nonpeer)
+        otherp=$(other_count "$d" web-other-peer)
+        flooded+=("$d $((other + otherp))")
+        if [ "$marking" = lvs-ebpf ]; then
+            m=$(marker_stat "$d" eth0 marked_packets)
+            pe=$(marker_stat "$d" eth0 peer_packets)
+            [ "${pe:-x}" = "$((wantp + otherp))" ] || problems+=("$d's marker counted ${pe:-?} peer packets, iptables $wantp (+$otherp flooded)")
+            want=$((want + other))
+        else
+            m=$(counter "$d" 4 web-mark)
+            pe="-"
+        fi
+        parts+=("$d marked ${m:-?} (iptables+flooded ${want}), peer ${pe:-?} (iptables+flooded $((wantp + otherp)))")
+        [ "${m:-x}" = "$want" ] || problems+=("$d marked ${m:-?} packets, iptables counted $want non-peer packets")
+        [ "$d" = dr2 ] && dr2_marked=$m
+        [ "$d" = dr1 ] && dr1_peer=$wantp
+    done
+    dr2_sched=$(ipvs_conns dr2 "FWM 4")
+    [ "${dr2_marked:-0}" -gt 0 ] || problems+=("dr2 marked nothing while it was master")
+    [ "$dr2_sched" -gt 0 ] || problems+=("dr2's fwmark service scheduled nothing while dr2 was master")
+    if [ "$ev" = A ] && [ "${dr1_peer:-0}" -eq 0 ]; then
+        problems+=("dr1 saw no packets from dr2 (dr2 never forwarded to dr1)")
+    fi
+    EXTRA[${FO_PFX}failover-$ev]="event $ev, marking over the run: $(join_by '; ' "${parts[@]}"); dr2's fwmark service scheduled $dr2_sched; frames flooded to a director not addressed to it: $(join_by ', ' "${flooded[@]}")"
+    log "event $ev: $total connections, $ok ok; failed: $f_away around the switch, $f_back around the return, $f_else elsewhere; VRRP switch ${switch} s (back ${back_switch} s); no answer for ${gap_away} s / ${gap_back} s; crossings dr1->dr2 $x12, dr2->dr1 $x21; bounced $b_away / $b_back / $b_else"
+
+    # After the return: marks follow the MACs again (a steady check, exact counts).
+    baseline_take
+    S_CLIENT[web]=probe-${ev,,}
+    run_clients "${FO_PFX}after-$ev" "$TAIL"
+    ipvs_settle
+    evaluate "${FO_PFX}after-$ev" "$marking" fwmark web "$(since "$t_ev")"
+    S_CLIENT[web]=client
+    baseline_clear
+    local tail_verdict=${VERDICT[${FO_PFX}after-$ev]}
+
+    local verdict
+    if [ ${#problems[@]} -eq 0 ]; then
+        verdict="ok: VIP moved in ${switch} s, back in ${back_switch} s; $f_away + $f_back connections failed around the switches, none elsewhere; no SYN crossed twice outside the switches ($b_away + $b_back around them); marks followed the MACs"
+    else
+        verdict="FAIL: $(join_by ';' "${problems[@]}")"
+        FAILED=$((FAILED + 1))
+    fi
+    VERDICT[${FO_PFX}failover-$ev]=$verdict
+    FO_EVENTS+=("$FO_PFX$ev")
+    FO_ROW[$FO_PFX$ev]=$(printf '%-5s %-24s %-8s %5s %5s %9s %6s %7s %9s %8s %8s %8s %9s %-6s' \
+        "$ev" "$desc" "$marking" "$total" "$ok" "$f_away/$f_back/$f_else" "$switch" "$back_switch" \
+        "$gap_away/$gap_back" "$x12/$x21" "$b_away/$b_back/$b_else" "${dr2_marked:-?}" "$dr2_sched" \
+        "$([[ $tail_verdict == cured* ]] && echo cured || echo FAIL)")
+    log "${FO_PFX}failover-$ev: $verdict"
+}
+
+failover_phase() { # failover_phase lvs-ebpf|iptables
+    local marking=$1 t0
+    t0=$(now)
+    log "===== $SCENARIO: phase $marking (failover under traffic)"
+    lab_reset
+    build_lab || { phase_fail failover "could not build the lab"; return; }
+    counters_install
+    otherhost_install || { phase_fail failover "nft netdev counters rejected"; return; }
+    FO_PFX=$([ "$marking" = lvs-ebpf ] && echo "" || echo "ipt-")
+    if [ "$marking" = lvs-ebpf ]; then
+        markers_start || { phase_fail failover "lvs-loader attach failed (see above)"; return; }
+    else
+        mark_iptables || { phase_fail failover "iptables marking rules rejected"; return; }
+    fi
+    ipvs_start fwmark || { phase_fail failover "IPVS could not be configured"; return; }
+    phase_ready || { phase_fail failover "VRRP did not elect dr1"; return; }
+    event_run A "stop keepalived on DR1" "$marking"
+    event_run B "DR1's eth0 down" "$marking"
+    log "failover phase ($marking): $(since "$t0") s"
+}
+
+report_extra() {
+    local ev
+    echo "Failover under continuous connections ($STEADY s of traffic before the event, after the switch and after the return):"
+    printf '%-5s %-24s %-8s %5s %5s %9s %6s %7s %9s %8s %8s %8s %9s %-6s\n' \
+        event what marking conns ok "failed" switch back-sw no-ans "x12/x21" bounced DR2-mark DR2-sched after
+    for ev in "${FO_EVENTS[@]}"; do echo "${FO_ROW[$ev]}"; done
+    echo "  failed: connections that failed around the switch to DR2 / around DR1's return / elsewhere (must be"
+    echo "  0); switch / back-sw: seconds from the event / the return until VRRP had moved the VIP; no-ans: the"
+    echo "  longest time around the switch without a successful answer; x12/x21: SYNs crossing dr1->dr2 /"
+    echo "  dr2->dr1; bounced: SYNs that crossed twice (TTL) around the switch / the return / elsewhere (must be"
+    echo "  0); DR2-mark / DR2-sched: packets DR2 marked / connections DR2's fwmark service scheduled; after:"
+    echo "  the steady check after DR1's return ($TAIL connections, exact counts)."
+}
+
+for phase in $(tr ',' ' ' <<<"${LVS_ARG_phases:-before,lvs-ebpf}"); do
+    case $phase in
+    before) run_phase before none ;;
+    lvs-ebpf) failover_phase lvs-ebpf ;;
+    iptables) failover_phase iptables ;;
+    *) phase_fail "$phase" "unknown phase (before, iptables, lvs-ebpf)" ;;
+    esac
+done
+lab_reset
+scenario_report \
+    "VRRP failover on kernel $(uname -r): keepalived VRRP (DR1 master 150, DR2 backup 100, unicast, advert_int 1)" \
+    "moves VIP $VIP between the directors' eth0; both have it on lo. IPVS rr over both, configured by $IPVS_BY," \
+    "health checks every ${KA_DELAY} s (inhibit_on_failure). before: $N sequential connections; lvs-ebpf: events A and B."
+[ "$FAILED" -eq 0 ]
