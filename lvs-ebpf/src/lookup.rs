@@ -1,94 +1,179 @@
-//! VIP and peer lookups in the live generation, and the marking decision.
+//! The call-free VIP lookup: bucketized cuckoo hash tables in array maps the loader
+//! builds (`lvs-loader/src/table.rs`), and peer MACs inline in the control value.
+//!
+//! A key has two candidate buckets, `base + (h_i(key) >> shift)` for the two
+//! multiply-shift hashes of the generation. The loader puts a key in its first bucket
+//! whenever it can and flags the first bucket (`BUCKET_SPILLED`) of every key it had to
+//! put in its second, so a lookup reads one 64-byte bucket, and a second only when the
+//! first is flagged. Array lookups with a computed index are inlined by the verifier: no
+//! kernel function is called on the way.
 
-use aya_ebpf::{maps::HashMap, programs::TcContext};
+use aya_ebpf::{macros::map, maps::Array};
 use lvs_ebpf_common::{
-    ANY_PORT, CONTROL_ACTIVE, CONTROL_ANY_PORT_COUNT, MacKey, VipKey, VipValue, global,
+    BUCKET_SPILLED, GenControl, Geometry, META_SLOT_MASK, PEERS_IN_MAP, V4_TABLE_BUCKETS, V4Bucket,
+    V6_TABLE_BUCKETS, V6Bucket, global, v4_hash, v6_hash,
 };
 
 use crate::{
     counters,
-    maps::{LVS_CONTROL, LVS_PEERS_0, LVS_PEERS_1, LVS_VIPS_0, LVS_VIPS_1},
-    parse::Packet,
+    decide::{Backend, Hit},
+    lookup_peers::in_peer_map,
+    maps::BPF_F_MMAPABLE,
+    parse::V6Packet,
 };
 
-/// The live generation (0 or 1) and whether it holds any any-port VIP.
+/// IPv4 VIPs, both generations (each generation's region is given by its `Geometry`).
+#[map]
+pub static LVS_V4: Array<V4Bucket> = Array::with_max_entries(V4_TABLE_BUCKETS, BPF_F_MMAPABLE);
+/// IPv6 VIPs, both generations.
+#[map]
+pub static LVS_V6: Array<V6Bucket> = Array::with_max_entries(V6_TABLE_BUCKETS, BPF_F_MMAPABLE);
+
+/// The port bits of a [`lvs_ebpf_common::v4_key`].
+const V4_PORT_MASK: u64 = 0xffff << 32;
+/// The port bits of a [`lvs_ebpf_common::v6_tail`].
+const V6_PORT_MASK: u32 = 0xffff;
+
 #[inline(always)]
-fn live_generation() -> (u32, bool) {
-    let Some(active) = LVS_CONTROL.get_ptr(CONTROL_ACTIVE) else {
+fn index(geo: Geometry, h: u64) -> u32 {
+    geo.base() + h.wrapping_shr(geo.shift()) as u32
+}
+
+#[inline(always)]
+fn internal<const COUNT: bool>() {
+    // A bucket index outside the array: the loader wrote a bad geometry.
+    if COUNT {
         counters::global_inc(global::INTERNAL);
-        return (0, true);
-    };
-    // SAFETY: array slot, always present.
-    let generation = (unsafe { *active }) & 1;
-    let any_port = match LVS_CONTROL.get_ptr(CONTROL_ANY_PORT_COUNT + generation) {
-        // SAFETY: array slot, always present.
-        Some(n) => (unsafe { *n }) != 0,
-        None => {
-            counters::global_inc(global::INTERNAL);
-            true
-        }
-    };
-    (generation, any_port)
+    }
 }
 
 #[inline(always)]
-fn lookup_vip(map: &HashMap<VipKey, VipValue>, key: &VipKey) -> Option<VipValue> {
-    // SAFETY: the value is copied out immediately.
-    map.get_ptr(key).map(|v| unsafe { *v })
+fn v4_bucket<const COUNT: bool>(geo: Geometry, h: u64) -> Option<*const V4Bucket> {
+    let b = LVS_V4.get_ptr(index(geo, h));
+    if b.is_none() {
+        internal::<COUNT>();
+    }
+    b
 }
 
-/// Exact (address, port, protocol) first; the any-port entry of (address, protocol) when
-/// there is no exact entry or the packet carries no readable port (and the generation has
-/// any-port VIPs at all, so a miss usually costs one lookup).
 #[inline(always)]
-fn find_vip(map: &HashMap<VipKey, VipValue>, pkt: &Packet, any_port: bool) -> Option<VipValue> {
-    let mut key = pkt.key;
-    if pkt.has_port {
-        if let Some(v) = lookup_vip(map, &key) {
-            return Some(v);
+fn v6_bucket<const COUNT: bool>(geo: Geometry, h: u64) -> Option<*const V6Bucket> {
+    let b = LVS_V6.get_ptr(index(geo, h));
+    if b.is_none() {
+        internal::<COUNT>();
+    }
+    b
+}
+
+#[inline(always)]
+fn scan_v4(b: *const V4Bucket, key: u64) -> Option<Hit> {
+    // SAFETY: a value of the array.
+    let e = unsafe { &(*b).e };
+    for e in e {
+        if e.key == key {
+            return Some(Hit {
+                mark: e.mark,
+                slot: e.meta & META_SLOT_MASK,
+                any_port: false,
+            });
         }
     }
-    if !any_port {
+    None
+}
+
+#[inline(always)]
+fn scan_v6(b: *const V6Bucket, w0: u64, w1: u64, tail: u32) -> Option<Hit> {
+    // SAFETY: a value of the array.
+    let e = unsafe { &(*b).e };
+    for e in e {
+        if e.addr[0] == w0 && e.addr[1] == w1 && e.tail == tail {
+            return Some(Hit {
+                mark: e.mark,
+                slot: e.meta & META_SLOT_MASK,
+                any_port: false,
+            });
+        }
+    }
+    None
+}
+
+#[inline(always)]
+fn probe_v4<const COUNT: bool>(gc: &GenControl, key: u64) -> Option<Hit> {
+    let geo = gc.v4;
+    let b1 = v4_bucket::<COUNT>(geo, v4_hash(key, gc.hash[0]))?;
+    if let Some(h) = scan_v4(b1, key) {
+        return Some(h);
+    }
+    // SAFETY: a value of the array.
+    if unsafe { (*b1).e[0].meta } & BUCKET_SPILLED == 0 {
         return None;
     }
-    key.port = ANY_PORT;
-    lookup_vip(map, &key)
+    let b2 = v4_bucket::<COUNT>(geo, v4_hash(key, gc.hash[1]))?;
+    scan_v4(b2, key)
 }
 
 #[inline(always)]
-fn is_peer(map: &HashMap<MacKey, u32>, src: &MacKey) -> bool {
-    map.get_ptr(src).is_some()
-}
-
-#[inline(always)]
-pub fn mark_if_vip(ctx: &TcContext, pkt: &Packet) {
-    let (generation, any_port) = live_generation();
-    // One branch per generation, each with constant map pointers: the verifier can then
-    // inline the hash lookups instead of calling the generic helper.
-    if generation == 1 {
-        mark_in(ctx, pkt, any_port, &LVS_VIPS_1, &LVS_PEERS_1);
-    } else {
-        mark_in(ctx, pkt, any_port, &LVS_VIPS_0, &LVS_PEERS_0);
+fn probe_v6<const COUNT: bool>(gc: &GenControl, w0: u64, w1: u64, tail: u32) -> Option<Hit> {
+    let geo = gc.v6;
+    let b1 = v6_bucket::<COUNT>(geo, v6_hash(w0, w1, tail, gc.hash[0]))?;
+    if let Some(h) = scan_v6(b1, w0, w1, tail) {
+        return Some(h);
     }
+    // SAFETY: a value of the array.
+    if unsafe { (*b1).e[0].meta } & BUCKET_SPILLED == 0 {
+        return None;
+    }
+    let b2 = v6_bucket::<COUNT>(geo, v6_hash(w0, w1, tail, gc.hash[1]))?;
+    scan_v6(b2, w0, w1, tail)
 }
 
-#[inline(always)]
-fn mark_in(
-    ctx: &TcContext,
-    pkt: &Packet,
-    any_port: bool,
-    vips: &HashMap<VipKey, VipValue>,
-    peers: &HashMap<MacKey, u32>,
-) {
-    let Some(vip) = find_vip(vips, pkt, any_port) else {
-        counters::global_inc(global::NO_VIP);
-        return;
-    };
-    let bytes = u64::from(ctx.len());
-    if is_peer(peers, &pkt.src_mac) {
-        counters::vip_peer(vip.index, bytes);
-    } else {
-        ctx.set_mark(vip.mark);
-        counters::vip_marked(vip.index, bytes);
+/// The table datapath.
+pub struct Table;
+
+impl Backend for Table {
+    #[inline(always)]
+    fn find_v4<const COUNT: bool>(
+        gc: &GenControl,
+        _g: u32,
+        key: u64,
+        has_port: bool,
+    ) -> Option<Hit> {
+        if has_port {
+            if let Some(h) = probe_v4::<COUNT>(gc, key) {
+                return Some(h);
+            }
+        }
+        if !gc.v4.any_port() {
+            return None;
+        }
+        probe_v4::<COUNT>(gc, key & !V4_PORT_MASK).map(|h| Hit {
+            any_port: true,
+            ..h
+        })
+    }
+
+    #[inline(always)]
+    fn find_v6<const COUNT: bool>(gc: &GenControl, _g: u32, p: &V6Packet) -> Option<Hit> {
+        if p.no_port == 0 {
+            if let Some(h) = probe_v6::<COUNT>(gc, p.w0, p.w1, p.tail) {
+                return Some(h);
+            }
+        }
+        if !gc.v6.any_port() {
+            return None;
+        }
+        probe_v6::<COUNT>(gc, p.w0, p.w1, p.tail & !V6_PORT_MASK).map(|h| Hit {
+            any_port: true,
+            ..h
+        })
+    }
+
+    #[inline(always)]
+    fn is_peer(gc: &GenControl, g: u32, mac: u64) -> bool {
+        let p = &gc.peers;
+        if mac == p[0] || mac == p[1] || mac == p[2] || mac == p[3] {
+            return true;
+        }
+        p[3] == PEERS_IN_MAP && in_peer_map(g, mac)
     }
 }

@@ -6,7 +6,7 @@ use aya::{
     Ebpf, EbpfLoader,
     programs::{ProgramError, SchedClassifier},
 };
-use lvs_ebpf_common::PROGRAM_NAME;
+use lvs_ebpf_common::{EXPLAIN_PROGRAM_NAME, PROGRAM_NAME};
 
 use crate::{
     error::{Error, Result},
@@ -16,6 +16,28 @@ use crate::{
 
 /// The eBPF object built by build.rs (aya-build).
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lvs-ebpf"));
+
+/// The benchmark contender: the same program over kernel hash maps (never attached by
+/// the loader; `lvs-bench` compares it with [`EBPF_OBJECT`]).
+pub static HTAB_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lvs-htab"));
+
+/// Which build of the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// The datapath: call-free VIP tables (what `attach` uses).
+    Table,
+    /// Kernel hash maps for VIPs and peers (benchmark contender).
+    Htab,
+}
+
+impl Variant {
+    pub fn object(self) -> &'static [u8] {
+        match self {
+            Self::Table => EBPF_OBJECT,
+            Self::Htab => HTAB_OBJECT,
+        }
+    }
+}
 
 /// A loaded (not necessarily attached) program with its maps.
 pub struct Datapath {
@@ -48,8 +70,13 @@ fn load_hint(e: &(dyn std::error::Error + 'static)) -> String {
 impl Datapath {
     /// Loads the program and creates its maps (nothing is attached or pinned).
     pub fn load() -> Result<Self> {
+        Self::load_variant(Variant::Table)
+    }
+
+    /// Loads a [`Variant`] of the program and creates its maps.
+    pub fn load_variant(variant: Variant) -> Result<Self> {
         let mut ebpf = EbpfLoader::new()
-            .load(EBPF_OBJECT)
+            .load(variant.object())
             .map_err(|e| Error::Load {
                 hint: load_hint(&e),
                 source: Box::new(e),
@@ -66,9 +93,13 @@ impl Datapath {
     }
 
     fn classifier(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
-        let prog = ebpf.program_mut(PROGRAM_NAME).ok_or_else(|| Error::Load {
+        Self::named(ebpf, PROGRAM_NAME)
+    }
+
+    fn named<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
+        let prog = ebpf.program_mut(name).ok_or_else(|| Error::Load {
             hint: String::new(),
-            source: format!("program {PROGRAM_NAME} missing from the eBPF object").into(),
+            source: format!("program {name} missing from the eBPF object").into(),
         })?;
         prog.try_into().map_err(|e: ProgramError| Error::Load {
             hint: String::new(),
@@ -83,6 +114,23 @@ impl Datapath {
     /// The program's fd, for BPF_PROG_TEST_RUN.
     pub fn program_fd(&mut self) -> Result<RawFd> {
         let prog = self.program()?;
+        let fd = prog.fd().map_err(|e| Error::Load {
+            hint: String::new(),
+            source: Box::new(e),
+        })?;
+        Ok(fd.as_fd().as_raw_fd())
+    }
+
+    /// The fd of the explaining twin (`lvs_explain`, loaded on first use; it shares this
+    /// datapath's maps), for [`crate::testrun::explain`].
+    pub fn explain_fd(&mut self) -> Result<RawFd> {
+        let prog = Self::named(&mut self.ebpf, EXPLAIN_PROGRAM_NAME)?;
+        if prog.fd().is_err() {
+            prog.load().map_err(|e| Error::Load {
+                hint: load_hint(&e),
+                source: Box::new(e),
+            })?;
+        }
         let fd = prog.fd().map_err(|e| Error::Load {
             hint: String::new(),
             source: Box::new(e),

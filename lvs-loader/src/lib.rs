@@ -19,6 +19,7 @@ pub mod ifname;
 pub mod maps;
 pub mod ops;
 pub mod sys;
+pub mod table;
 pub mod testrun;
 pub mod text;
 

@@ -11,21 +11,35 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues},
 };
 use lvs_ebpf_common::{
-    AttachMeta, CONTROL_ACTIVE, CONTROL_ANY_PORT_COUNT, MAX_NAME_LEN, MAX_PEERS, MAX_VIPS, MacKey,
-    VipCounters, VipInfo, VipKey, VipValue, global, map_names,
+    AttachMeta, Control, GenControl, Geometry, GlobalCounters, MAX_NAME_LEN, MAX_PEERS, MAX_VIPS,
+    MacKey, NO_PEER, PEERS_IN_MAP, PEERS_INLINE, RETIRED_SLOT, Reason, V4Bucket, V6Bucket,
+    VipCounters, VipInfo, VipKey, VipValue, global, mac_word, map_names,
 };
 
 use crate::{
     batch,
     config::{Config, Vip},
     error::{Error, Result},
+    table::{self, VipEntry, region::Mapped},
 };
+
+/// Where the VIPs live: the call-free tables of the attached program, or the kernel hash
+/// maps of the `htab` benchmark variant.
+enum VipMaps {
+    Tables {
+        v4: Map,
+        v6: Map,
+        /// The tables mapped into memory (on first use).
+        mapped: Option<(Mapped<V4Bucket>, Mapped<V6Bucket>)>,
+    },
+    Htab([Map; 2]),
+}
 
 /// Every map of one attachment.
 pub struct MapSet {
     /// Maps just created by the kernel (all counters zero): no need to reset slots.
     fresh: bool,
-    vips: [Map; 2],
+    vips: VipMaps,
     peers: [Map; 2],
     control: Map,
     vip_stats: Map,
@@ -34,8 +48,10 @@ pub struct MapSet {
     meta: Map,
 }
 
-/// Names of all maps, which are also their pin file names.
-pub const ALL_MAPS: [&str; 9] = [
+/// Names of all maps either variant has, which are also their pin file names.
+pub const ALL_MAPS: [&str; 11] = [
+    map_names::V4_TABLE,
+    map_names::V6_TABLE,
     map_names::VIPS[0],
     map_names::VIPS[1],
     map_names::PEERS[0],
@@ -85,6 +101,7 @@ fn nr_cpus() -> Result<usize> {
 impl MapSet {
     /// Takes the maps out of a just-loaded object.
     pub fn take(ebpf: &mut Ebpf) -> Result<Self> {
+        let names: Vec<String> = ebpf.maps().map(|(n, _)| n.to_owned()).collect();
         let take = |name: &'static str| {
             ebpf.take_map(name).ok_or(Error::Map {
                 map: name,
@@ -92,7 +109,7 @@ impl MapSet {
                 source: None,
             })
         };
-        Self::build(true, take)
+        Self::build(true, take, |n| names.iter().any(|x| x == n))
     }
 
     /// Opens the maps pinned in `dir`.
@@ -103,14 +120,27 @@ impl MapSet {
             })?;
             Map::from_map_data(data).map_err(|e| Error::map(name, "unexpected map type", e))
         };
-        Self::build(false, open)
+        Self::build(false, open, |n| dir.join(n).exists())
     }
 
-    /// Every map, fetched by name.
-    fn build(fresh: bool, mut get: impl FnMut(&'static str) -> Result<Map>) -> Result<Self> {
+    /// Every map, fetched by name; `has` tells which VIP maps this variant has.
+    fn build(
+        fresh: bool,
+        mut get: impl FnMut(&'static str) -> Result<Map>,
+        has: impl Fn(&str) -> bool,
+    ) -> Result<Self> {
+        let vips = if has(map_names::V4_TABLE) || !has(map_names::VIPS[0]) {
+            VipMaps::Tables {
+                v4: get(map_names::V4_TABLE)?,
+                v6: get(map_names::V6_TABLE)?,
+                mapped: None,
+            }
+        } else {
+            VipMaps::Htab([get(map_names::VIPS[0])?, get(map_names::VIPS[1])?])
+        };
         Ok(Self {
             fresh,
-            vips: [get(map_names::VIPS[0])?, get(map_names::VIPS[1])?],
+            vips,
             peers: [get(map_names::PEERS[0])?, get(map_names::PEERS[1])?],
             control: get(map_names::CONTROL)?,
             vip_stats: get(map_names::VIP_STATS)?,
@@ -120,10 +150,14 @@ impl MapSet {
         })
     }
 
-    fn all(&self) -> [(&'static str, &Map); 9] {
-        [
-            (map_names::VIPS[0], &self.vips[0]),
-            (map_names::VIPS[1], &self.vips[1]),
+    fn all(&self) -> Vec<(&'static str, &Map)> {
+        let mut v = match &self.vips {
+            VipMaps::Tables { v4, v6, .. } => {
+                vec![(map_names::V4_TABLE, v4), (map_names::V6_TABLE, v6)]
+            }
+            VipMaps::Htab(m) => vec![(map_names::VIPS[0], &m[0]), (map_names::VIPS[1], &m[1])],
+        };
+        v.extend([
             (map_names::PEERS[0], &self.peers[0]),
             (map_names::PEERS[1], &self.peers[1]),
             (map_names::CONTROL, &self.control),
@@ -131,7 +165,8 @@ impl MapSet {
             (map_names::GLOBAL_STATS, &self.global),
             (map_names::VIP_INFO, &self.info),
             (map_names::META, &self.meta),
-        ]
+        ]);
+        v
     }
 
     /// Pins every map into `dir` (which must exist, on bpffs).
@@ -154,22 +189,65 @@ impl MapSet {
             .collect()
     }
 
-    fn control(&mut self) -> Result<Array<&mut MapData, u32>> {
-        Array::try_from(&mut self.control).map_err(|e| Error::map(map_names::CONTROL, "open", e))
+    /// Whether the VIPs live in the call-free tables (else in kernel hash maps).
+    pub fn has_tables(&self) -> bool {
+        matches!(self.vips, VipMaps::Tables { .. })
+    }
+
+    fn read_control(&self) -> Result<Control> {
+        let c = Array::<&MapData, Control>::try_from(&self.control)
+            .map_err(|e| Error::map(map_names::CONTROL, "open", e))?;
+        c.get(&0, 0)
+            .map_err(|e| Error::map(map_names::CONTROL, "read", e))
+    }
+
+    fn write_control(&mut self, value: &Control, what: &'static str) -> Result<()> {
+        let mut c = Array::<&mut MapData, Control>::try_from(&mut self.control)
+            .map_err(|e| Error::map(map_names::CONTROL, "open", e))?;
+        c.set(0, value, 0)
+            .map_err(|e| Error::map(map_names::CONTROL, what, e))
     }
 
     /// The live generation (0 or 1).
     pub fn active_generation(&mut self) -> Result<u32> {
-        let c = self.control()?;
-        c.get(&CONTROL_ACTIVE, 0)
-            .map(|g| g & 1)
-            .map_err(|e| Error::map(map_names::CONTROL, "read", e))
+        Ok(self.read_control()?.active())
     }
 
     fn vips_map(&mut self, generation: u32) -> Result<HashMap<&mut MapData, VipKey, VipValue>> {
         let name = map_names::VIPS[generation as usize & 1];
-        HashMap::try_from(&mut self.vips[generation as usize & 1])
-            .map_err(|e| Error::map(name, "open", e))
+        let VipMaps::Htab(m) = &mut self.vips else {
+            return Err(Error::Map {
+                map: name,
+                what: "not in this variant of the program".into(),
+                source: None,
+            });
+        };
+        HashMap::try_from(&mut m[generation as usize & 1]).map_err(|e| Error::map(name, "open", e))
+    }
+
+    /// The table arrays, mapped into memory.
+    fn mapped(&mut self) -> Result<&mut (Mapped<V4Bucket>, Mapped<V6Bucket>)> {
+        let VipMaps::Tables { v4, v6, mapped } = &mut self.vips else {
+            return Err(Error::Map {
+                map: map_names::V4_TABLE,
+                what: "not in this variant of the program".into(),
+                source: None,
+            });
+        };
+        if mapped.is_none() {
+            fn data<'m>(m: &'m Map, name: &'static str) -> Result<&'m MapData> {
+                map_data(m).ok_or(Error::Map {
+                    map: name,
+                    what: "unexpected map type".into(),
+                    source: None,
+                })
+            }
+            *mapped = Some((
+                Mapped::new(data(v4, map_names::V4_TABLE)?, map_names::V4_TABLE)?,
+                Mapped::new(data(v6, map_names::V6_TABLE)?, map_names::V6_TABLE)?,
+            ));
+        }
+        Ok(mapped.as_mut().expect("just set"))
     }
 
     fn peers_map(&mut self, generation: u32) -> Result<HashMap<&mut MapData, MacKey, u32>> {
@@ -180,6 +258,34 @@ impl MapSet {
 
     /// VIPs of generation `g`, as (key, value) pairs.
     fn vip_entries(&mut self, generation: u32) -> Result<Vec<(VipKey, VipValue)>> {
+        if self.has_tables() {
+            let gc = *self.read_control()?.generation(generation);
+            let (v4, v6) = self.mapped()?;
+            let region = |geo: Geometry| (geo.base() as usize, geo.buckets() as usize);
+            let bad = |name: &'static str| {
+                move |r: std::ops::Range<usize>| Error::Map {
+                    map: name,
+                    what: format!("generation {generation} claims buckets {r:?}, past the array"),
+                    source: None,
+                }
+            };
+            let (b4, n4) = region(gc.v4);
+            let (b6, n6) = region(gc.v6);
+            let t4 = v4.read(b4, n4).map_err(bad(map_names::V4_TABLE))?;
+            let t6 = v6.read(b6, n6).map_err(bad(map_names::V6_TABLE))?;
+            return Ok(table::entries_v4(&t4)
+                .chain(table::entries_v6(&t6))
+                .map(|e| {
+                    (
+                        e.key,
+                        VipValue {
+                            mark: e.mark,
+                            index: e.slot,
+                        },
+                    )
+                })
+                .collect());
+        }
         let name = map_names::VIPS[generation as usize & 1];
         let m = self.vips_map(generation)?;
         m.iter()
@@ -262,8 +368,8 @@ impl MapSet {
             ));
         }
 
-        // 1. Empty the standby generation.
-        {
+        // 1. Empty the standby generation (the tables' region is overwritten whole).
+        if !self.has_tables() {
             let stale = self.vip_entries(standby)?;
             let name = map_names::VIPS[standby as usize];
             let mut m = self.vips_map(standby)?;
@@ -288,11 +394,36 @@ impl MapSet {
         self.reset_slots(config, &assignment, |slot| slot != Slot::Reused)?;
 
         // 3. Fill the standby generation.
-        {
+        let mut standby_control = GenControl {
+            peers: inline_peers(config),
+            ..GenControl::default()
+        };
+        if self.has_tables() {
+            let entries: Vec<VipEntry> = assignment
+                .iter()
+                .map(|(key, v, _)| VipEntry {
+                    key: *key,
+                    mark: v.mark,
+                    slot: v.index,
+                })
+                .collect();
+            self.fill_tables(standby, &entries, &mut standby_control)?;
+        } else {
+            let any_port = |family| {
+                config
+                    .vips
+                    .iter()
+                    .any(|v| v.port.is_none() && v.key().family == family)
+            };
+            standby_control.v4 = Geometry::new(0, 1, any_port(lvs_ebpf_common::FAMILY_V4));
+            standby_control.v6 = Geometry::new(0, 1, any_port(lvs_ebpf_common::FAMILY_V6));
             let name = map_names::VIPS[standby as usize];
             let keys: Vec<VipKey> = assignment.iter().map(|(k, _, _)| *k).collect();
             let values: Vec<VipValue> = assignment.iter().map(|(_, v, _)| *v).collect();
-            if !batched(&self.vips[standby as usize], name, &keys, &values, 1)? {
+            let VipMaps::Htab(maps) = &self.vips else {
+                unreachable!("checked by has_tables")
+            };
+            if !batched(&maps[standby as usize], name, &keys, &values, 1)? {
                 let mut m = self.vips_map(standby)?;
                 for (k, v) in keys.iter().zip(&values) {
                     m.insert(k, v, 0)
@@ -309,17 +440,30 @@ impl MapSet {
             }
         }
 
-        // 4. Tell the program whether the standby generation has any-port VIPs, then flip:
-        // one array update, atomic for every packet.
-        let any_port = config.vips.iter().filter(|v| v.port.is_none()).count() as u32;
-        self.control()?
-            .set(CONTROL_ANY_PORT_COUNT + standby, any_port, 0)
-            .map_err(|e| Error::map(map_names::CONTROL, "write", e))?;
-        self.control()?
-            .set(CONTROL_ACTIVE, standby, 0)
-            .map_err(|e| Error::map(map_names::CONTROL, "switch generation", e))?;
+        // 4. Describe the standby generation in its control line (the live line and the
+        // selector are rewritten with the bytes they hold), then flip: a second update
+        // that changes the selector alone, atomic for every packet.
+        let mut control = self.read_control()?;
+        control.lines[standby as usize].generation = standby_control;
+        self.write_control(&control, "write")?;
+        // The tables written through the mapping are visible before the flip.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        control.lines[0].active = standby;
+        self.write_control(&control, "switch generation")?;
 
-        // 5. Slots taken over from removed VIPs start counting for their new VIP now.
+        // 5. The counts of removed VIPs move to the retired slot (so totals never go
+        // backwards); slots taken over from removed VIPs start counting for their new VIP.
+        let removed: Vec<u32> = live_vips
+            .iter()
+            .filter(|(k, _)| !new_keys.contains(k))
+            .map(|(_, v)| v.index)
+            .collect();
+        let reused: Vec<u32> = assignment
+            .iter()
+            .filter(|(_, _, slot)| *slot == Slot::Reused)
+            .map(|(_, v, _)| v.index)
+            .collect();
+        self.retire_slots(&removed, &reused)?;
         self.reset_slots(config, &assignment, |slot| slot == Slot::Reused)?;
         self.fresh = false;
 
@@ -353,8 +497,9 @@ impl MapSet {
             if !which(*slot) {
                 continue;
             }
-            // Fresh maps are all zeros already.
-            if *slot == Slot::Reused || (*slot == Slot::Fresh && !self.fresh) {
+            // Fresh maps are all zeros already; reused slots were zeroed when their counts
+            // were retired.
+            if *slot == Slot::Fresh && !self.fresh {
                 zero_slots.push(v.index);
             }
             let mut i = VipInfo {
@@ -436,18 +581,146 @@ impl MapSet {
         Ok(out)
     }
 
-    /// Global counters summed over CPUs, by name.
-    pub fn global_counters(&self) -> Result<BTreeMap<&'static str, u64>> {
-        let g = PerCpuArray::<&MapData, u64>::try_from(&self.global)
+    /// Global counters summed over CPUs, by name ([`global::NAMES`]).
+    ///
+    /// The program counts a VIP packet only in its VIP's slot and every other packet once
+    /// under its [`Reason`]; the totals are derived here: `marked`/`peer` from the live
+    /// VIPs' slots plus the retired slot (the counts of removed VIPs), `packets_seen` as
+    /// the sum of every outcome.
+    pub fn global_counters(&mut self) -> Result<BTreeMap<&'static str, u64>> {
+        let g = PerCpuArray::<&MapData, GlobalCounters>::try_from(&self.global)
             .map_err(|e| Error::map(map_names::GLOBAL_STATS, "open", e))?;
-        let mut out = BTreeMap::new();
-        for (i, name) in global::NAMES.iter().enumerate() {
-            let v = g
-                .get(&(i as u32), 0)
-                .map_err(|e| Error::map(map_names::GLOBAL_STATS, "read", e))?;
-            out.insert(*name, v.iter().sum());
+        let per_cpu = g
+            .get(&0, 0)
+            .map_err(|e| Error::map(map_names::GLOBAL_STATS, "read", e))?;
+        let mut c = [0u64; global::SLOTS];
+        for v in per_cpu.iter() {
+            for (sum, x) in c.iter_mut().zip(v.count) {
+                *sum += x;
+            }
         }
+        let live = self.active_generation()?;
+        let mut slots: Vec<u32> = self
+            .vip_entries(live)?
+            .into_iter()
+            .map(|(_, v)| v.index)
+            .collect();
+        slots.push(RETIRED_SLOT);
+        let vips = self.vip_sums(&slots)?;
+        let r = |reason: Reason| c[reason as usize];
+        let no_vip = r(Reason::NoVip)
+            + r(Reason::Fragment)
+            + r(Reason::L4Truncated)
+            + r(Reason::OtherProtocol);
+        let out = BTreeMap::from([
+            ("not_ip", r(Reason::NotIp)),
+            ("malformed", r(Reason::Malformed)),
+            ("no_vip", no_vip),
+            ("marked", vips.marked_packets),
+            ("peer", vips.peer_packets),
+            ("fragments", r(Reason::Fragment) + c[global::HIT_FRAGMENT]),
+            (
+                "l4_truncated",
+                r(Reason::L4Truncated) + c[global::HIT_L4_TRUNCATED],
+            ),
+            ("internal_errors", c[global::INTERNAL]),
+            ("nonlinear", r(Reason::Nonlinear)),
+            (
+                "packets_seen",
+                vips.marked_packets
+                    + vips.peer_packets
+                    + no_vip
+                    + r(Reason::NotIp)
+                    + r(Reason::Malformed)
+                    + r(Reason::Nonlinear),
+            ),
+        ]);
+        debug_assert!(global::NAMES.iter().all(|n| out.contains_key(n)));
         Ok(out)
+    }
+
+    /// The counters of `slots`, summed over slots and CPUs.
+    fn vip_sums(&self, slots: &[u32]) -> Result<VipCounters> {
+        let stats = PerCpuArray::<&MapData, VipCounters>::try_from(&self.vip_stats)
+            .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
+        let mut sum = VipCounters::default();
+        for s in slots {
+            let per_cpu = stats
+                .get(s, 0)
+                .map_err(|e| Error::map(map_names::VIP_STATS, "read", e))?;
+            for v in per_cpu.iter() {
+                add(&mut sum, v);
+            }
+        }
+        Ok(sum)
+    }
+
+    /// Adds the counts of `removed` slots (per CPU) to [`RETIRED_SLOT`], then zeroes
+    /// `zero` (slots that start counting for a new VIP now).
+    fn retire_slots(&mut self, removed: &[u32], zero: &[u32]) -> Result<()> {
+        if removed.is_empty() {
+            return Ok(());
+        }
+        let cpus = nr_cpus()?;
+        let mut stats = PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
+            .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
+        let read = |stats: &PerCpuArray<&mut MapData, VipCounters>, s: u32| {
+            stats
+                .get(&s, 0)
+                .map_err(|e| Error::map(map_names::VIP_STATS, "read", e))
+        };
+        let mut retired: Vec<VipCounters> = read(&stats, RETIRED_SLOT)?.to_vec();
+        retired.resize(cpus, VipCounters::default());
+        for &s in removed {
+            for (sum, v) in retired.iter_mut().zip(read(&stats, s)?.iter()) {
+                add(sum, v);
+            }
+        }
+        let values = PerCpuValues::try_from(retired).map_err(|e| Error::io("per-CPU values", e))?;
+        stats
+            .set(RETIRED_SLOT, values, 0)
+            .map_err(|e| Error::map(map_names::VIP_STATS, "write", e))?;
+        for &s in zero {
+            let z = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
+                .map_err(|e| Error::io("per-CPU values", e))?;
+            stats
+                .set(s, z, 0)
+                .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
+        }
+        Ok(())
+    }
+
+    /// Builds the tables of `entries` and writes them into generation `g`'s region of the
+    /// table arrays; records where they are in `gc`.
+    fn fill_tables(&mut self, g: u32, entries: &[VipEntry], gc: &mut GenControl) -> Result<()> {
+        let (v4, v6) = self.mapped()?;
+        let (n4, n6) = (v4.len() as u32, v6.len() as u32);
+        let params = table::Params {
+            max_v4_buckets: table_half(n4),
+            max_v6_buckets: table_half(n6),
+            ..table::Params::default()
+        };
+        let t = table::build_with(entries, &params).map_err(|e| Error::Map {
+            map: map_names::V4_TABLE,
+            what: e.to_string(),
+            source: None,
+        })?;
+        let (b4, b6) = (table::generation_base(n4, g), table::generation_base(n6, g));
+        let past = |name: &'static str| {
+            move |r: std::ops::Range<usize>| Error::Map {
+                map: name,
+                what: format!("buckets {r:?} past the array"),
+                source: None,
+            }
+        };
+        v4.write(b4 as usize, &t.v4.buckets)
+            .map_err(past(map_names::V4_TABLE))?;
+        v6.write(b6 as usize, &t.v6.buckets)
+            .map_err(past(map_names::V6_TABLE))?;
+        gc.hash = t.hash;
+        gc.v4 = Geometry::new(b4, t.v4.log2, t.v4.any_port);
+        gc.v6 = Geometry::new(b6, t.v6.log2, t.v6.any_port);
+        Ok(())
     }
 
     pub fn read_meta(&self) -> Result<AttachMeta> {
@@ -463,6 +736,35 @@ impl MapSet {
         m.set(0, meta, 0)
             .map_err(|e| Error::map(map_names::META, "write", e))
     }
+}
+
+/// The largest power of two of buckets that fits one generation's half of `total`.
+fn table_half(total: u32) -> u32 {
+    let half = table::generation_base(total, 1);
+    if half == 0 { 0 } else { 1 << half.ilog2() }
+}
+
+/// The inline peer words of a generation ([`GenControl::peers`]).
+fn inline_peers(config: &Config) -> [u64; PEERS_INLINE] {
+    let mut p = [NO_PEER; PEERS_INLINE];
+    if config.peers.len() <= PEERS_INLINE {
+        for (w, peer) in p.iter_mut().zip(&config.peers) {
+            *w = mac_word(peer.mac);
+        }
+    } else {
+        for (w, peer) in p.iter_mut().zip(&config.peers[..PEERS_INLINE - 1]) {
+            *w = mac_word(peer.mac);
+        }
+        p[PEERS_INLINE - 1] = PEERS_IN_MAP;
+    }
+    p
+}
+
+fn add(sum: &mut VipCounters, v: &VipCounters) {
+    sum.marked_packets += v.marked_packets;
+    sum.marked_bytes += v.marked_bytes;
+    sum.peer_packets += v.peer_packets;
+    sum.peer_bytes += v.peer_bytes;
 }
 
 fn remove_ignoring_missing(

@@ -1,0 +1,141 @@
+//! The decision core shared by the attached program and its explaining twin: parse,
+//! find the VIP in the live generation, check the source MAC against the peers, mark
+//! and count.
+//!
+//! Generic over the VIP lookup ([`Backend`]: the call-free table of `lookup.rs`, or the
+//! kernel hash maps of the `htab` benchmark variant) and over counting (`COUNT`): the
+//! explain program runs exactly this code with `COUNT = false`.
+
+use aya_ebpf::programs::TcContext;
+use lvs_ebpf_common::{GenControl, Reason, detail, global};
+
+use crate::{
+    counters,
+    maps::LVS_CONTROL,
+    parse::{self, PULL_LEN, Parsed, V6Packet},
+};
+
+/// A VIP entry that matched.
+#[derive(Clone, Copy)]
+pub struct Hit {
+    pub mark: u32,
+    /// Counter slot.
+    pub slot: u32,
+    /// Found through the any-port entry.
+    pub any_port: bool,
+}
+
+/// Where the VIPs and peers of generation `g` (described by `gc`) are looked up.
+pub trait Backend {
+    /// `key` as [`lvs_ebpf_common::v4_key`]; `has_port`: the key carries the packet's
+    /// destination port (otherwise its port is 0 and only an any-port VIP can match).
+    fn find_v4<const COUNT: bool>(gc: &GenControl, g: u32, key: u64, has_port: bool)
+    -> Option<Hit>;
+    fn find_v6<const COUNT: bool>(gc: &GenControl, g: u32, p: &V6Packet) -> Option<Hit>;
+    /// Whether `mac` ([`lvs_ebpf_common::mac_word`]) is a peer director's.
+    fn is_peer(gc: &GenControl, g: u32, mac: u64) -> bool;
+}
+
+/// What the core decided (the explain program returns it; the main program only marks).
+#[derive(Clone, Copy)]
+#[allow(dead_code)] // the explain program reads them; the htab variant has none
+pub struct Decision {
+    pub reason: Reason,
+    /// The VIP's mark when a VIP matched (set on the skb when `reason` is `Marked`).
+    pub mark: u32,
+    /// The VIP's counter slot when a VIP matched, else `u32::MAX`.
+    pub slot: u32,
+    /// [`detail`] bits.
+    pub detail: u32,
+}
+
+#[inline(always)]
+fn done<const COUNT: bool>(reason: Reason, detail: u32) -> Decision {
+    if COUNT {
+        counters::global_inc(reason as usize);
+    }
+    Decision {
+        reason,
+        mark: 0,
+        slot: u32::MAX,
+        detail,
+    }
+}
+
+#[inline(always)]
+pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
+    // Parse; only when a header lies past the linear data, pull and parse once more.
+    let mut pulled = false;
+    let parsed = loop {
+        match parse::parse(ctx, pulled) {
+            Parsed::Pull if !pulled => {
+                pulled = true;
+                let len = ctx.len();
+                let want = if len < PULL_LEN { len } else { PULL_LEN };
+                if ctx.pull_data(want).is_err() && COUNT {
+                    counters::global_inc(global::INTERNAL);
+                }
+            }
+            p => break p,
+        }
+    };
+    let pulled = if pulled { detail::PULLED } else { 0 };
+
+    // SAFETY: array slot 0 always exists; the value is 128 bytes.
+    let Some(control) = LVS_CONTROL.get_ptr(0) else {
+        if COUNT {
+            counters::global_inc(global::INTERNAL);
+        }
+        return done::<COUNT>(Reason::NoVip, pulled);
+    };
+    let (hit, no_port, family) = match parsed {
+        Parsed::V4(p) => {
+            // SAFETY: a value of the array.
+            let g = unsafe { (*control).lines[0].active } & 1;
+            let gc = unsafe { &(*control).lines[g as usize].generation };
+            let hit = B::find_v4::<COUNT>(gc, g, p.key, p.no_port == 0);
+            let peer = hit.map(|_| B::is_peer(gc, g, p.mac));
+            (hit.zip(peer), p.no_port, 0)
+        }
+        Parsed::V6(p) => {
+            // SAFETY: a value of the array.
+            let g = unsafe { (*control).lines[0].active } & 1;
+            let gc = unsafe { &(*control).lines[g as usize].generation };
+            let hit = B::find_v6::<COUNT>(gc, g, &p);
+            let peer = hit.map(|_| B::is_peer(gc, g, p.mac));
+            (hit.zip(peer), p.no_port, detail::IPV6)
+        }
+        Parsed::Done(reason) => return done::<COUNT>(reason, pulled),
+        Parsed::Pull => return done::<COUNT>(Reason::Nonlinear, pulled),
+    };
+    let detail = no_port | family | pulled;
+    let Some((hit, peer)) = hit else {
+        let reason = match no_port {
+            detail::FRAGMENT => Reason::Fragment,
+            detail::L4_TRUNCATED => Reason::L4Truncated,
+            _ => Reason::NoVip,
+        };
+        return done::<COUNT>(reason, detail);
+    };
+    let detail = detail | if hit.any_port { detail::ANY_PORT } else { 0 };
+    if COUNT {
+        counters::vip_packet(hit.slot, peer, u64::from(ctx.len()));
+        match no_port {
+            detail::FRAGMENT => counters::global_inc(global::HIT_FRAGMENT),
+            detail::L4_TRUNCATED => counters::global_inc(global::HIT_L4_TRUNCATED),
+            _ => {}
+        }
+    }
+    let reason = if peer {
+        Reason::Peer
+    } else {
+        ctx.set_mark(hit.mark);
+        Reason::Marked
+    };
+    Decision {
+        reason,
+        mark: hit.mark,
+        slot: hit.slot,
+        detail,
+    }
+}
