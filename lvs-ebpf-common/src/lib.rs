@@ -17,9 +17,12 @@ pub mod map_names {
     /// Kernel hash maps of VIPs, one per generation: only in the `htab` benchmark
     /// variant of the program.
     pub const VIPS: [&str; 2] = ["LVS_VIPS_0", "LVS_VIPS_1"];
-    /// Peer MACs (hash maps, one per generation). The table datapath reads them only
-    /// when a generation has more than [`crate::PEERS_INLINE`] peers.
+    /// Peer MACs (hash maps, one per generation): what the `htab` variant looks up, and
+    /// the loader's record of the peers of each generation.
     pub const PEERS: [&str; 2] = ["LVS_PEERS_0", "LVS_PEERS_1"];
+    /// Peer table (array of [`crate::PeerBucket`], both generations): what the table
+    /// datapath reads when a generation has more than [`crate::PEERS_INLINE`] peers.
+    pub const PEER_TABLE: &str = "LVS_PEER_TABLE";
     pub const CONTROL: &str = "LVS_CONTROL";
     pub const VIP_STATS: &str = "LVS_VIP_STATS";
     pub const GLOBAL_STATS: &str = "LVS_GLOBAL";
@@ -136,9 +139,11 @@ pub const fn mac_word(mac: [u8; 6]) -> u64 {
 pub const PEERS_INLINE: usize = 4;
 /// An unused inline peer word: no 48-bit MAC equals it.
 pub const NO_PEER: u64 = u64::MAX;
-/// In `peers[PEERS_INLINE - 1]`: the generation has more than [`PEERS_INLINE`] peers;
-/// `peers[0..3]` hold the first three and the peer map of the generation holds all.
-pub const PEERS_IN_MAP: u64 = 1 << 63;
+/// In `peers[PEERS_INLINE - 1]`, or'ed with the [`Geometry`] of the generation's peer
+/// table (low 32 bits): the generation has more than [`PEERS_INLINE`] peers;
+/// `peers[0..3]` hold the first three and the peer table holds all of them. No MAC
+/// equals a word with this bit.
+pub const PEERS_IN_TABLE: u64 = 1 << 63;
 
 /// Where one family's table of a generation lives in its array, packed in one word:
 /// `base | ANY_PORT_FLAG | shift`.
@@ -279,6 +284,29 @@ pub const V6_PER_BUCKET: usize = 2;
 pub struct V6Bucket {
     pub e: [V6Entry; V6_PER_BUCKET],
 }
+
+/// Peer MACs as [`mac_word`]s: `mac[0]` is the bucket header ([`PEER_BUCKET_SPILLED`]),
+/// `mac[1..8]` the MACs, [`NO_PEER`] when unused.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerBucket {
+    pub mac: [u64; 8],
+}
+
+impl Default for PeerBucket {
+    fn default() -> Self {
+        let mut mac = [NO_PEER; 8];
+        mac[0] = 0;
+        Self { mac }
+    }
+}
+
+pub const PEERS_PER_BUCKET: usize = 7;
+/// In `mac[0]`: some MAC whose first bucket is this one lives in its second bucket.
+pub const PEER_BUCKET_SPILLED: u64 = 1;
+/// Buckets per generation of the peer table, and its `max_entries` as compiled.
+pub const PEER_GEN_BUCKETS: u32 = 512;
+pub const PEER_TABLE_BUCKETS: u32 = 2 * PEER_GEN_BUCKETS;
 
 /// Counter slot bits of an entry's `meta`.
 pub const META_SLOT_MASK: u32 = 0x00ff_ffff;
@@ -530,6 +558,9 @@ const _: () = assert!(core::mem::size_of::<V4Entry>() == 16);
 const _: () = assert!(core::mem::size_of::<V4Bucket>() == 64);
 const _: () = assert!(core::mem::size_of::<V6Entry>() == 32);
 const _: () = assert!(core::mem::size_of::<V6Bucket>() == 64);
+const _: () = assert!(core::mem::size_of::<PeerBucket>() == 64);
+const _: () = assert!(PEER_GEN_BUCKETS % GEOMETRY_BASE_ALIGN == 0);
+const _: () = assert!(PEER_GEN_BUCKETS as usize * PEERS_PER_BUCKET >= 2 * MAX_PEERS as usize);
 const _: () = assert!(core::mem::size_of::<VipInfo>() == 8 + MAX_NAME_LEN);
 const _: () =
     assert!(core::mem::size_of::<AttachMeta>() == 4 * 4 + 8 * 4 + 4 * 6 + 32 + 16 + META_PATH_LEN);
@@ -550,6 +581,7 @@ mod pod {
     unsafe impl aya::Pod for Control {}
     unsafe impl aya::Pod for V4Bucket {}
     unsafe impl aya::Pod for V6Bucket {}
+    unsafe impl aya::Pod for PeerBucket {}
     unsafe impl aya::Pod for VipInfo {}
     unsafe impl aya::Pod for AttachMeta {}
 }

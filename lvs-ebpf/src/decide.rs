@@ -12,7 +12,7 @@ use lvs_ebpf_common::{GenControl, Reason, detail, global};
 use crate::{
     counters,
     maps::LVS_CONTROL,
-    parse::{self, PULL_LEN, Parsed, V6Packet},
+    parse::{self, Parsed, Pkt, V6Packet},
 };
 
 /// A VIP entry that matched.
@@ -64,22 +64,22 @@ fn done<const COUNT: bool>(reason: Reason, detail: u32) -> Decision {
 
 #[inline(always)]
 pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
-    // Parse; only when a header lies past the linear data, pull and parse once more.
-    let mut pulled = false;
-    let parsed = loop {
-        match parse::parse(ctx, pulled) {
-            Parsed::Pull if !pulled => {
-                pulled = true;
-                let len = ctx.len();
-                let want = if len < PULL_LEN { len } else { PULL_LEN };
-                if ctx.pull_data(want).is_err() && COUNT {
-                    counters::global_inc(global::INTERNAL);
-                }
-            }
-            p => break p,
-        }
-    };
-    let pulled = if pulled { detail::PULLED } else { 0 };
+    // Parse (pulling the first bytes into the linear data only when a header lies past
+    // it).
+    let pkt = Pkt::<COUNT> { ctx };
+    let mut parsed = parse::parse(&pkt);
+    // A header lies past the linear data (but inside the packet: otherwise the parser
+    // says malformed/not IP): make the first bytes linear and parse once more. The only
+    // pull on the way: the verifier walks the rest once per parse (a pull inside the
+    // parser, at each header, would have it walk the rest once per header).
+    if let Parsed::Done(Reason::Nonlinear) = parsed
+        && pkt.pull()
+    {
+        parsed = parse::parse(&pkt);
+    }
+    // Not reported by the explain program: carrying it would double what the verifier
+    // explores after the parser, and test runs hand over linear frames anyway.
+    let pulled = 0;
 
     // SAFETY: array slot 0 always exists; the value is 128 bytes.
     let Some(control) = LVS_CONTROL.get_ptr(0) else {
@@ -106,7 +106,6 @@ pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
             (hit.zip(peer), p.no_port, detail::IPV6)
         }
         Parsed::Done(reason) => return done::<COUNT>(reason, pulled),
-        Parsed::Pull => return done::<COUNT>(Reason::Nonlinear, pulled),
     };
     let detail = no_port | family | pulled;
     let Some((hit, peer)) = hit else {

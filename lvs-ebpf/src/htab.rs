@@ -7,7 +7,6 @@
 mod counters;
 mod decide;
 mod lookup_htab;
-mod lookup_peers;
 mod maps;
 mod parse;
 

@@ -10,14 +10,14 @@
 
 use aya_ebpf::{macros::map, maps::Array};
 use lvs_ebpf_common::{
-    BUCKET_SPILLED, GenControl, Geometry, META_SLOT_MASK, PEERS_IN_MAP, V4_TABLE_BUCKETS, V4Bucket,
-    V6_TABLE_BUCKETS, V6Bucket, global, v4_hash, v6_hash,
+    BUCKET_SPILLED, GenControl, Geometry, META_SLOT_MASK, PEER_BUCKET_SPILLED, PEER_TABLE_BUCKETS,
+    PEERS_IN_TABLE, PeerBucket, V4_TABLE_BUCKETS, V4Bucket, V6_TABLE_BUCKETS, V6Bucket, global,
+    v4_hash, v6_hash,
 };
 
 use crate::{
     counters,
     decide::{Backend, Hit},
-    lookup_peers::in_peer_map,
     maps::BPF_F_MMAPABLE,
     parse::V6Packet,
 };
@@ -28,6 +28,10 @@ pub static LVS_V4: Array<V4Bucket> = Array::with_max_entries(V4_TABLE_BUCKETS, B
 /// IPv6 VIPs, both generations.
 #[map]
 pub static LVS_V6: Array<V6Bucket> = Array::with_max_entries(V6_TABLE_BUCKETS, BPF_F_MMAPABLE);
+/// Peer MACs of generations with more peers than fit inline, both generations.
+#[map]
+pub static LVS_PEER_TABLE: Array<PeerBucket> =
+    Array::with_max_entries(PEER_TABLE_BUCKETS, BPF_F_MMAPABLE);
 
 /// The port bits of a [`lvs_ebpf_common::v4_key`].
 const V4_PORT_MASK: u64 = 0xffff << 32;
@@ -169,11 +173,49 @@ impl Backend for Table {
     }
 
     #[inline(always)]
-    fn is_peer(gc: &GenControl, g: u32, mac: u64) -> bool {
+    fn is_peer(gc: &GenControl, _g: u32, mac: u64) -> bool {
         let p = &gc.peers;
         if mac == p[0] || mac == p[1] || mac == p[2] || mac == p[3] {
             return true;
         }
-        p[3] == PEERS_IN_MAP && in_peer_map(g, mac)
+        p[3] & PEERS_IN_TABLE != 0 && in_peer_table(gc, Geometry(p[3] as u32), mac)
+    }
+}
+
+#[inline(always)]
+fn peer_bucket(geo: Geometry, h: u64) -> Option<*const PeerBucket> {
+    LVS_PEER_TABLE.get_ptr(index(geo, h))
+}
+
+#[inline(always)]
+fn scan_peers(b: *const PeerBucket, mac: u64) -> bool {
+    // SAFETY: a value of the array.
+    let m = unsafe { &(*b).mac };
+    mac == m[1]
+        || mac == m[2]
+        || mac == m[3]
+        || mac == m[4]
+        || mac == m[5]
+        || mac == m[6]
+        || mac == m[7]
+}
+
+/// `mac` in the generation's peer table (generations with more peers than fit inline).
+/// Same scheme as the VIP tables, with the same multipliers.
+#[inline(always)]
+fn in_peer_table(gc: &GenControl, geo: Geometry, mac: u64) -> bool {
+    let Some(b1) = peer_bucket(geo, mac.wrapping_mul(gc.hash[0])) else {
+        return false;
+    };
+    if scan_peers(b1, mac) {
+        return true;
+    }
+    // SAFETY: a value of the array.
+    if unsafe { (*b1).mac[0] } & PEER_BUCKET_SPILLED == 0 {
+        return false;
+    }
+    match peer_bucket(geo, mac.wrapping_mul(gc.hash[1])) {
+        Some(b2) => scan_peers(b2, mac),
+        None => false,
     }
 }

@@ -4,11 +4,11 @@
 //! into the kernel (`__htab_map_lookup_elem`).
 
 use aya_ebpf::{macros::map, maps::HashMap};
-use lvs_ebpf_common::{FAMILY_V4, FAMILY_V6, GenControl, MAX_VIPS, VipKey, VipValue};
+use lvs_ebpf_common::{FAMILY_V4, FAMILY_V6, GenControl, MAX_VIPS, MacKey, VipKey, VipValue};
 
 use crate::{
     decide::{Backend, Hit},
-    lookup_peers::in_peer_map,
+    maps::{LVS_PEERS_0, LVS_PEERS_1},
     parse::V6Packet,
 };
 
@@ -98,5 +98,21 @@ impl Backend for Htab {
     #[inline(always)]
     fn is_peer(_gen: &GenControl, g: u32, mac: u64) -> bool {
         in_peer_map(g, mac)
+    }
+}
+
+/// `mac` in the peer hash map of generation `g` (only for generations with more peers
+/// than fit inline).
+#[inline(always)]
+pub fn in_peer_map(g: u32, mac: u64) -> bool {
+    // SAFETY: MacKey is the six bytes and two zero bytes, exactly mac's little-endian
+    // bytes (a 48-bit value).
+    let key: MacKey = unsafe { core::mem::transmute(mac) };
+    // One branch per generation, each with a constant map pointer: the verifier can then
+    // inline the hash lookup instead of calling the generic helper.
+    if g == 1 {
+        LVS_PEERS_1.get_ptr(&key).is_some()
+    } else {
+        LVS_PEERS_0.get_ptr(&key).is_some()
     }
 }

@@ -18,7 +18,6 @@
 mod counters;
 mod decide;
 mod lookup;
-mod lookup_peers;
 mod maps;
 mod parse;
 

@@ -20,7 +20,8 @@ pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 #[map]
 pub static LVS_CONTROL: Array<Control> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
-/// Peer MACs per generation, read only when a generation has more peers than fit inline.
+/// Peer MACs per generation: the loader's record (`stats`), and what the `htab` variant
+/// looks up.
 #[map]
 pub static LVS_PEERS_0: HashMap<MacKey, u32> = HashMap::with_max_entries(MAX_PEERS, 0);
 #[map]

@@ -14,8 +14,9 @@
 
 use core::mem::{offset_of, size_of};
 
+use crate::counters;
 use aya_ebpf::programs::TcContext;
-use lvs_ebpf_common::{PROTO_SCTP, PROTO_TCP, PROTO_UDP, Reason, detail, v4_key, v6_tail};
+use lvs_ebpf_common::{PROTO_SCTP, PROTO_TCP, PROTO_UDP, Reason, detail, global, v4_key, v6_tail};
 use network_types::{
     eth::{EthHdr, EtherType},
     ip::{Ipv4Hdr, Ipv6Hdr},
@@ -73,21 +74,55 @@ pub enum Parsed {
     V6(V6Packet),
     /// No VIP can match: the reason (never `Marked`/`Peer`).
     Done(Reason),
-    /// A header lies past the linear data but inside the packet: pull, then parse again.
-    Pull,
 }
 
-/// A header of type `T` at `off`, if it lies in the linear data.
-#[inline(always)]
-fn ptr_at<T>(ctx: &TcContext, off: usize) -> Option<*const T> {
-    if off > MAX_OFF {
-        return None;
+/// The packet being parsed. Generic over counting like the decision core: the explain
+/// program counts nothing.
+pub struct Pkt<'a, const COUNT: bool> {
+    pub ctx: &'a TcContext,
+}
+
+impl<const COUNT: bool> Pkt<'_, COUNT> {
+    /// `skb->data` and `skb->data_end`.
+    #[inline(always)]
+    fn linear(&self) -> (usize, usize) {
+        (self.ctx.data(), self.ctx.data_end())
     }
-    let start = ctx.data();
-    if start + off + size_of::<T>() > ctx.data_end() {
-        return None;
+
+    /// A header of type `T` at `off` if it lies in the linear data, without pulling.
+    #[inline(always)]
+    fn in_linear<T>(&self, off: usize) -> Option<*const T> {
+        if off > MAX_OFF {
+            return None;
+        }
+        let (start, end) = self.linear();
+        if start + off + size_of::<T>() > end {
+            return None;
+        }
+        Some((start + off) as *const T)
     }
-    Some((start + off) as *const T)
+
+    /// Pulls the first `min(skb->len, PULL_LEN)` bytes into the linear data when the
+    /// linear part is shorter than that. Whether it pulled (then parse again).
+    #[inline(always)]
+    pub fn pull(&self) -> bool {
+        let len = self.ctx.len();
+        let want = if len < PULL_LEN { len } else { PULL_LEN };
+        let (start, end) = self.linear();
+        if end - start >= want as usize {
+            return false;
+        }
+        if self.ctx.pull_data(want).is_err() && COUNT {
+            counters::global_inc(global::INTERNAL);
+        }
+        true
+    }
+
+    /// A header of type `T` at `off`, if it lies in the linear data.
+    #[inline(always)]
+    fn ptr_at<T>(&self, off: usize) -> Option<*const T> {
+        self.in_linear(off)
+    }
 }
 
 /// A word at `p`. Packet data has no alignment guarantee; BPF loads of any size work at
@@ -99,37 +134,35 @@ unsafe fn load<T: Copy>(p: *const u8) -> T {
     unsafe { (p as *const T).read_volatile() }
 }
 
-/// `n` bytes at `off` are missing from the linear data: pull when they exist in the
-/// packet (within `skb->len`), the linear part is shorter than [`PULL_LEN`] and nothing
-/// has been pulled yet; otherwise give `otherwise`.
-#[inline(always)]
-fn missing(ctx: &TcContext, off: usize, n: usize, pulled: bool, otherwise: Reason) -> Parsed {
-    let len = ctx.len() as usize;
-    let linear = ctx.data_end() - ctx.data();
-    if !pulled && off + n <= len && linear < PULL_LEN as usize {
-        Parsed::Pull
-    } else {
-        Parsed::Done(otherwise)
-    }
-}
-
 /// Why reading `n` bytes at `off` failed: past `limit` (the packet really is that short:
-/// malformed) or only past the linear data (pull, or non-linear).
+/// malformed) or only past the linear data even after a pull (non-linear).
 #[inline(always)]
-fn short_or_nonlinear(ctx: &TcContext, off: usize, n: usize, limit: usize, pulled: bool) -> Parsed {
+fn short_or_nonlinear(off: usize, n: usize, limit: usize) -> Parsed {
     if off + n > limit {
         Parsed::Done(Reason::Malformed)
     } else {
-        missing(ctx, off, n, pulled, Reason::Nonlinear)
+        Parsed::Done(Reason::Nonlinear)
+    }
+}
+
+/// Why the Ethernet header or a VLAN tag could not be read: the frame is that short (not
+/// IP), or it lies past the linear data (non-linear: pull).
+#[inline(always)]
+fn short_or_not_ip(off: usize, n: usize, len: usize) -> Parsed {
+    if off + n > len {
+        Parsed::Done(Reason::NotIp)
+    } else {
+        Parsed::Done(Reason::Nonlinear)
     }
 }
 
 #[inline(always)]
-pub fn parse(ctx: &TcContext, pulled: bool) -> Parsed {
+pub fn parse<const COUNT: bool>(p: &Pkt<COUNT>) -> Parsed {
     // The source MAC and the EtherType are the last 8 bytes of the Ethernet header: one
     // load gives both.
-    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
-        return missing(ctx, 0, EthHdr::LEN, pulled, Reason::NotIp);
+    let len = p.ctx.len() as usize;
+    let Some(eth) = p.ptr_at::<EthHdr>(0) else {
+        return short_or_not_ip(0, EthHdr::LEN, len);
     };
     // SAFETY: the whole Ethernet header is in the linear data.
     let tail: u64 = unsafe { load((eth as *const u8).add(offset_of!(EthHdr, src_addr))) };
@@ -142,17 +175,17 @@ pub fn parse(ctx: &TcContext, pulled: bool) -> Parsed {
         if proto != EtherType::Ieee8021q as u16 && proto != EtherType::Ieee8021ad as u16 {
             break;
         }
-        let Some(tag) = ptr_at::<VlanHdr>(ctx, l3) else {
-            return missing(ctx, l3, VlanHdr::LEN, pulled, Reason::NotIp);
+        let Some(tag) = p.ptr_at::<VlanHdr>(l3) else {
+            return short_or_not_ip(l3, VlanHdr::LEN, len);
         };
         // SAFETY: bounds-checked just above.
         proto = unsafe { (*tag).ether_type };
         l3 += VlanHdr::LEN;
     }
     if proto == EtherType::Ipv4 as u16 {
-        parse_ipv4(ctx, l3, mac, pulled)
+        parse_ipv4(p, l3, mac)
     } else if proto == EtherType::Ipv6 as u16 {
-        parse_ipv6(ctx, l3, mac, pulled)
+        parse_ipv6(p, l3, mac)
     } else {
         Parsed::Done(Reason::NotIp)
     }
@@ -172,13 +205,12 @@ fn l4_header_len(proto: u8) -> Option<usize> {
 /// The destination port when the packet carries one (first fragment, whole transport
 /// header inside the IP payload): `Ok((port, no_port))`, `Err` when parsing ends here.
 #[inline(always)]
-fn dport(
-    ctx: &TcContext,
+fn dport<const COUNT: bool>(
+    p: &Pkt<COUNT>,
     proto: u8,
     l4: usize,
     l3_end: usize,
     fragment: bool,
-    pulled: bool,
 ) -> Result<(u16, u32), Parsed> {
     let Some(hlen) = l4_header_len(proto) else {
         return Err(Parsed::Done(Reason::OtherProtocol));
@@ -193,8 +225,8 @@ fn dport(
     const _: () = assert!(offset_of!(TcpHdr, dest) == 2);
     const _: () = assert!(offset_of!(UdpHdr, dst) == 2);
     const _: () = assert!(offset_of!(SctpHdr, dst) == 2);
-    let Some(ports) = ptr_at::<[u16; 2]>(ctx, l4) else {
-        return Err(missing(ctx, l4, 4, pulled, Reason::Nonlinear));
+    let Some(ports) = p.ptr_at::<[u16; 2]>(l4) else {
+        return Err(Parsed::Done(Reason::Nonlinear));
     };
     // SAFETY: bounds-checked just above.
     let port = u16::from_be(unsafe { load::<u16>((ports as *const u8).add(2)) });
@@ -202,10 +234,10 @@ fn dport(
 }
 
 #[inline(always)]
-fn parse_ipv4(ctx: &TcContext, l3: usize, mac: u64, pulled: bool) -> Parsed {
-    let len = ctx.len() as usize;
-    let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l3) else {
-        return short_or_nonlinear(ctx, l3, Ipv4Hdr::LEN, len, pulled);
+fn parse_ipv4<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed {
+    let len = p.ctx.len() as usize;
+    let Some(ip) = p.ptr_at::<Ipv4Hdr>(l3) else {
+        return short_or_nonlinear(l3, Ipv4Hdr::LEN, len);
     };
     // SAFETY: the fixed IPv4 header is in the linear data.
     let ip = unsafe { &*ip };
@@ -223,7 +255,7 @@ fn parse_ipv4(ctx: &TcContext, l3: usize, mac: u64, pulled: bool) -> Parsed {
     // SAFETY: inside the fixed header.
     let daddr: u32 =
         unsafe { load((ip as *const Ipv4Hdr as *const u8).add(offset_of!(Ipv4Hdr, dst_addr))) };
-    match dport(ctx, proto, l3 + hlen, l3 + tot_len, fragment, pulled) {
+    match dport(p, proto, l3 + hlen, l3 + tot_len, fragment) {
         Ok((port, no_port)) => Parsed::V4(V4Packet {
             key: v4_key(daddr, port, proto),
             no_port,
@@ -247,10 +279,10 @@ fn is_ext_hdr(nexthdr: u8) -> bool {
 }
 
 #[inline(always)]
-fn parse_ipv6(ctx: &TcContext, l3: usize, mac: u64, pulled: bool) -> Parsed {
-    let len = ctx.len() as usize;
-    let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, l3) else {
-        return short_or_nonlinear(ctx, l3, Ipv6Hdr::LEN, len, pulled);
+fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed {
+    let len = p.ctx.len() as usize;
+    let Some(ip) = p.ptr_at::<Ipv6Hdr>(l3) else {
+        return short_or_nonlinear(l3, Ipv6Hdr::LEN, len);
     };
     // SAFETY: the fixed IPv6 header is in the linear data.
     let ip = unsafe { &*ip };
@@ -281,8 +313,8 @@ fn parse_ipv6(ctx: &TcContext, l3: usize, mac: u64, pulled: bool) -> Parsed {
         if start + 2 > l3_end {
             return Parsed::Done(Reason::Malformed); // -EBADMSG
         }
-        let Some(hp) = ptr_at::<[u8; 2]>(ctx, start) else {
-            return missing(ctx, start, 2, pulled, Reason::Nonlinear);
+        let Some(hp) = p.ptr_at::<[u8; 2]>(start) else {
+            return Parsed::Done(Reason::Nonlinear);
         };
         // SAFETY: bounds-checked just above.
         let [hp_next, hp_len] = unsafe { *hp };
@@ -298,8 +330,8 @@ fn parse_ipv6(ctx: &TcContext, l3: usize, mac: u64, pulled: bool) -> Parsed {
                 if start + 4 > l3_end {
                     return Parsed::Done(Reason::Malformed);
                 }
-                let Some(fh) = ptr_at::<[u8; 4]>(ctx, start) else {
-                    return missing(ctx, start, 4, pulled, Reason::Nonlinear);
+                let Some(fh) = p.ptr_at::<[u8; 4]>(start) else {
+                    return Parsed::Done(Reason::Nonlinear);
                 };
                 // SAFETY: bounds-checked just above.
                 let fh = unsafe { *fh };
@@ -325,7 +357,7 @@ fn parse_ipv6(ctx: &TcContext, l3: usize, mac: u64, pulled: bool) -> Parsed {
     if is_ext_hdr(nexthdr) && nexthdr != NEXTHDR_NONE {
         return Parsed::Done(Reason::Malformed);
     }
-    match dport(ctx, nexthdr, start, l3_end, fragment, pulled) {
+    match dport(p, nexthdr, start, l3_end, fragment) {
         Ok((port, no_port)) => Parsed::V6(V6Packet {
             w0,
             w1,

@@ -12,8 +12,8 @@ use aya::{
 };
 use lvs_ebpf_common::{
     AttachMeta, Control, GenControl, Geometry, GlobalCounters, MAX_NAME_LEN, MAX_PEERS, MAX_VIPS,
-    MacKey, NO_PEER, PEERS_IN_MAP, PEERS_INLINE, RETIRED_SLOT, Reason, V4Bucket, V6Bucket,
-    VipCounters, VipInfo, VipKey, VipValue, global, mac_word, map_names,
+    MacKey, NO_PEER, PEERS_IN_TABLE, PEERS_INLINE, PeerBucket, RETIRED_SLOT, Reason, V4Bucket,
+    V6Bucket, VipCounters, VipInfo, VipKey, VipValue, global, mac_word, map_names,
 };
 
 use crate::{
@@ -29,10 +29,18 @@ enum VipMaps {
     Tables {
         v4: Map,
         v6: Map,
+        peers: Map,
         /// The tables mapped into memory (on first use).
-        mapped: Option<(Mapped<V4Bucket>, Mapped<V6Bucket>)>,
+        mapped: Option<MappedTables>,
     },
     Htab([Map; 2]),
+}
+
+/// The table arrays, mapped into memory.
+struct MappedTables {
+    v4: Mapped<V4Bucket>,
+    v6: Mapped<V6Bucket>,
+    peers: Mapped<PeerBucket>,
 }
 
 /// Every map of one attachment.
@@ -49,9 +57,10 @@ pub struct MapSet {
 }
 
 /// Names of all maps either variant has, which are also their pin file names.
-pub const ALL_MAPS: [&str; 11] = [
+pub const ALL_MAPS: [&str; 12] = [
     map_names::V4_TABLE,
     map_names::V6_TABLE,
+    map_names::PEER_TABLE,
     map_names::VIPS[0],
     map_names::VIPS[1],
     map_names::PEERS[0],
@@ -133,6 +142,7 @@ impl MapSet {
             VipMaps::Tables {
                 v4: get(map_names::V4_TABLE)?,
                 v6: get(map_names::V6_TABLE)?,
+                peers: get(map_names::PEER_TABLE)?,
                 mapped: None,
             }
         } else {
@@ -152,9 +162,11 @@ impl MapSet {
 
     fn all(&self) -> Vec<(&'static str, &Map)> {
         let mut v = match &self.vips {
-            VipMaps::Tables { v4, v6, .. } => {
-                vec![(map_names::V4_TABLE, v4), (map_names::V6_TABLE, v6)]
-            }
+            VipMaps::Tables { v4, v6, peers, .. } => vec![
+                (map_names::V4_TABLE, v4),
+                (map_names::V6_TABLE, v6),
+                (map_names::PEER_TABLE, peers),
+            ],
             VipMaps::Htab(m) => vec![(map_names::VIPS[0], &m[0]), (map_names::VIPS[1], &m[1])],
         };
         v.extend([
@@ -226,8 +238,14 @@ impl MapSet {
     }
 
     /// The table arrays, mapped into memory.
-    fn mapped(&mut self) -> Result<&mut (Mapped<V4Bucket>, Mapped<V6Bucket>)> {
-        let VipMaps::Tables { v4, v6, mapped } = &mut self.vips else {
+    fn mapped(&mut self) -> Result<&mut MappedTables> {
+        let VipMaps::Tables {
+            v4,
+            v6,
+            peers,
+            mapped,
+        } = &mut self.vips
+        else {
             return Err(Error::Map {
                 map: map_names::V4_TABLE,
                 what: "not in this variant of the program".into(),
@@ -242,10 +260,11 @@ impl MapSet {
                     source: None,
                 })
             }
-            *mapped = Some((
-                Mapped::new(data(v4, map_names::V4_TABLE)?, map_names::V4_TABLE)?,
-                Mapped::new(data(v6, map_names::V6_TABLE)?, map_names::V6_TABLE)?,
-            ));
+            *mapped = Some(MappedTables {
+                v4: Mapped::new(data(v4, map_names::V4_TABLE)?, map_names::V4_TABLE)?,
+                v6: Mapped::new(data(v6, map_names::V6_TABLE)?, map_names::V6_TABLE)?,
+                peers: Mapped::new(data(peers, map_names::PEER_TABLE)?, map_names::PEER_TABLE)?,
+            });
         }
         Ok(mapped.as_mut().expect("just set"))
     }
@@ -260,7 +279,7 @@ impl MapSet {
     fn vip_entries(&mut self, generation: u32) -> Result<Vec<(VipKey, VipValue)>> {
         if self.has_tables() {
             let gc = *self.read_control()?.generation(generation);
-            let (v4, v6) = self.mapped()?;
+            let MappedTables { v4, v6, .. } = self.mapped()?;
             let region = |geo: Geometry| (geo.base() as usize, geo.buckets() as usize);
             let bad = |name: &'static str| {
                 move |r: std::ops::Range<usize>| Error::Map {
@@ -394,10 +413,7 @@ impl MapSet {
         self.reset_slots(config, &assignment, |slot| slot != Slot::Reused)?;
 
         // 3. Fill the standby generation.
-        let mut standby_control = GenControl {
-            peers: inline_peers(config),
-            ..GenControl::default()
-        };
+        let mut standby_control = GenControl::default();
         if self.has_tables() {
             let entries: Vec<VipEntry> = assignment
                 .iter()
@@ -407,7 +423,7 @@ impl MapSet {
                     slot: v.index,
                 })
                 .collect();
-            self.fill_tables(standby, &entries, &mut standby_control)?;
+            self.fill_tables(standby, &entries, config, &mut standby_control)?;
         } else {
             let any_port = |family| {
                 config
@@ -690,21 +706,31 @@ impl MapSet {
         Ok(())
     }
 
-    /// Builds the tables of `entries` and writes them into generation `g`'s region of the
-    /// table arrays; records where they are in `gc`.
-    fn fill_tables(&mut self, g: u32, entries: &[VipEntry], gc: &mut GenControl) -> Result<()> {
-        let (v4, v6) = self.mapped()?;
-        let (n4, n6) = (v4.len() as u32, v6.len() as u32);
+    /// Builds the tables of `entries` and of the peers of `config`, writes them into
+    /// generation `g`'s regions of the table arrays and describes them in `gc`.
+    fn fill_tables(
+        &mut self,
+        g: u32,
+        entries: &[VipEntry],
+        config: &Config,
+        gc: &mut GenControl,
+    ) -> Result<()> {
+        let MappedTables { v4, v6, peers } = self.mapped()?;
+        let (n4, n6, np) = (v4.len() as u32, v6.len() as u32, peers.len() as u32);
         let params = table::Params {
             max_v4_buckets: table_half(n4),
             max_v6_buckets: table_half(n6),
+            max_peer_buckets: table_half(np),
             ..table::Params::default()
         };
-        let t = table::build_with(entries, &params).map_err(|e| Error::Map {
-            map: map_names::V4_TABLE,
-            what: e.to_string(),
-            source: None,
-        })?;
+        let failed = |map: &'static str| {
+            move |e: table::TableError| Error::Map {
+                map,
+                what: e.to_string(),
+                source: None,
+            }
+        };
+        let t = table::build_with(entries, &params).map_err(failed(map_names::V4_TABLE))?;
         let (b4, b6) = (table::generation_base(n4, g), table::generation_base(n6, g));
         let past = |name: &'static str| {
             move |r: std::ops::Range<usize>| Error::Map {
@@ -720,6 +746,26 @@ impl MapSet {
         gc.hash = t.hash;
         gc.v4 = Geometry::new(b4, t.v4.log2, t.v4.any_port);
         gc.v6 = Geometry::new(b6, t.v6.log2, t.v6.any_port);
+        let macs: Vec<[u8; 6]> = config.peers.iter().map(|p| p.mac).collect();
+        gc.peers = [NO_PEER; PEERS_INLINE];
+        if macs.len() <= PEERS_INLINE {
+            for (w, m) in gc.peers.iter_mut().zip(&macs) {
+                *w = mac_word(*m);
+            }
+        } else {
+            // The first three inline, all of them in the peer table.
+            let pt = table::build_peers(&macs, t.hash, &params)
+                .map_err(failed(map_names::PEER_TABLE))?;
+            let bp = table::generation_base(np, g);
+            peers
+                .write(bp as usize, &pt.buckets)
+                .map_err(past(map_names::PEER_TABLE))?;
+            for (w, m) in gc.peers.iter_mut().zip(&macs[..PEERS_INLINE - 1]) {
+                *w = mac_word(*m);
+            }
+            gc.peers[PEERS_INLINE - 1] =
+                PEERS_IN_TABLE | u64::from(Geometry::new(bp, pt.log2, false).0);
+        }
         Ok(())
     }
 
@@ -742,22 +788,6 @@ impl MapSet {
 fn table_half(total: u32) -> u32 {
     let half = table::generation_base(total, 1);
     if half == 0 { 0 } else { 1 << half.ilog2() }
-}
-
-/// The inline peer words of a generation ([`GenControl::peers`]).
-fn inline_peers(config: &Config) -> [u64; PEERS_INLINE] {
-    let mut p = [NO_PEER; PEERS_INLINE];
-    if config.peers.len() <= PEERS_INLINE {
-        for (w, peer) in p.iter_mut().zip(&config.peers) {
-            *w = mac_word(peer.mac);
-        }
-    } else {
-        for (w, peer) in p.iter_mut().zip(&config.peers[..PEERS_INLINE - 1]) {
-            *w = mac_word(peer.mac);
-        }
-        p[PEERS_INLINE - 1] = PEERS_IN_MAP;
-    }
-    p
 }
 
 fn add(sum: &mut VipCounters, v: &VipCounters) {

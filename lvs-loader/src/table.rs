@@ -14,8 +14,9 @@
 //! same VIPs in the same order give the same table.
 
 use lvs_ebpf_common::{
-    BUCKET_SPILLED, FAMILY_V4, GEOMETRY_BASE_ALIGN, META_SLOT_MASK, V4_GEN_BUCKETS, V4_PER_BUCKET,
-    V4Bucket, V4Entry, V6_GEN_BUCKETS, V6_PER_BUCKET, V6Bucket, V6Entry, VipKey, v4_hash, v4_key,
+    BUCKET_SPILLED, FAMILY_V4, GEOMETRY_BASE_ALIGN, META_SLOT_MASK, PEER_BUCKET_SPILLED,
+    PEER_GEN_BUCKETS, PEERS_PER_BUCKET, PeerBucket, V4_GEN_BUCKETS, V4_PER_BUCKET, V4Bucket,
+    V4Entry, V6_GEN_BUCKETS, V6_PER_BUCKET, V6Bucket, V6Entry, VipKey, mac_word, v4_hash, v4_key,
     v6_hash, v6_tail,
 };
 
@@ -62,8 +63,9 @@ pub struct Params {
     /// Largest table per family and generation, in buckets (a power of two).
     pub max_v4_buckets: u32,
     pub max_v6_buckets: u32,
-    /// Entries per 2 buckets' worth of slots: the table starts with the smallest power
-    /// of two of buckets that keeps the load at or below `1 / headroom`.
+    pub max_peer_buckets: u32,
+    /// The table starts with the smallest power of two of buckets that keeps the load
+    /// (entries / slots) at or below `1 / headroom`.
     pub headroom: u32,
     /// Cuckoo kicks per insertion before giving up on a set of multipliers.
     pub max_kicks: u32,
@@ -78,6 +80,7 @@ impl Default for Params {
         Self {
             max_v4_buckets: V4_GEN_BUCKETS,
             max_v6_buckets: V6_GEN_BUCKETS,
+            max_peer_buckets: PEER_GEN_BUCKETS,
             headroom: 2,
             max_kicks: 500,
             reseeds: 8,
@@ -98,6 +101,8 @@ pub enum TableError {
     Duplicate(VipKey),
     #[error("counter slot {0} is out of range")]
     BadSlot(u32),
+    #[error("{count} peers do not fit a table of at most {max_buckets} buckets")]
+    TooManyPeers { count: usize, max_buckets: u32 },
 }
 
 /// splitmix64: the multiplier sequence.
@@ -195,24 +200,24 @@ impl Family for V6 {
     }
 }
 
-/// Cuckoo placement of `entries` into `2^log2` buckets with multipliers `a`: for every
-/// bucket, the indices of the entries in it. `None` when some key could not be placed.
-fn place<F: Family>(
-    entries: &[&VipEntry],
+/// Cuckoo placement of `n` keys into `2^log2` buckets of `per` entries, where
+/// `bucket(key, i)` is key's `i`-th candidate bucket: for every bucket, the indices of
+/// the keys in it. `None` when some key could not be placed.
+fn place(
+    n: usize,
+    per: usize,
     log2: u32,
-    a: [u64; 2],
     max_kicks: u32,
+    bucket: impl Fn(usize, usize) -> usize,
 ) -> Option<Vec<Vec<usize>>> {
-    let shift = 64 - log2;
-    let bucket = |e: usize, i: usize| (F::hash(entries[e], a[i]) >> shift) as usize;
-    let mut slots: Vec<Vec<usize>> = vec![Vec::with_capacity(F::PER); 1 << log2];
-    for i in 0..entries.len() {
+    let mut slots: Vec<Vec<usize>> = vec![Vec::with_capacity(per); 1 << log2];
+    for i in 0..n {
         let (b1, b2) = (bucket(i, 0), bucket(i, 1));
-        if slots[b1].len() < F::PER {
+        if slots[b1].len() < per {
             slots[b1].push(i);
             continue;
         }
-        if slots[b2].len() < F::PER {
+        if slots[b2].len() < per {
             slots[b2].push(i);
             continue;
         }
@@ -223,11 +228,11 @@ fn place<F: Family>(
         let mut b = b1;
         let mut placed = false;
         for step in 0..max_kicks as usize {
-            let v = step % F::PER;
+            let v = step % per;
             std::mem::swap(&mut slots[b][v], &mut cur);
             let (c1, c2) = (bucket(cur, 0), bucket(cur, 1));
             let alt = if b == c1 { c2 } else { c1 };
-            if slots[alt].len() < F::PER {
+            if slots[alt].len() < per {
                 slots[alt].push(cur);
                 placed = true;
                 break;
@@ -260,8 +265,9 @@ fn build_family<F: Family>(
     let mut log2 = buckets_log2(entries.len(), F::PER, p.headroom);
     while log2 <= max_log2 {
         for _ in 0..=p.reseeds {
-            if let Some(slots) = place::<F>(entries, log2, a, p.max_kicks) {
-                let shift = 64 - log2;
+            let shift = 64 - log2;
+            let bucket = |e: usize, i: usize| (F::hash(entries[e], a[i]) >> shift) as usize;
+            if let Some(slots) = place(entries.len(), F::PER, log2, p.max_kicks, bucket) {
                 let mut buckets = vec![F::Bucket::default(); 1 << log2];
                 for (b, members) in slots.iter().enumerate() {
                     for (i, &e) in members.iter().enumerate() {
@@ -337,6 +343,62 @@ pub fn build_with(entries: &[VipEntry], p: &Params) -> Result<Tables, TableError
         count: v4.len(),
         max_buckets: p.max_v4_buckets,
     })
+}
+
+/// The peer table of a generation with more than [`lvs_ebpf_common::PEERS_INLINE`]
+/// peers, for the multipliers `a` the VIP tables were built with: the smallest size at
+/// load `<= 1/headroom`, doubled until every MAC is placed.
+pub fn build_peers(
+    macs: &[[u8; 6]],
+    a: [u64; 2],
+    p: &Params,
+) -> Result<FamilyTable<PeerBucket>, TableError> {
+    let words: Vec<u64> = macs.iter().map(|m| mac_word(*m)).collect();
+    let too_many = TableError::TooManyPeers {
+        count: macs.len(),
+        max_buckets: p.max_peer_buckets,
+    };
+    let max_log2 = p.max_peer_buckets.checked_ilog2().ok_or(too_many.clone())?;
+    let mut log2 = buckets_log2(words.len(), PEERS_PER_BUCKET, p.headroom);
+    while log2 <= max_log2 {
+        let shift = 64 - log2;
+        let bucket = |e: usize, i: usize| (words[e].wrapping_mul(a[i]) >> shift) as usize;
+        if let Some(slots) = place(words.len(), PEERS_PER_BUCKET, log2, p.max_kicks, bucket) {
+            let mut buckets = vec![PeerBucket::default(); 1 << log2];
+            for (b, members) in slots.iter().enumerate() {
+                for (i, &e) in members.iter().enumerate() {
+                    buckets[b].mac[1 + i] = words[e];
+                    let first = bucket(e, 0);
+                    if first != b {
+                        buckets[first].mac[0] |= PEER_BUCKET_SPILLED;
+                    }
+                }
+            }
+            return Ok(FamilyTable {
+                buckets,
+                log2,
+                any_port: false,
+            });
+        }
+        log2 += 1;
+    }
+    Err(too_many)
+}
+
+/// Whether the program finds `mac` in `table` (built with multipliers `a`): a userspace
+/// mirror of `lookup.rs`, with the buckets read.
+pub fn lookup_peer(table: &FamilyTable<PeerBucket>, a: [u64; 2], mac: [u8; 6]) -> (bool, usize) {
+    let w = mac_word(mac);
+    let shift = 64 - table.log2;
+    let b1 = &table.buckets[(w.wrapping_mul(a[0]) >> shift) as usize];
+    if b1.mac[1..].contains(&w) {
+        return (true, 1);
+    }
+    if b1.mac[0] & PEER_BUCKET_SPILLED == 0 {
+        return (false, 1);
+    }
+    let b2 = &table.buckets[(w.wrapping_mul(a[1]) >> shift) as usize];
+    (b2.mac[1..].contains(&w), 2)
 }
 
 /// What the program finds for `key` in `tables` (a userspace mirror of `lookup.rs`,

@@ -220,6 +220,8 @@ pub struct ProgImage {
     pub jited_len: u32,
     /// Functions the JIT emitted (1 when the program has no subprograms).
     pub functions: u32,
+    /// Instructions the verifier processed (its complexity measure; 0 before Linux 5.16).
+    pub verified_insns: u32,
 }
 
 impl ProgImage {
@@ -234,7 +236,8 @@ impl ProgImage {
     }
 }
 
-/// The prefix of `struct bpf_prog_info` up to `jited_func_lens`.
+/// The prefix of `struct bpf_prog_info` up to `attach_btf_obj_id` (older kernels fill
+/// what they know and leave the rest zero).
 #[repr(C)]
 #[derive(Default)]
 struct ProgInfo {
@@ -258,8 +261,25 @@ struct ProgInfo {
     nr_jited_func_lens: u32,
     jited_ksyms: u64,
     jited_func_lens: u64,
+    btf_id: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    nr_func_info: u32,
+    nr_line_info: u32,
+    line_info: u64,
+    jited_line_info: u64,
+    nr_jited_line_info: u32,
+    line_info_rec_size: u32,
+    jited_line_info_rec_size: u32,
+    nr_prog_tags: u32,
+    prog_tags: u64,
+    run_time_ns: u64,
+    run_cnt: u64,
+    recursion_misses: u64,
+    verified_insns: u32,
+    attach_btf_obj_id: u32,
 }
-const _: () = assert!(std::mem::size_of::<ProgInfo>() == 128);
+const _: () = assert!(std::mem::size_of::<ProgInfo>() == 224);
 
 fn prog_info(fd: RawFd, info: &mut ProgInfo) -> Result<()> {
     #[repr(C)]
@@ -322,5 +342,6 @@ pub fn prog_image(fd: RawFd) -> Result<ProgImage> {
         xlated,
         jited_len: info.jited_prog_len,
         functions: info.nr_jited_ksyms.max(1),
+        verified_insns: info.verified_insns,
     })
 }

@@ -254,3 +254,60 @@ fn generations_take_aligned_halves() {
     assert_eq!(generation_base(V4_GEN_BUCKETS * 2, 1), V4_GEN_BUCKETS);
     assert_eq!(generation_base(1000, 1) % GEOMETRY_BASE_ALIGN, 0);
 }
+
+fn mac(i: u32) -> [u8; 6] {
+    let b = i.to_be_bytes();
+    [0x02, 0x50, b[0], b[1], b[2], b[3]]
+}
+
+#[test]
+fn every_peer_is_found_and_no_other_mac() {
+    let a = multipliers(Params::default().seed, 0);
+    for n in [5u32, 8, 50, 1024] {
+        let macs: Vec<[u8; 6]> = (0..n).map(mac).collect();
+        let t = build_peers(&macs, a, &Params::default()).expect("peers fit");
+        assert!(t.buckets.len() as u32 <= PEER_GEN_BUCKETS);
+        for m in &macs {
+            assert!(lookup_peer(&t, a, *m).0, "{m:02x?} not found");
+        }
+        for i in n..n + 5000 {
+            assert!(!lookup_peer(&t, a, mac(i)).0, "non-peer found");
+        }
+        // Spill flags: exactly the first buckets of MACs placed in their second bucket.
+        let shift = 64 - t.log2;
+        let mut want = vec![false; t.buckets.len()];
+        for (b, bucket) in t.buckets.iter().enumerate() {
+            for &w in bucket.mac[1..]
+                .iter()
+                .filter(|&&w| w != lvs_ebpf_common::NO_PEER)
+            {
+                let first = (w.wrapping_mul(a[0]) >> shift) as usize;
+                let second = (w.wrapping_mul(a[1]) >> shift) as usize;
+                assert!(b == first || b == second);
+                if b != first {
+                    want[first] = true;
+                }
+            }
+        }
+        for (b, bucket) in t.buckets.iter().enumerate() {
+            assert_eq!(bucket.mac[0] & PEER_BUCKET_SPILLED != 0, want[b]);
+        }
+    }
+}
+
+#[test]
+fn too_many_peers_is_an_error() {
+    let a = multipliers(Params::default().seed, 0);
+    let macs: Vec<[u8; 6]> = (0..15).map(mac).collect();
+    let p = Params {
+        max_peer_buckets: 2,
+        ..Params::default()
+    };
+    assert_eq!(
+        build_peers(&macs, a, &p),
+        Err(TableError::TooManyPeers {
+            count: 15,
+            max_buckets: 2
+        })
+    );
+}
