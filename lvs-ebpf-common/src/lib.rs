@@ -137,8 +137,8 @@ pub const fn mac_word(mac: [u8; 6]) -> u64 {
 
 /// Peers compared inline (from [`GenControl::peers`]) before any map is consulted.
 pub const PEERS_INLINE: usize = 4;
-/// An unused inline peer word: no 48-bit MAC equals it.
-pub const NO_PEER: u64 = u64::MAX;
+/// An unused peer word: no 48-bit MAC equals it (and it is not [`PEERS_IN_TABLE`]).
+pub const NO_PEER: u64 = 1 << 62;
 /// In `peers[PEERS_INLINE - 1]`, or'ed with the [`Geometry`] of the generation's peer
 /// table (low 32 bits): the generation has more than [`PEERS_INLINE`] peers;
 /// `peers[0..3]` hold the first three and the peer table holds all of them. No MAC
@@ -187,7 +187,7 @@ impl Geometry {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GenControl {
-    /// Peer MACs as [`mac_word`]; unused = [`NO_PEER`]; see [`PEERS_IN_MAP`].
+    /// Peer MACs as [`mac_word`]; unused = [`NO_PEER`]; see [`PEERS_IN_TABLE`].
     pub peers: [u64; PEERS_INLINE],
     /// Odd multipliers of the two hash functions of both tables ([`v4_hash`], [`v6_hash`]).
     pub hash: [u64; 2],

@@ -12,7 +12,7 @@ use lvs_ebpf_common::{GenControl, Reason, detail, global};
 use crate::{
     counters,
     maps::LVS_CONTROL,
-    parse::{self, Parsed, Pkt, V6Packet},
+    parse::{self, Kind, Pkt},
 };
 
 /// A VIP entry that matched.
@@ -31,7 +31,15 @@ pub trait Backend {
     /// destination port (otherwise its port is 0 and only an any-port VIP can match).
     fn find_v4<const COUNT: bool>(gc: &GenControl, g: u32, key: u64, has_port: bool)
     -> Option<Hit>;
-    fn find_v6<const COUNT: bool>(gc: &GenControl, g: u32, p: &V6Packet) -> Option<Hit>;
+    /// Address words `w0`, `w1` and `tail` as [`lvs_ebpf_common::v6_tail`].
+    fn find_v6<const COUNT: bool>(
+        gc: &GenControl,
+        g: u32,
+        w0: u64,
+        w1: u64,
+        tail: u32,
+        has_port: bool,
+    ) -> Option<Hit>;
     /// Whether `mac` ([`lvs_ebpf_common::mac_word`]) is a peer director's.
     fn is_peer(gc: &GenControl, g: u32, mac: u64) -> bool;
 }
@@ -62,6 +70,22 @@ fn done<const COUNT: bool>(reason: Reason, detail: u32) -> Decision {
     }
 }
 
+/// The live generation's control line and number.
+#[inline(always)]
+fn live_generation<const COUNT: bool>() -> Option<(&'static GenControl, u32)> {
+    let Some(control) = LVS_CONTROL.get_ptr(0) else {
+        // Slot 0 of a one-entry array: cannot fail.
+        if COUNT {
+            counters::global_inc(global::INTERNAL);
+        }
+        return None;
+    };
+    // SAFETY: a value of the array, which lives as long as the program.
+    let c = unsafe { &*control };
+    let g = c.lines[0].active & 1;
+    Some((&c.lines[g as usize].generation, g))
+}
+
 #[inline(always)]
 pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
     // Parse (pulling the first bytes into the linear data only when a header lies past
@@ -72,40 +96,33 @@ pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
     // says malformed/not IP): make the first bytes linear and parse once more. The only
     // pull on the way: the verifier walks the rest once per parse (a pull inside the
     // parser, at each header, would have it walk the rest once per header).
-    if let Parsed::Done(Reason::Nonlinear) = parsed
-        && pkt.pull()
-    {
+    if parsed.kind() == Kind::Done(Reason::Nonlinear) && pkt.pull() {
         parsed = parse::parse(&pkt);
     }
     // Not reported by the explain program: carrying it would double what the verifier
     // explores after the parser, and test runs hand over linear frames anyway.
     let pulled = 0;
 
-    // SAFETY: array slot 0 always exists; the value is 128 bytes.
-    let Some(control) = LVS_CONTROL.get_ptr(0) else {
-        if COUNT {
-            counters::global_inc(global::INTERNAL);
+    let no_port = parsed.no_port();
+    let (hit, family) = match parsed.kind() {
+        Kind::V4 => {
+            let Some((gc, g)) = live_generation::<COUNT>() else {
+                return done::<COUNT>(Reason::NoVip, pulled);
+            };
+            let hit = B::find_v4::<COUNT>(gc, g, parsed.k0, no_port == 0);
+            let peer = hit.map(|_| B::is_peer(gc, g, parsed.mac));
+            (hit.zip(peer), 0)
         }
-        return done::<COUNT>(Reason::NoVip, pulled);
-    };
-    let (hit, no_port, family) = match parsed {
-        Parsed::V4(p) => {
-            // SAFETY: a value of the array.
-            let g = unsafe { (*control).lines[0].active } & 1;
-            let gc = unsafe { &(*control).lines[g as usize].generation };
-            let hit = B::find_v4::<COUNT>(gc, g, p.key, p.no_port == 0);
-            let peer = hit.map(|_| B::is_peer(gc, g, p.mac));
-            (hit.zip(peer), p.no_port, 0)
+        Kind::V6 => {
+            let Some((gc, g)) = live_generation::<COUNT>() else {
+                return done::<COUNT>(Reason::NoVip, pulled);
+            };
+            let tail = parsed.tail();
+            let hit = B::find_v6::<COUNT>(gc, g, parsed.k0, parsed.k1, tail, no_port == 0);
+            let peer = hit.map(|_| B::is_peer(gc, g, parsed.mac));
+            (hit.zip(peer), detail::IPV6)
         }
-        Parsed::V6(p) => {
-            // SAFETY: a value of the array.
-            let g = unsafe { (*control).lines[0].active } & 1;
-            let gc = unsafe { &(*control).lines[g as usize].generation };
-            let hit = B::find_v6::<COUNT>(gc, g, &p);
-            let peer = hit.map(|_| B::is_peer(gc, g, p.mac));
-            (hit.zip(peer), p.no_port, detail::IPV6)
-        }
-        Parsed::Done(reason) => return done::<COUNT>(reason, pulled),
+        Kind::Done(reason) => return done::<COUNT>(reason, pulled),
     };
     let detail = no_port | family | pulled;
     let Some((hit, peer)) = hit else {

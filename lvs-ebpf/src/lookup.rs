@@ -19,7 +19,6 @@ use crate::{
     counters,
     decide::{Backend, Hit},
     maps::BPF_F_MMAPABLE,
-    parse::V6Packet,
 };
 
 /// IPv4 VIPs, both generations (each generation's region is given by its `Geometry`).
@@ -73,16 +72,24 @@ fn v6_bucket<const COUNT: bool>(geo: Geometry, h: u64) -> Option<*const V6Bucket
 fn scan_v4(b: *const V4Bucket, key: u64) -> Option<Hit> {
     // SAFETY: a value of the array.
     let e = unsafe { &(*b).e };
-    for e in e {
-        if e.key == key {
-            return Some(Hit {
-                mark: e.mark,
-                slot: e.meta & META_SLOT_MASK,
-                any_port: false,
-            });
-        }
-    }
-    None
+    // Compare the four keys first, then read the one entry that matched.
+    let i = if e[0].key == key {
+        0
+    } else if e[1].key == key {
+        1
+    } else if e[2].key == key {
+        2
+    } else if e[3].key == key {
+        3
+    } else {
+        return None;
+    };
+    let e = &e[i];
+    Some(Hit {
+        mark: e.mark,
+        slot: e.meta & META_SLOT_MASK,
+        any_port: false,
+    })
 }
 
 #[inline(always)]
@@ -157,16 +164,23 @@ impl Backend for Table {
     }
 
     #[inline(always)]
-    fn find_v6<const COUNT: bool>(gc: &GenControl, _g: u32, p: &V6Packet) -> Option<Hit> {
-        if p.no_port == 0 {
-            if let Some(h) = probe_v6::<COUNT>(gc, p.w0, p.w1, p.tail) {
+    fn find_v6<const COUNT: bool>(
+        gc: &GenControl,
+        _g: u32,
+        w0: u64,
+        w1: u64,
+        tail: u32,
+        has_port: bool,
+    ) -> Option<Hit> {
+        if has_port {
+            if let Some(h) = probe_v6::<COUNT>(gc, w0, w1, tail) {
                 return Some(h);
             }
         }
         if !gc.v6.any_port() {
             return None;
         }
-        probe_v6::<COUNT>(gc, p.w0, p.w1, p.tail & !V6_PORT_MASK).map(|h| Hit {
+        probe_v6::<COUNT>(gc, w0, w1, tail & !V6_PORT_MASK).map(|h| Hit {
             any_port: true,
             ..h
         })

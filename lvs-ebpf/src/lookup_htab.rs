@@ -9,7 +9,6 @@ use lvs_ebpf_common::{FAMILY_V4, FAMILY_V6, GenControl, MAX_VIPS, MacKey, VipKey
 use crate::{
     decide::{Backend, Hit},
     maps::{LVS_PEERS_0, LVS_PEERS_1},
-    parse::V6Packet,
 };
 
 #[map]
@@ -72,23 +71,25 @@ impl Backend for Htab {
     }
 
     #[inline(always)]
-    fn find_v6<const COUNT: bool>(gc: &GenControl, g: u32, p: &V6Packet) -> Option<Hit> {
-        let a = [
-            p.w0 as u32,
-            (p.w0 >> 32) as u32,
-            p.w1 as u32,
-            (p.w1 >> 32) as u32,
-        ];
+    fn find_v6<const COUNT: bool>(
+        gc: &GenControl,
+        g: u32,
+        w0: u64,
+        w1: u64,
+        tail: u32,
+        has_port: bool,
+    ) -> Option<Hit> {
+        let a = [w0 as u32, (w0 >> 32) as u32, w1 as u32, (w1 >> 32) as u32];
         let family = u32::from(FAMILY_V6) << 24;
-        if p.no_port == 0 {
-            if let Some(h) = lookup(g, KeyWords([a[0], a[1], a[2], a[3], p.tail | family])) {
+        if has_port {
+            if let Some(h) = lookup(g, KeyWords([a[0], a[1], a[2], a[3], tail | family])) {
                 return Some(h);
             }
         }
         if !gc.v6.any_port() {
             return None;
         }
-        let tail = (p.tail & !0xffff) | family;
+        let tail = (tail & !0xffff) | family;
         lookup(g, KeyWords([a[0], a[1], a[2], a[3], tail])).map(|h| Hit {
             any_port: true,
             ..h

@@ -45,35 +45,92 @@ const MAX_OFF: usize = 0x3fff;
 /// The 48 bits of a MAC in a little-endian u64 load.
 const MAC_MASK: u64 = 0xffff_ffff_ffff;
 
-/// An IPv4 TCP/UDP/SCTP packet: the table key and the source MAC.
+/// What the parser found, in four words: what the lookups need stays in registers
+/// across the join of the two parser passes (before and after a pull).
 #[derive(Clone, Copy)]
-pub struct V4Packet {
-    /// [`v4_key`] with the destination port (0 when `no_port` is set).
-    pub key: u64,
-    /// 0, [`detail::FRAGMENT`] or [`detail::L4_TRUNCATED`].
-    pub no_port: u32,
+pub struct Parsed {
+    /// IPv4: [`v4_key`] with the destination port (0 when there is none); IPv6: the
+    /// destination address's first word.
+    pub k0: u64,
+    /// IPv6: the destination address's second word.
+    pub k1: u64,
+    /// Bits 0..32: IPv6 [`v6_tail`]; 32..40: `no_port` (0, [`detail::FRAGMENT`] or
+    /// [`detail::L4_TRUNCATED`]); 40..48: [`Kind`].
+    pub meta: u64,
     /// Source MAC as [`lvs_ebpf_common::mac_word`].
     pub mac: u64,
 }
 
-/// An IPv6 TCP/UDP/SCTP packet.
-#[derive(Clone, Copy)]
-pub struct V6Packet {
-    /// Destination address as two little-endian words.
-    pub w0: u64,
-    pub w1: u64,
-    /// [`v6_tail`] with the destination port (0 when `no_port` is set).
-    pub tail: u32,
-    pub no_port: u32,
-    pub mac: u64,
+/// What kind of packet [`Parsed`] describes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    V4,
+    V6,
+    /// No VIP can match, for this reason (never `Marked`/`Peer`).
+    Done(Reason),
 }
 
-/// What the parser found.
-pub enum Parsed {
-    V4(V4Packet),
-    V6(V6Packet),
-    /// No VIP can match: the reason (never `Marked`/`Peer`).
-    Done(Reason),
+const KIND_V4: u64 = 0;
+const KIND_V6: u64 = 1;
+const KIND_DONE: u64 = 2;
+
+impl Parsed {
+    #[inline(always)]
+    fn done(reason: Reason) -> Self {
+        Self {
+            k0: 0,
+            k1: 0,
+            meta: (KIND_DONE + reason as u64) << 40,
+            mac: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn v4(key: u64, no_port: u32, mac: u64) -> Self {
+        Self {
+            k0: key,
+            k1: 0,
+            meta: u64::from(no_port) << 32 | KIND_V4 << 40,
+            mac,
+        }
+    }
+
+    #[inline(always)]
+    fn v6(w0: u64, w1: u64, tail: u32, no_port: u32, mac: u64) -> Self {
+        Self {
+            k0: w0,
+            k1: w1,
+            meta: u64::from(tail) | u64::from(no_port) << 32 | KIND_V6 << 40,
+            mac,
+        }
+    }
+
+    #[inline(always)]
+    pub fn kind(&self) -> Kind {
+        match self.meta >> 40 {
+            KIND_V4 => Kind::V4,
+            KIND_V6 => Kind::V6,
+            k => Kind::Done(match (k - KIND_DONE) as u32 {
+                x if x == Reason::Fragment as u32 => Reason::Fragment,
+                x if x == Reason::L4Truncated as u32 => Reason::L4Truncated,
+                x if x == Reason::OtherProtocol as u32 => Reason::OtherProtocol,
+                x if x == Reason::NotIp as u32 => Reason::NotIp,
+                x if x == Reason::Malformed as u32 => Reason::Malformed,
+                x if x == Reason::Nonlinear as u32 => Reason::Nonlinear,
+                _ => Reason::NoVip,
+            }),
+        }
+    }
+
+    #[inline(always)]
+    pub fn no_port(&self) -> u32 {
+        (self.meta >> 32) as u32 & 0xff
+    }
+
+    #[inline(always)]
+    pub fn tail(&self) -> u32 {
+        self.meta as u32
+    }
 }
 
 /// The packet being parsed. Generic over counting like the decision core: the explain
@@ -139,9 +196,9 @@ unsafe fn load<T: Copy>(p: *const u8) -> T {
 #[inline(always)]
 fn short_or_nonlinear(off: usize, n: usize, limit: usize) -> Parsed {
     if off + n > limit {
-        Parsed::Done(Reason::Malformed)
+        Parsed::done(Reason::Malformed)
     } else {
-        Parsed::Done(Reason::Nonlinear)
+        Parsed::done(Reason::Nonlinear)
     }
 }
 
@@ -150,9 +207,9 @@ fn short_or_nonlinear(off: usize, n: usize, limit: usize) -> Parsed {
 #[inline(always)]
 fn short_or_not_ip(off: usize, n: usize, len: usize) -> Parsed {
     if off + n > len {
-        Parsed::Done(Reason::NotIp)
+        Parsed::done(Reason::NotIp)
     } else {
-        Parsed::Done(Reason::Nonlinear)
+        Parsed::done(Reason::Nonlinear)
     }
 }
 
@@ -187,7 +244,7 @@ pub fn parse<const COUNT: bool>(p: &Pkt<COUNT>) -> Parsed {
     } else if proto == EtherType::Ipv6 as u16 {
         parse_ipv6(p, l3, mac)
     } else {
-        Parsed::Done(Reason::NotIp)
+        Parsed::done(Reason::NotIp)
     }
 }
 
@@ -213,7 +270,7 @@ fn dport<const COUNT: bool>(
     fragment: bool,
 ) -> Result<(u16, u32), Parsed> {
     let Some(hlen) = l4_header_len(proto) else {
-        return Err(Parsed::Done(Reason::OtherProtocol));
+        return Err(Parsed::done(Reason::OtherProtocol));
     };
     if fragment {
         return Ok((0, detail::FRAGMENT));
@@ -226,7 +283,7 @@ fn dport<const COUNT: bool>(
     const _: () = assert!(offset_of!(UdpHdr, dst) == 2);
     const _: () = assert!(offset_of!(SctpHdr, dst) == 2);
     let Some(ports) = p.ptr_at::<[u16; 2]>(l4) else {
-        return Err(Parsed::Done(Reason::Nonlinear));
+        return Err(Parsed::done(Reason::Nonlinear));
     };
     // SAFETY: bounds-checked just above.
     let port = u16::from_be(unsafe { load::<u16>((ports as *const u8).add(2)) });
@@ -243,24 +300,25 @@ fn parse_ipv4<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
     let ip = unsafe { &*ip };
     let hlen = usize::from(ip.ihl());
     if ip.version() != 4 || hlen < Ipv4Hdr::LEN {
-        return Parsed::Done(Reason::Malformed);
+        return Parsed::done(Reason::Malformed);
     }
-    let tot_len = usize::from(ip.tot_len());
+    let base = ip as *const Ipv4Hdr as *const u8;
+    // SAFETY (both): inside the fixed header. One 16-bit load each (network-types'
+    // getters read bytes).
+    let tot_len = usize::from(u16::from_be(unsafe {
+        load::<u16>(base.add(offset_of!(Ipv4Hdr, tot_len)))
+    }));
     // ip_rcv drops these before netfilter ever sees them.
     if tot_len < hlen || l3 + tot_len > len {
-        return Parsed::Done(Reason::Malformed);
+        return Parsed::done(Reason::Malformed);
     }
-    let fragment = ip.frag_offset() != 0;
+    let frags = u16::from_be(unsafe { load::<u16>(base.add(offset_of!(Ipv4Hdr, frags))) });
+    let fragment = frags & 0x1fff != 0;
     let proto = ip.proto as u8;
     // SAFETY: inside the fixed header.
-    let daddr: u32 =
-        unsafe { load((ip as *const Ipv4Hdr as *const u8).add(offset_of!(Ipv4Hdr, dst_addr))) };
+    let daddr: u32 = unsafe { load(base.add(offset_of!(Ipv4Hdr, dst_addr))) };
     match dport(p, proto, l3 + hlen, l3 + tot_len, fragment) {
-        Ok((port, no_port)) => Parsed::V4(V4Packet {
-            key: v4_key(daddr, port, proto),
-            no_port,
-            mac,
-        }),
+        Ok((port, no_port)) => Parsed::v4(v4_key(daddr, port, proto), no_port, mac),
         Err(p) => p,
     }
 }
@@ -287,7 +345,7 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
     // SAFETY: the fixed IPv6 header is in the linear data.
     let ip = unsafe { &*ip };
     if ip.version() != 6 {
-        return Parsed::Done(Reason::Malformed);
+        return Parsed::done(Reason::Malformed);
     }
     let payload_len = usize::from(ip.payload_len());
     let mut nexthdr = ip.next_hdr as u8;
@@ -301,7 +359,7 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
         l3 + Ipv6Hdr::LEN + payload_len
     };
     if l3_end > len {
-        return Parsed::Done(Reason::Malformed);
+        return Parsed::done(Reason::Malformed);
     }
     let mut start = l3 + Ipv6Hdr::LEN;
     let mut fragment = false;
@@ -311,10 +369,10 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
             break;
         }
         if start + 2 > l3_end {
-            return Parsed::Done(Reason::Malformed); // -EBADMSG
+            return Parsed::done(Reason::Malformed); // -EBADMSG
         }
         let Some(hp) = p.ptr_at::<[u8; 2]>(start) else {
-            return Parsed::Done(Reason::Nonlinear);
+            return Parsed::done(Reason::Nonlinear);
         };
         // SAFETY: bounds-checked just above.
         let [hp_next, hp_len] = unsafe { *hp };
@@ -322,16 +380,16 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
         let hdrlen = match nexthdr {
             NEXTHDR_ROUTING => {
                 if start + 4 > l3_end {
-                    return Parsed::Done(Reason::Malformed);
+                    return Parsed::done(Reason::Malformed);
                 }
                 (hp_len + 1) << 3
             }
             NEXTHDR_FRAGMENT => {
                 if start + 4 > l3_end {
-                    return Parsed::Done(Reason::Malformed);
+                    return Parsed::done(Reason::Malformed);
                 }
                 let Some(fh) = p.ptr_at::<[u8; 4]>(start) else {
-                    return Parsed::Done(Reason::Nonlinear);
+                    return Parsed::done(Reason::Nonlinear);
                 };
                 // SAFETY: bounds-checked just above.
                 let fh = unsafe { *fh };
@@ -343,7 +401,7 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
                         fragment = true;
                         break;
                     }
-                    return Parsed::Done(Reason::Malformed); // -ENOENT, ip6tables hot-drops it
+                    return Parsed::done(Reason::Malformed); // -ENOENT, ip6tables hot-drops it
                 }
                 8
             }
@@ -355,16 +413,10 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
     }
     // The chain may end exactly after MAX_EXT_HDRS headers.
     if is_ext_hdr(nexthdr) && nexthdr != NEXTHDR_NONE {
-        return Parsed::Done(Reason::Malformed);
+        return Parsed::done(Reason::Malformed);
     }
     match dport(p, nexthdr, start, l3_end, fragment) {
-        Ok((port, no_port)) => Parsed::V6(V6Packet {
-            w0,
-            w1,
-            tail: v6_tail(port, nexthdr),
-            no_port,
-            mac,
-        }),
+        Ok((port, no_port)) => Parsed::v6(w0, w1, v6_tail(port, nexthdr), no_port, mac),
         Err(p) => p,
     }
 }
