@@ -895,3 +895,44 @@ fn no_subprogram_calls_in_the_loaded_programs() {
         assert_eq!(img.functions, 1, "{what}: the JIT emitted subprograms");
     }
 }
+
+/// A large table: every VIP is found through the real program (including keys the
+/// builder had to put in their second bucket) and counted in its own slot.
+#[test]
+fn every_vip_of_a_large_config_is_marked_and_counted() {
+    use lvs_loader::config::{Config, Peer, Protocol, Vip};
+    let n = 20_000u32;
+    let addr = |i: u32| std::net::Ipv4Addr::from(0x0a00_0000 | i);
+    let config = Config {
+        peers: vec![Peer {
+            mac: PEER1,
+            name: None,
+        }],
+        vips: (0..n)
+            .map(|i| Vip {
+                address: addr(i).into(),
+                port: Some(80 + (i % 3) as u16),
+                protocol: Protocol::Tcp,
+                mark: 0x1000 + i,
+                name: None,
+            })
+            .collect(),
+        digest: [0; 32],
+        path: None,
+    };
+    let mut dp = Loaded::with_config(config);
+    let step = 7;
+    for i in (0..n).step_by(step) {
+        let f = Frame::v4(CLIENT, SRC4, addr(i), IPPROTO_TCP, 1, 80 + (i % 3) as u16).bytes();
+        assert_eq!(dp.run(&f, 0).mark, 0x1000 + i, "VIP {i}");
+        let other_port = Frame::v4(CLIENT, SRC4, addr(i), IPPROTO_TCP, 1, 83).bytes();
+        assert_eq!(dp.run(&other_port, 0).mark, 0, "VIP {i}, port 83");
+    }
+    let s = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    let hits = (0..n).step_by(step).count() as u64;
+    assert_eq!(s.totals["marked"], hits, "{:?}", s.totals);
+    assert_eq!(s.totals["no_vip"], hits, "{:?}", s.totals);
+    assert_eq!(s.totals["internal_errors"], 0, "{:?}", s.totals);
+    let counted = s.vips.iter().filter(|v| v.marked_packets == 1).count() as u64;
+    assert_eq!(counted, hits, "each VIP counted once in its own slot");
+}

@@ -320,7 +320,7 @@ pub fn memory_table(r: &memory::Results) -> String {
     }
     let _ = writeln!(
         s,
-        "\nTotal {}: **{:.0} B per VIP slot** (both VIP generations, per-CPU counters, names) x {} slots, **{:.0} B per peer slot** x {} slots, {} fixed. The hash maps are preallocated, so the memory does not grow with the VIPs installed.\n",
+        "\nTotal {}: **{:.0} B per VIP slot** (the IPv4 and IPv6 tables with both generations, per-CPU counters, names) x {} slots, **{:.0} B per peer slot** (peer hash maps and table) x {} slots, {} fixed. All maps are sized for the capacity, not the config (sizing them from the config is the next step of issue 11).\n",
         bytes(r.total_bytes as f64),
         r.per_vip_bytes,
         lvs_ebpf_common::MAX_VIPS,

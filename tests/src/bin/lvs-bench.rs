@@ -174,7 +174,7 @@ fn main() -> Result<()> {
         let (n, peers) = if cli.quick {
             (10_000, 16)
         } else {
-            (100_000, 16)
+            (131_072, 16)
         };
         eprintln!("memory and control plane: {n} VIPs, {peers} peers");
         let tmp = std::env::temp_dir().join(format!("lvs-bench-{}", std::process::id()));
