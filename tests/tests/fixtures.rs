@@ -225,6 +225,12 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u32, Reason)> {
             Reason::Fragment,
         ),
         (
+            "v4 non-first fragment with only offset bit 12 set (offset 4096) untouched",
+            tcp4(80).with_fragment(4096, true).bytes(),
+            UNTOUCHED,
+            Reason::Fragment,
+        ),
+        (
             "v4 last fragment (offset 185) untouched",
             tcp4(80).with_fragment(185, false).bytes(),
             UNTOUCHED,
@@ -836,13 +842,34 @@ fn explain_names_the_vip_and_the_details() {
     );
 }
 
+/// MACs `02:52:..` that all have the same first bucket in a peer table of `n` peers
+/// built with the first multipliers of the loader's sequence (what a config with few
+/// VIPs gets): more of them than a bucket holds, so some go to their second bucket.
+fn colliding_macs(n: usize, count: usize) -> Vec<[u8; 6]> {
+    use lvs_loader::table::{Params, buckets_log2, multipliers};
+    let a = multipliers(Params::default().seed, 0)[0];
+    let shift = 64 - buckets_log2(n, lvs_ebpf_common::PEERS_PER_BUCKET, 2);
+    (0u32..)
+        .map(|i| {
+            let b = i.to_be_bytes();
+            [0x02, 0x52, b[0], b[1], b[2], b[3]]
+        })
+        .filter(|m| lvs_ebpf_common::mac_word(*m).wrapping_mul(a) >> shift == 0)
+        .take(count)
+        .collect()
+}
+
 /// More peers than fit inline: the first three are compared inline, every one of them is
-/// in the generation's peer table.
+/// in the generation's peer table (also those in their second bucket).
 #[test]
 fn many_peers_are_never_marked() {
     use std::fmt::Write as _;
     for n in [5u32, 12, 1024] {
-        let mac = |i: u32| [0x02, 0x51, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+        let colliding = colliding_macs(n as usize, if n > 12 { 12 } else { 0 });
+        let mac = |i: u32| match colliding.get(i as usize) {
+            Some(m) => *m,
+            None => [0x02, 0x51, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8],
+        };
         let mut toml = String::new();
         for i in 0..n {
             let m = mac(i);
@@ -902,20 +929,35 @@ fn no_subprogram_calls_in_the_loaded_programs() {
 fn every_vip_of_a_large_config_is_marked_and_counted() {
     use lvs_loader::config::{Config, Peer, Protocol, Vip};
     let n = 20_000u32;
-    let addr = |i: u32| std::net::Ipv4Addr::from(0x0a00_0000 | i);
+    // Scattered addresses (a bijection of i): sequential ones spread perfectly under
+    // multiply-shift hashing and would never need a key's second bucket.
+    let scatter = |mut x: u32| {
+        x ^= x >> 16;
+        x = x.wrapping_mul(0x7feb_352d);
+        x ^= x >> 15;
+        x = x.wrapping_mul(0x846c_a68b);
+        x ^ (x >> 16)
+    };
+    let addr = move |i: u32| std::net::Ipv4Addr::from(scatter(i + 1));
+    let addr6 = move |i: u32| {
+        let x = scatter(i + 1);
+        Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, (x >> 16) as u16, x as u16)
+    };
+    let vip = |address: std::net::IpAddr, i: u32, mark: u32| Vip {
+        address,
+        port: Some(80 + (i % 3) as u16),
+        protocol: Protocol::Tcp,
+        mark,
+        name: None,
+    };
     let config = Config {
         peers: vec![Peer {
             mac: PEER1,
             name: None,
         }],
         vips: (0..n)
-            .map(|i| Vip {
-                address: addr(i).into(),
-                port: Some(80 + (i % 3) as u16),
-                protocol: Protocol::Tcp,
-                mark: 0x1000 + i,
-                name: None,
-            })
+            .map(|i| vip(addr(i).into(), i, 0x1000 + i))
+            .chain((0..n).map(|i| vip(addr6(i).into(), i, 0x10_0000 + i)))
             .collect(),
         digest: [0; 32],
         path: None,
@@ -927,9 +969,13 @@ fn every_vip_of_a_large_config_is_marked_and_counted() {
         assert_eq!(dp.run(&f, 0).mark, 0x1000 + i, "VIP {i}");
         let other_port = Frame::v4(CLIENT, SRC4, addr(i), IPPROTO_TCP, 1, 83).bytes();
         assert_eq!(dp.run(&other_port, 0).mark, 0, "VIP {i}, port 83");
+        let f = Frame::v6(CLIENT, SRC6, addr6(i), IPPROTO_TCP, 1, 80 + (i % 3) as u16).bytes();
+        assert_eq!(dp.run(&f, 0).mark, 0x10_0000 + i, "IPv6 VIP {i}");
+        let other_port = Frame::v6(CLIENT, SRC6, addr6(i), IPPROTO_TCP, 1, 83).bytes();
+        assert_eq!(dp.run(&other_port, 0).mark, 0, "IPv6 VIP {i}, port 83");
     }
     let s = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
-    let hits = (0..n).step_by(step).count() as u64;
+    let hits = 2 * (0..n).step_by(step).count() as u64;
     assert_eq!(s.totals["marked"], hits, "{:?}", s.totals);
     assert_eq!(s.totals["no_vip"], hits, "{:?}", s.totals);
     assert_eq!(s.totals["internal_errors"], 0, "{:?}", s.totals);

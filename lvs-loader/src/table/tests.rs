@@ -311,3 +311,42 @@ fn too_many_peers_is_an_error() {
         })
     );
 }
+
+/// A bijection on u32 that scatters sequential numbers (lowbias32).
+fn scatter(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^ (x >> 16)
+}
+
+/// Sequential addresses spread evenly under multiply-shift hashing (no bucket overflows);
+/// scattered ones overflow some first buckets, so keys live in their second bucket and
+/// buckets are flagged.
+#[test]
+fn scattered_keys_use_second_buckets_and_are_all_found() {
+    let mut keys: Vec<VipKey> = (1..30_000u32)
+        .map(|i| VipKey::v4(scatter(i).to_be_bytes(), 80, PROTO_TCP))
+        .collect();
+    keys.extend((1..30_000u32).map(|i| v6(scatter(i), 443)));
+    let es = entries(&keys);
+    let t = build(&es).expect("build");
+    check_all_found(&t, &es);
+    check_spill_flags(&t);
+    let second = keys.iter().filter(|k| lookup(&t, k).1 == 2).count();
+    let spilled4 =
+        t.v4.buckets
+            .iter()
+            .filter(|b| b.e[0].meta & BUCKET_SPILLED != 0)
+            .count();
+    let spilled6 =
+        t.v6.buckets
+            .iter()
+            .filter(|b| b.e[0].meta & BUCKET_SPILLED != 0)
+            .count();
+    assert!(
+        second > 0 && spilled4 > 0 && spilled6 > 0,
+        "{second} {spilled4} {spilled6}"
+    );
+}
