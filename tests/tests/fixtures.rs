@@ -120,6 +120,20 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u32, Reason)> {
             Reason::Peer,
         ),
         (
+            "v4 tcp vip:80 from peer 1's MAC with the group bit set is no peer: marked",
+            Frame::v4(
+                [PEER1[0] | 1, PEER1[1], PEER1[2], PEER1[3], PEER1[4], PEER1[5]],
+                SRC4,
+                VIP4,
+                IPPROTO_TCP,
+                1,
+                80,
+            )
+            .bytes(),
+            0x3,
+            Reason::Marked,
+        ),
+        (
             "v4 tcp vip:81 (no such port) untouched",
             tcp4(81).bytes(),
             UNTOUCHED,
@@ -864,7 +878,8 @@ fn colliding_macs(n: usize, count: usize) -> Vec<[u8; 6]> {
 #[test]
 fn many_peers_are_never_marked() {
     use std::fmt::Write as _;
-    for n in [5u32, 12, 1024] {
+    // 4: all inline; 5 and more: three inline, all in the peer table.
+    for n in [4u32, 5, 12, 1024] {
         let colliding = colliding_macs(n as usize, if n > 12 { 12 } else { 0 });
         let mac = |i: u32| match colliding.get(i as usize) {
             Some(m) => *m,
