@@ -1,6 +1,9 @@
 //! Loading the embedded eBPF object.
 
-use std::os::fd::{AsFd as _, AsRawFd as _, RawFd};
+use std::{
+    os::fd::{AsFd as _, AsRawFd as _, RawFd},
+    path::Path,
+};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -10,7 +13,7 @@ use lvs_ebpf_common::{EXPLAIN_PROGRAM_NAME, PROGRAM_NAME};
 
 use crate::{
     error::{Error, Result},
-    maps::MapSet,
+    maps::{ALL_MAPS, MapSet},
     sys,
 };
 
@@ -119,6 +122,26 @@ impl Datapath {
             source: Box::new(e),
         })?;
         Ok(fd.as_fd().as_raw_fd())
+    }
+
+    /// Loads the object against the maps pinned in `dir` (an attachment's pin
+    /// directory) without loading or attaching any program and without creating or
+    /// changing any map: [`Self::explain_fd`] then explains frames with the live
+    /// configuration, touching no counter.
+    pub fn load_pinned(dir: &Path) -> Result<Self> {
+        let mut loader = EbpfLoader::new();
+        for name in ALL_MAPS {
+            let pin = dir.join(name);
+            if pin.exists() {
+                loader.map_pin_path(name, pin);
+            }
+        }
+        let ebpf = loader.load(EBPF_OBJECT).map_err(|e| Error::Load {
+            hint: load_hint(&e),
+            source: Box::new(e),
+        })?;
+        let maps = MapSet::from_pins(dir)?;
+        Ok(Self { ebpf, maps })
     }
 
     /// The fd of the explaining twin (`lvs_explain`, loaded on first use; it shares this

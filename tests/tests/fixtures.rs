@@ -122,7 +122,14 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u32, Reason)> {
         (
             "v4 tcp vip:80 from peer 1's MAC with the group bit set is no peer: marked",
             Frame::v4(
-                [PEER1[0] | 1, PEER1[1], PEER1[2], PEER1[3], PEER1[4], PEER1[5]],
+                [
+                    PEER1[0] | 1,
+                    PEER1[1],
+                    PEER1[2],
+                    PEER1[3],
+                    PEER1[4],
+                    PEER1[5],
+                ],
                 SRC4,
                 VIP4,
                 IPPROTO_TCP,
@@ -996,4 +1003,48 @@ fn every_vip_of_a_large_config_is_marked_and_counted() {
     assert_eq!(s.totals["internal_errors"], 0, "{:?}", s.totals);
     let counted = s.vips.iter().filter(|v| v.marked_packets == 1).count() as u64;
     assert_eq!(counted, hits, "each VIP counted once in its own slot");
+}
+
+/// Explaining against an attachment's pinned maps (what `lvs-loader explain` needs): the
+/// live configuration's answers, no counter touched, no map created or changed.
+#[test]
+fn explain_against_pinned_maps() {
+    let mut dp = Loaded::new(CONFIG);
+    let pins = lvs_tests::netns::PinRoot::new("explain");
+    std::fs::create_dir_all(&pins.path).expect("pin dir");
+    dp.dp.maps.pin(&pins.path).expect("pinning the maps");
+    let before: Vec<_> = std::fs::read_dir(&pins.path)
+        .expect("pins")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let mut pinned = lvs_loader::datapath::Datapath::load_pinned(&pins.path).expect("load_pinned");
+    let fd = pinned.explain_fd().expect("lvs_explain");
+    for (name, frame, expected, reason) in cases() {
+        let e = lvs_loader::testrun::explain(fd, &frame).expect("explain");
+        assert_eq!(e.reason, reason, "{name}");
+        assert_eq!(
+            e.mark,
+            (expected != UNTOUCHED).then_some(expected),
+            "{name}"
+        );
+    }
+    // A reload through the original maps is what the pinned explainer sees next.
+    dp.apply("[[peer]]\nmac = \"02:00:00:00:00:99\"\n[[vip]]\naddress = \"172.17.85.56\"\nport = 80\nmark = 0x30\n");
+    let e = lvs_loader::testrun::explain(fd, &tcp4(80).bytes()).expect("explain");
+    assert_eq!((e.reason, e.mark), (Reason::Marked, Some(0x30)));
+    let s = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    assert_eq!(
+        s.totals["packets_seen"], 0,
+        "explain counted: {:?}",
+        s.totals
+    );
+    let after: Vec<_> = std::fs::read_dir(&pins.path)
+        .expect("pins")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(before, after, "no pin added or removed");
+    drop(pinned);
+    let _ = std::fs::remove_dir_all(&pins.path);
 }
