@@ -559,15 +559,15 @@ const _: () = assert!(core::mem::size_of::<V4Bucket>() == 64);
 const _: () = assert!(core::mem::size_of::<V6Entry>() == 32);
 const _: () = assert!(core::mem::size_of::<V6Bucket>() == 64);
 const _: () = assert!(core::mem::size_of::<PeerBucket>() == 64);
-const _: () = assert!(PEER_GEN_BUCKETS % GEOMETRY_BASE_ALIGN == 0);
+const _: () = assert!(PEER_GEN_BUCKETS.is_multiple_of(GEOMETRY_BASE_ALIGN));
 const _: () = assert!(PEER_GEN_BUCKETS as usize * PEERS_PER_BUCKET >= 2 * MAX_PEERS as usize);
 const _: () = assert!(core::mem::size_of::<VipInfo>() == 8 + MAX_NAME_LEN);
 const _: () =
     assert!(core::mem::size_of::<AttachMeta>() == 4 * 4 + 8 * 4 + 4 * 6 + 32 + 16 + META_PATH_LEN);
 // Counter slots fit the entries' meta bits, and generation regions the geometry word.
 const _: () = assert!(VIP_STAT_SLOTS <= META_SLOT_MASK);
-const _: () = assert!(V4_GEN_BUCKETS % GEOMETRY_BASE_ALIGN == 0);
-const _: () = assert!(V6_GEN_BUCKETS % GEOMETRY_BASE_ALIGN == 0);
+const _: () = assert!(V4_GEN_BUCKETS.is_multiple_of(GEOMETRY_BASE_ALIGN));
+const _: () = assert!(V6_GEN_BUCKETS.is_multiple_of(GEOMETRY_BASE_ALIGN));
 const _: () = assert!(Reason::Marked as usize == global::HIT_FRAGMENT);
 
 #[cfg(feature = "user")]

@@ -31,7 +31,7 @@ enum VipMaps {
         v6: Map,
         peers: Map,
         /// The tables mapped into memory (on first use).
-        mapped: Option<MappedTables>,
+        mapped: Option<Box<MappedTables>>,
     },
     Htab([Map; 2]),
 }
@@ -260,11 +260,11 @@ impl MapSet {
                     source: None,
                 })
             }
-            *mapped = Some(MappedTables {
+            *mapped = Some(Box::new(MappedTables {
                 v4: Mapped::new(data(v4, map_names::V4_TABLE)?, map_names::V4_TABLE)?,
                 v6: Mapped::new(data(v6, map_names::V6_TABLE)?, map_names::V6_TABLE)?,
                 peers: Mapped::new(data(peers, map_names::PEER_TABLE)?, map_names::PEER_TABLE)?,
-            });
+            }));
         }
         Ok(mapped.as_mut().expect("just set"))
     }

@@ -486,7 +486,7 @@ fn step(vm: &mut Vm<'_>, prog: &[bpf_insn], pc: &mut usize) -> Result<()> {
                 }
             }
             // LDX, STX, ST
-            0x01 | 0x03 | 0x02 => {
+            0x01..=0x03 => {
                 let size = match i.code & 0x18 {
                     0x00 => 4,
                     0x08 => 2,
