@@ -13,7 +13,7 @@ use aya::{
 use lvs_ebpf_common::{
     AttachMeta, Control, GenControl, Geometry, GlobalCounters, MAX_NAME_LEN, MAX_PEERS, MAX_VIPS,
     MacKey, NO_PEER, PEERS_IN_TABLE, PEERS_INLINE, PeerBucket, RETIRED_SLOT, Reason, V4Bucket,
-    V6Bucket, VipCounters, VipInfo, VipKey, VipValue, global, mac_word, map_names,
+    V6Bucket, VIP_STAT_SLOTS, VipCounters, VipInfo, VipKey, VipValue, global, mac_word, map_names,
 };
 
 use crate::{
@@ -622,7 +622,7 @@ impl MapSet {
             .map(|(_, v)| v.index)
             .collect();
         slots.push(RETIRED_SLOT);
-        let vips = self.vip_sums(&slots)?;
+        let (vips, _) = self.vip_sums(&slots)?;
         let r = |reason: Reason| c[reason as usize];
         let no_vip = r(Reason::NoVip)
             + r(Reason::Fragment)
@@ -655,20 +655,60 @@ impl MapSet {
         Ok(out)
     }
 
-    /// The counters of `slots`, summed over slots and CPUs.
-    fn vip_sums(&self, slots: &[u32]) -> Result<VipCounters> {
+    /// The per-CPU counters of every slot, one batch syscall per 16k slots (`None`:
+    /// this kernel has no batch lookup for per-CPU arrays).
+    fn all_vip_counters(&self) -> Result<Option<(Vec<VipCounters>, usize)>> {
+        let cpus = nr_cpus()?;
+        match batch::lookup_array::<VipCounters>(
+            map_fd(&self.vip_stats, map_names::VIP_STATS)?,
+            VIP_STAT_SLOTS as usize,
+            cpus,
+        ) {
+            Ok(v) => Ok(Some((v, cpus))),
+            Err(e) if batch::unsupported(&e) => Ok(None),
+            Err(e) => Err(Error::io(
+                format!("map {}: batch lookup", map_names::VIP_STATS),
+                e,
+            )),
+        }
+    }
+
+    /// The counters of `slots`: summed over slots and CPUs, and summed over slots per
+    /// CPU.
+    fn vip_sums(&self, slots: &[u32]) -> Result<(VipCounters, Vec<VipCounters>)> {
+        let mut sum = VipCounters::default();
+        let mut per_cpu_sum: Vec<VipCounters> = Vec::new();
+        let mut add_cpus = |per_cpu: &[VipCounters]| {
+            if per_cpu_sum.len() < per_cpu.len() {
+                per_cpu_sum.resize(per_cpu.len(), VipCounters::default());
+            }
+            for (acc, v) in per_cpu_sum.iter_mut().zip(per_cpu) {
+                add(acc, v);
+                add(&mut sum, v);
+            }
+        };
+        // Many slots: one pass over the whole array beats a syscall per slot.
+        if slots.len() > 256
+            && let Some((all, cpus)) = self.all_vip_counters()?
+        {
+            for &s in slots {
+                let i = s as usize * cpus;
+                if let Some(per_cpu) = all.get(i..i + cpus) {
+                    add_cpus(per_cpu);
+                }
+            }
+            return Ok((sum, per_cpu_sum));
+        }
         let stats = PerCpuArray::<&MapData, VipCounters>::try_from(&self.vip_stats)
             .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
-        let mut sum = VipCounters::default();
         for s in slots {
             let per_cpu = stats
                 .get(s, 0)
                 .map_err(|e| Error::map(map_names::VIP_STATS, "read", e))?;
-            for v in per_cpu.iter() {
-                add(&mut sum, v);
-            }
+            let v: Vec<VipCounters> = per_cpu.iter().copied().collect();
+            add_cpus(&v);
         }
-        Ok(sum)
+        Ok((sum, per_cpu_sum))
     }
 
     /// Adds the counts of `removed` slots (per CPU) to [`RETIRED_SLOT`], then zeroes
@@ -678,30 +718,30 @@ impl MapSet {
             return Ok(());
         }
         let cpus = nr_cpus()?;
+        let mut slots = removed.to_vec();
+        slots.push(RETIRED_SLOT);
+        let (_, mut retired) = self.vip_sums(&slots)?;
+        retired.resize(cpus, VipCounters::default());
         let mut stats = PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
             .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
-        let read = |stats: &PerCpuArray<&mut MapData, VipCounters>, s: u32| {
-            stats
-                .get(&s, 0)
-                .map_err(|e| Error::map(map_names::VIP_STATS, "read", e))
-        };
-        let mut retired: Vec<VipCounters> = read(&stats, RETIRED_SLOT)?.to_vec();
-        retired.resize(cpus, VipCounters::default());
-        for &s in removed {
-            for (sum, v) in retired.iter_mut().zip(read(&stats, s)?.iter()) {
-                add(sum, v);
-            }
-        }
         let values = PerCpuValues::try_from(retired).map_err(|e| Error::io("per-CPU values", e))?;
         stats
             .set(RETIRED_SLOT, values, 0)
             .map_err(|e| Error::map(map_names::VIP_STATS, "write", e))?;
-        for &s in zero {
-            let z = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
-                .map_err(|e| Error::io("per-CPU values", e))?;
-            stats
-                .set(s, z, 0)
-                .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
+        if zero.is_empty() {
+            return Ok(());
+        }
+        let zeros = vec![VipCounters::default(); zero.len() * cpus];
+        if !batched(&self.vip_stats, map_names::VIP_STATS, zero, &zeros, cpus)? {
+            let mut stats = PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
+                .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
+            for &s in zero {
+                let z = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
+                    .map_err(|e| Error::io("per-CPU values", e))?;
+                stats
+                    .set(s, z, 0)
+                    .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
+            }
         }
         Ok(())
     }

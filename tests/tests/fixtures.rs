@@ -780,6 +780,9 @@ fn reload_replacing_every_vip_of_a_huge_config() {
     assert_eq!(s.vips.len(), n as usize);
     let total: u64 = s.vips.iter().map(|v| v.marked_packets).sum();
     assert_eq!(total, 1, "reused slots start from zero: {total}");
+    // The totals keep the removed VIPs' packets (they moved to the retired slot).
+    assert_eq!(s.totals["marked"], 4, "{:?}", s.totals);
+    assert_eq!(s.totals["packets_seen"], 5, "{:?}", s.totals);
 }
 
 /// The explaining twin (`lvs_explain`, the same decision code without counters) gives
@@ -1047,4 +1050,51 @@ fn explain_against_pinned_maps() {
     assert_eq!(before, after, "no pin added or removed");
     drop(pinned);
     let _ = std::fs::remove_dir_all(&pins.path);
+}
+
+/// Totals never go backwards: a reload that removes a VIP keeps its packets in
+/// `marked`/`peer`/`packets_seen` (the per-VIP lines only list live VIPs).
+#[test]
+fn totals_keep_removed_vips_packets() {
+    let mut dp = Loaded::new(CONFIG);
+    for _ in 0..5 {
+        dp.run(&tcp4(80).bytes(), 0);
+    }
+    dp.run(&Frame::v4(PEER1, SRC4, VIP4, IPPROTO_TCP, 1, 80).bytes(), 0);
+    dp.run(&tcp4(81).bytes(), 0);
+    let before = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    assert_eq!(
+        (
+            before.totals["marked"],
+            before.totals["peer"],
+            before.totals["packets_seen"]
+        ),
+        (5, 1, 7)
+    );
+    // Remove "web" (172.17.85.56:80).
+    dp.apply(
+        "[[peer]]\nmac = \"00:0C:29:57:88:CE\"\n[[vip]]\naddress = \"192.0.2.10\"\nmark = 0x40\n",
+    );
+    let after = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    assert_eq!(after.vips.len(), 1);
+    // The global totals (not the sums over live VIPs, `marked_packets` etc.).
+    for name in lvs_ebpf_common::global::NAMES {
+        assert_eq!(
+            after.totals[name], before.totals[name],
+            "{name} changed by the reload"
+        );
+    }
+    // And again after a second reload (the retired slot accumulates).
+    dp.run(
+        &Frame::v4(CLIENT, SRC4, ANY4, IPPROTO_TCP, 1, 22).bytes(),
+        0,
+    );
+    dp.apply(CONFIG);
+    let again = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    assert_eq!(
+        (again.totals["marked"], again.totals["packets_seen"]),
+        (6, 8),
+        "{:?}",
+        again.totals
+    );
 }
