@@ -178,8 +178,13 @@ impl Geometry {
     pub const fn any_port(self) -> bool {
         self.0 & GEOMETRY_ANY_PORT != 0
     }
+    /// Buckets of the generation's table; 0 for a zeroed word (a generation never
+    /// written: shift 0 is not a valid geometry).
     pub const fn buckets(self) -> u64 {
-        1u64 << (64 - self.shift())
+        match self.shift() {
+            0 => 0,
+            s => 1u64 << (64 - s),
+        }
     }
 }
 
