@@ -6,8 +6,13 @@
 #  2. bpf-linker              (built against the nightly's own libLLVM)
 #  3. Debian packages         (iptables/nftables references, bpftool, tcpdump...)
 #
-# Extra package groups: `setup.sh vm` also installs qemu and what the VM tests need.
+# Extra package groups: `setup.sh vm` also installs qemu and what the VM tests need;
+# `setup.sh package` what `cargo xtask package` needs (the musl target, cargo-deb,
+# debootstrap, systemd-analyze). Groups can be combined: `setup.sh vm package`.
 set -euo pipefail
+
+SETUP_GROUPS=" $* "
+has_group() { [[ "${SETUP_GROUPS}" == *" $1 "* ]]; }
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -55,24 +60,52 @@ want nft nftables
 want bpftool bpftool
 want tcpdump tcpdump
 want nsenter util-linux
-if [ "${1:-}" = "vm" ]; then
+want keepalived keepalived     # `keepalived -t` checks lvs-loader check --keepalived's test configs
+if has_group vm; then
     want qemu-system-x86_64 qemu-system-x86
     want busybox busybox-static
     want musl-gcc musl-tools
     want cpio cpio
     want ipvsadm ipvsadm          # IPVS rules inside the guest (LVS scenario)
-    want keepalived keepalived    # configures IPVS in the LVS scenario
     want modprobe kmod            # module dependencies (host) and loading (guest)
     want depmod kmod
     want objcopy binutils         # strips debug info off the test executables
     want ldd libc-bin
     want apt-get apt              # kernel packages: apt-get download
 fi
+if has_group package; then
+    want debootstrap debootstrap       # the fresh Debian root the package is installed into
+    want systemd-analyze systemd       # `systemd-analyze verify` of the units
+    want file file                     # "statically linked"
+    want readelf binutils              # no PT_INTERP, no DT_NEEDED; cargo-deb strips
+    want setpriv util-linux            # the units' capability bounding set, applied
+    want unshare util-linux
+    want gzip gzip
+    want qemu-system-x86_64 qemu-system-x86   # the guest: the package under systemd on 6.1
+    want cpio cpio
+    want depmod kmod
+    want lintian lintian                # Debian's package checker: no error, no warning
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "installing Debian packages: ${need_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq || true
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# --- 4. packaging: static musl target, cargo-deb ---------------------------
+CARGO_DEB_VERSION=3.8.0
+if has_group package; then
+    # The package's lvs-loader is built for x86_64-unknown-linux-musl with the host
+    # (stable) toolchain: static, no glibc needed at run time.
+    if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+        log "adding the x86_64-unknown-linux-musl target"
+        rustup target add x86_64-unknown-linux-musl
+    fi
+    if [ "$(cargo deb --version 2>/dev/null || true)" != "cargo-deb ${CARGO_DEB_VERSION}" ]; then
+        log "installing cargo-deb ${CARGO_DEB_VERSION} (a few minutes)"
+        cargo install --locked "cargo-deb@${CARGO_DEB_VERSION}"
+    fi
 fi
 
 # bpffs for pins (the loader mounts it too, but tools like bpftool like it there)

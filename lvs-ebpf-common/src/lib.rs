@@ -496,58 +496,94 @@ impl Default for VipInfo {
     }
 }
 
+/// [`AttachMeta::mode`]: a pinned TCX link.
 pub const MODE_TCX: u32 = 1;
+/// [`AttachMeta::mode`]: a cls_bpf filter on a clsact qdisc.
 pub const MODE_NETLINK: u32 = 2;
+/// [`AttachMeta::clsact`]: the clsact qdisc was there before us.
+pub const CLSACT_FOUND: u32 = 0;
+/// [`AttachMeta::clsact`]: lvs-loader created the clsact qdisc (removed with the last filter).
+pub const CLSACT_CREATED: u32 = 1;
+/// [`AttachMeta::clsact`]: about to create it (written before the qdisc is added, so a
+/// crash in between is recognised).
+pub const CLSACT_MAYBE: u32 = 2;
+/// [`AttachMeta::hook_order`]: first on the hook (TCX: before every other program;
+/// netlink: the lowest free priority, 1 when it is free).
+pub const HOOK_FIRST: u32 = 0;
+/// [`AttachMeta::hook_order`]: after everything already on the hook.
+pub const HOOK_LAST: u32 = 1;
+/// [`AttachMeta::hook_order`]: netlink only, exactly [`AttachMeta::hook_priority`].
+pub const HOOK_PRIORITY: u32 = 2;
 pub const META_MAGIC: u32 = 0x4c56_5345; // "LVSE"
-pub const META_VERSION: u32 = 1;
-pub const META_PATH_LEN: usize = 256;
+/// 2: netns cookie, per-generation config descriptions, full-length config paths.
+/// 3: hook order (first, last, or a tc priority), kept by re-hooks and repairs.
+pub const META_VERSION: u32 = 3;
+/// `PATH_MAX`: a config path is stored whole, never truncated.
+pub const META_PATH_LEN: usize = 4096;
 
-/// Userspace-only record of an attachment, kept in the pinned [`map_names::META`] map so
-/// that `status`, `reload` and `detach` work after the loader has exited.
+/// Userspace-only description of the config installed in one generation of the VIP and
+/// peer maps. The loader writes the standby generation's description *before* it flips
+/// `LVS_CONTROL`, so the live generation and its description switch together.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GenerationMeta {
+    /// Increases with every apply; 0 = this generation never held a config.
+    pub serial: u64,
+    pub applied_at: u64,
+    pub vip_count: u32,
+    pub peer_count: u32,
+    /// Non-zero while work after the flip is outstanding (counter slots taken over from
+    /// removed VIPs still to be reset).
+    pub pending: u32,
+    pub path_len: u32,
+    /// SHA-256 of the config file.
+    pub digest: [u8; 32],
+    /// Absolute path of the config file (`path_len` bytes).
+    pub config_path: [u8; META_PATH_LEN],
+}
+
+impl Default for GenerationMeta {
+    fn default() -> Self {
+        Self {
+            serial: 0,
+            applied_at: 0,
+            vip_count: 0,
+            peer_count: 0,
+            pending: 0,
+            path_len: 0,
+            digest: [0; 32],
+            config_path: [0; META_PATH_LEN],
+        }
+    }
+}
+
+/// Userspace-only record of an attachment, kept in the pinned [`map_names::META`] map so
+/// that `status`, `reload` and `detach` work after the loader has exited. Everything
+/// needed to undo the hook (mode, netlink priority/handle, whether the qdisc is ours) is
+/// written before the hook is created.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct AttachMeta {
     pub magic: u32,
     pub version: u32,
     pub mode: u32,
     pub ifindex: u32,
     pub netns_ino: u64,
+    /// `SO_NETNS_COOKIE` of the namespace (0 on kernels before 5.14).
+    pub netns_cookie: u64,
     pub attached_at: u64,
-    pub reloaded_at: u64,
-    pub generation: u64,
     pub nl_priority: u32,
     pub nl_handle: u32,
-    pub created_clsact: u32,
-    pub vip_count: u32,
-    pub peer_count: u32,
-    pub path_len: u32,
-    pub digest: [u8; 32],
+    /// [`CLSACT_FOUND`], [`CLSACT_CREATED`] or [`CLSACT_MAYBE`].
+    pub clsact: u32,
+    pub ifname_len: u32,
+    /// [`HOOK_FIRST`], [`HOOK_LAST`] or [`HOOK_PRIORITY`].
+    pub hook_order: u32,
+    /// With [`HOOK_PRIORITY`]: the tc filter priority asked for.
+    pub hook_priority: u32,
     pub ifname: [u8; 16],
-    pub config_path: [u8; META_PATH_LEN],
-}
-
-impl Default for AttachMeta {
-    fn default() -> Self {
-        Self {
-            magic: 0,
-            version: 0,
-            mode: 0,
-            ifindex: 0,
-            netns_ino: 0,
-            attached_at: 0,
-            reloaded_at: 0,
-            generation: 0,
-            nl_priority: 0,
-            nl_handle: 0,
-            created_clsact: 0,
-            vip_count: 0,
-            peer_count: 0,
-            path_len: 0,
-            digest: [0; 32],
-            ifname: [0; 16],
-            config_path: [0; META_PATH_LEN],
-        }
-    }
+    /// Indexed by generation (`LVS_CONTROL[0]`).
+    pub generations: [GenerationMeta; 2],
 }
 
 // No implicit padding anywhere: sizes equal the sum of the fields.
@@ -567,8 +603,11 @@ const _: () = assert!(core::mem::size_of::<PeerBucket>() == 64);
 const _: () = assert!(PEER_GEN_BUCKETS.is_multiple_of(GEOMETRY_BASE_ALIGN));
 const _: () = assert!(PEER_GEN_BUCKETS as usize * PEERS_PER_BUCKET >= 2 * MAX_PEERS as usize);
 const _: () = assert!(core::mem::size_of::<VipInfo>() == 8 + MAX_NAME_LEN);
-const _: () =
-    assert!(core::mem::size_of::<AttachMeta>() == 4 * 4 + 8 * 4 + 4 * 6 + 32 + 16 + META_PATH_LEN);
+const _: () = assert!(core::mem::size_of::<GenerationMeta>() == 8 * 2 + 4 * 4 + 32 + META_PATH_LEN);
+const _: () = assert!(
+    core::mem::size_of::<AttachMeta>()
+        == 4 * 4 + 8 * 3 + 4 * 6 + 16 + 2 * core::mem::size_of::<GenerationMeta>()
+);
 // Counter slots fit the entries' meta bits, and generation regions the geometry word.
 const _: () = assert!(VIP_STAT_SLOTS <= META_SLOT_MASK);
 const _: () = assert!(V4_GEN_BUCKETS.is_multiple_of(GEOMETRY_BASE_ALIGN));
@@ -589,4 +628,5 @@ mod pod {
     unsafe impl aya::Pod for PeerBucket {}
     unsafe impl aya::Pod for VipInfo {}
     unsafe impl aya::Pod for AttachMeta {}
+    unsafe impl aya::Pod for GenerationMeta {}
 }

@@ -27,12 +27,7 @@ pub fn attach_tcx(dp: &mut Datapath, iface: &str) -> Result<()> {
             TcAttachType::Ingress,
             TcAttachOptions::TcxOrder(LinkOrder::default()),
         )
-        .map_err(|e| Error::Attach {
-            iface: iface.to_owned(),
-            mode: "tcx",
-            hint: String::new(),
-            source: Box::new(e),
-        })?;
+        .map_err(|e| Error::Kernel(format!("attaching {iface} (tcx): {e}")))?;
     Ok(())
 }
 
@@ -45,7 +40,7 @@ pub const EMPTY_PROGRAM_NAME: &str = "lvs_empty";
 
 fn load_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::Load {
-        hint: String::new(),
+        hint: None,
         source: Box::new(e),
     }
 }
@@ -66,7 +61,7 @@ impl EmptyProgram {
         let prog = ebpf
             .program_mut(EMPTY_PROGRAM_NAME)
             .ok_or_else(|| Error::Load {
-                hint: String::new(),
+                hint: None,
                 source: format!("program {EMPTY_PROGRAM_NAME} missing from the object").into(),
             })?;
         prog.try_into().map_err(load_error)
@@ -81,12 +76,7 @@ impl EmptyProgram {
             TcAttachType::Ingress,
             TcAttachOptions::TcxOrder(LinkOrder::default()),
         )
-        .map_err(|e| Error::Attach {
-            iface: iface.to_owned(),
-            mode: "tcx",
-            hint: String::new(),
-            source: Box::new(e),
-        })?;
+        .map_err(|e| Error::Kernel(format!("attaching the empty program to {iface}: {e}")))?;
         Ok(())
     }
 

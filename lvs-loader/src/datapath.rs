@@ -48,26 +48,28 @@ pub struct Datapath {
     pub maps: MapSet,
 }
 
-fn load_hint(e: &(dyn std::error::Error + 'static)) -> String {
-    let text = {
-        let mut s = e.to_string();
-        let mut src = e.source();
-        while let Some(x) = src {
-            s.push_str(": ");
-            s.push_str(&x.to_string());
-            src = x.source();
+/// What to do about a load failure, from the OS error inside it (by errno).
+fn load_hint(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut errno = None;
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        if let Some(io) = x.downcast_ref::<std::io::Error>()
+            && io.raw_os_error().is_some()
+        {
+            errno = io.raw_os_error();
         }
-        s
-    };
-    let mut hint = String::new();
-    if text.contains("Operation not permitted") || text.contains("EPERM") {
-        hint.push_str(": permission denied (needs CAP_BPF/CAP_SYS_ADMIN; is the memlock rlimit too low on an old kernel?)");
-    } else if text.contains("Invalid argument") && !sys::has_kernel_btf() {
-        hint.push_str(": this kernel has no BTF (/sys/kernel/btf/vmlinux missing) and rejected the program; lvs-ebpf needs Linux >= 5.4 with CONFIG_BPF_SYSCALL and CONFIG_NET_CLS_BPF");
-    } else if text.contains("Function not implemented") || text.contains("ENOSYS") {
-        hint.push_str(": the kernel has no bpf() syscall (CONFIG_BPF_SYSCALL=n)");
+        cur = x.source();
     }
-    hint
+    match errno? {
+        libc::EPERM | libc::EACCES => Some(
+            "permission denied (needs CAP_BPF/CAP_SYS_ADMIN; is the memlock rlimit too low on an old kernel?)",
+        ),
+        libc::EINVAL if !sys::has_kernel_btf() => Some(
+            "this kernel has no BTF (/sys/kernel/btf/vmlinux missing) and rejected the program; lvs-ebpf needs Linux >= 5.4 with CONFIG_BPF_SYSCALL and CONFIG_NET_CLS_BPF",
+        ),
+        libc::ENOSYS => Some("the kernel has no bpf() syscall (CONFIG_BPF_SYSCALL=n)"),
+        _ => None,
+    }
 }
 
 impl Datapath {
@@ -95,17 +97,27 @@ impl Datapath {
         Ok(Self { ebpf, maps })
     }
 
+    /// Installs `config` in the maps (atomic generation switch), as a reload would.
+    pub fn apply(&mut self, config: &crate::config::Config) -> Result<crate::maps::ApplyReport> {
+        self.maps.apply(config)
+    }
+
+    /// Counters of the loaded (unattached) program, as `stats` shows them.
+    pub fn stats(&mut self, interface: &str) -> Result<crate::stats::Stats> {
+        crate::stats::from_maps(&mut self.maps, interface)
+    }
+
     fn classifier(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
         Self::named(ebpf, PROGRAM_NAME)
     }
 
     fn named<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
         let prog = ebpf.program_mut(name).ok_or_else(|| Error::Load {
-            hint: String::new(),
+            hint: None,
             source: format!("program {name} missing from the eBPF object").into(),
         })?;
         prog.try_into().map_err(|e: ProgramError| Error::Load {
-            hint: String::new(),
+            hint: None,
             source: Box::new(e),
         })
     }
@@ -118,7 +130,7 @@ impl Datapath {
     pub fn program_fd(&mut self) -> Result<RawFd> {
         let prog = self.program()?;
         let fd = prog.fd().map_err(|e| Error::Load {
-            hint: String::new(),
+            hint: None,
             source: Box::new(e),
         })?;
         Ok(fd.as_fd().as_raw_fd())
@@ -155,7 +167,7 @@ impl Datapath {
             })?;
         }
         let fd = prog.fd().map_err(|e| Error::Load {
-            hint: String::new(),
+            hint: None,
             source: Box::new(e),
         })?;
         Ok(fd.as_fd().as_raw_fd())
@@ -165,7 +177,7 @@ impl Datapath {
     pub fn program_id(&mut self) -> Result<u32> {
         let prog = self.program()?;
         prog.info().map(|i| i.id()).map_err(|e| Error::Load {
-            hint: String::new(),
+            hint: None,
             source: Box::new(e),
         })
     }

@@ -37,7 +37,7 @@ pub enum IfNameError {
 impl IfName {
     pub fn new(name: impl AsRef<[u8]>) -> Result<Self, IfNameError> {
         let b = name.as_ref();
-        let shown = || text::excerpt(&text::escape_bytes(b), text::EXCERPT_CHARS);
+        let shown = || text::excerpt_bytes(b, text::EXCERPT_CHARS);
         if b.is_empty() {
             return Err(IfNameError::Empty);
         }
@@ -135,9 +135,33 @@ impl serde::Serialize for IfName {
     }
 }
 
-/// clap value parser: `#[arg(value_parser = ifname::parse_arg)]`.
-pub fn parse_arg(s: &OsStr) -> Result<IfName, IfNameError> {
-    IfName::try_from(s)
+/// clap value parser for an interface argument, bytes and all (a non-UTF-8 name is a
+/// valid kernel name): `#[arg(value_parser = ifname::parse_arg)]`.
+#[allow(non_upper_case_globals)]
+pub const parse_arg: IfNameParser = IfNameParser;
+
+/// See [`parse_arg`].
+#[derive(Clone, Copy, Debug)]
+pub struct IfNameParser;
+
+impl clap::builder::TypedValueParser for IfNameParser {
+    type Value = IfName;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<IfName, clap::Error> {
+        IfName::try_from(value).map_err(|e| {
+            let what = arg.map_or_else(|| "IFACE".to_owned(), |a| a.to_string());
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for {what}: {e}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -2,20 +2,21 @@
 //!
 //! This file parses the command line and dispatches; each subcommand lives in its own
 //! file under `cmd/`.
-use std::{path::PathBuf, process::ExitCode};
+use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use lvs_loader::{ops::DEFAULT_PIN_DIR, sys};
+use lvs_loader::{DEFAULT_PIN_DIR, sys, text};
 
 mod cmd;
+mod report;
 
 #[derive(Parser)]
 #[command(
     name = "lvs-loader",
     version,
     about = "Mark LVS VIP traffic from non-peer MACs with a TC-ingress eBPF program (replaces the iptables MAC/MARK recipe)",
-    after_help = "Examples:\n  sudo lvs-loader attach eth0 --config /etc/lvs-ebpf/vips.toml\n  sudo lvs-loader stats eth0\n  sudo lvs-loader reload eth0 --config /etc/lvs-ebpf/vips.toml\n  sudo lvs-loader status --json\n  sudo lvs-loader detach eth0"
+    after_help = "Exit status: 0 success, 1 error (for `status`: some attachment is not ok), 2 usage error.\n\nExamples:\n  sudo lvs-loader attach eth0 --config /etc/lvs-ebpf/vips.toml\n  sudo lvs-loader stats eth0\n  sudo lvs-loader reload eth0 --config /etc/lvs-ebpf/vips.toml\n  sudo lvs-loader status --json\n  sudo lvs-loader detach eth0"
 )]
 struct Cli {
     /// Root directory of the pins (on a bpf filesystem).
@@ -24,10 +25,13 @@ struct Cli {
     /// Run in network namespace NAME (from /run/netns, like `ip -n NAME`) or at a path
     /// such as /proc/PID/ns/net.
     #[arg(long, short = 'n', global = true, value_name = "NAME")]
-    netns: Option<String>,
+    netns: Option<OsString>,
     /// Machine-readable output.
     #[arg(long, short = 'j', global = true)]
     json: bool,
+    /// Wait at most SECS for another lvs-loader that is changing the same interface.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 30.0)]
+    wait: f64,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,44 +43,63 @@ enum Command {
     /// reload.
     Attach(cmd::attach::AttachArgs),
     /// Replace the VIPs and peers of an attached IFACE atomically (no packet misses a VIP
-    /// present in both configs).
+    /// present in both configs); hooks the program again if it was removed from IFACE.
     Reload(cmd::attach::ReloadArgs),
-    /// Remove the program from IFACE and every pin lvs-loader made for it.
+    /// Remove the program from IFACE and every pin lvs-loader made for it (or, with
+    /// --orphans, free the attachments of network namespaces that no longer exist).
     Detach(cmd::detach::Args),
-    /// List every attached interface.
+    /// List every attachment and its state; exit 1 unless all are ok. With --check: the
+    /// health keepalived can track (hooked, first, config unchanged).
     Status(cmd::status::Args),
     /// Per-VIP and global counters of IFACE.
     Stats(cmd::stats::Args),
     /// Validate a config file and print what it would install.
     Check(cmd::check::Args),
+    /// Translate the iptables MAC/MARK recipe (iptables-save, firewalld direct rules)
+    /// into a vips.toml on standard output.
+    Import(cmd::import::Args),
+    /// Print a config as the equivalent iptables-restore input (the rollback path).
+    Export(cmd::export::Args),
+    /// Attach (or adopt) and keep the marker on interfaces: repair within a second,
+    /// reload on SIGHUP or file change, /metrics and /healthz, systemd Type=notify.
+    Daemon(cmd::daemon::Args),
+    /// Print the manual pages (roff), generated from this binary's options.
+    #[command(hide = true)]
+    Man(cmd::man::Args),
+    /// Print a shell completion script.
+    #[command(hide = true)]
+    Completions(cmd::completions::Args),
 }
 
 fn main() -> ExitCode {
     // Like any Unix filter: `lvs-loader stats eth0 | head` ends quietly.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return report::usage_error(e, report::wants_json(std::env::args_os())),
+    };
+    let json = cli.json;
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Config errors already carry file:line:col; print each cause once.
-            let mut msg = format!("lvs-loader: error: {e}");
-            for cause in e.chain().skip(1) {
-                msg.push_str(&format!("\n  caused by: {cause}"));
-            }
-            eprintln!("{msg}");
-            ExitCode::FAILURE
-        }
+        Ok(code) => code,
+        Err(e) => report::error(&e, json),
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(ns) = &cli.netns {
-        sys::enter_netns(ns).with_context(|| format!("entering network namespace {ns}"))?;
+        sys::enter_netns(ns).with_context(|| {
+            format!(
+                "entering network namespace {}",
+                text::escape_bytes(ns.as_encoded_bytes())
+            )
+        })?;
     }
+    let wait = Duration::try_from_secs_f64(cli.wait.max(0.0)).unwrap_or(Duration::MAX);
     let ctx = cmd::Ctx {
         pin_dir: cli.pin_dir,
         json: cli.json,
+        wait,
     };
     match cli.command {
         Command::Attach(a) => a.run(&ctx),
@@ -84,6 +107,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Detach(a) => a.run(&ctx),
         Command::Status(a) => a.run(&ctx),
         Command::Stats(a) => a.run(&ctx),
-        Command::Check(a) => a.run(&ctx),
+        Command::Check(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
+        Command::Import(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
+        Command::Export(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
+        Command::Daemon(a) => a.run(&ctx),
+        Command::Man(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
+        Command::Completions(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -2,7 +2,7 @@
 //! atomic generation switch used by attach and reload.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap as StdHashMap},
+    collections::{BTreeMap, HashMap as StdHashMap},
     path::Path,
 };
 
@@ -18,10 +18,15 @@ use lvs_ebpf_common::{
 
 use crate::{
     batch,
-    config::{Config, Vip},
+    config::Config,
     error::{Error, Result},
+    failpoint,
+    slots::{self, Slot},
     table::{self, VipEntry, region::Mapped},
 };
+
+/// Counter slots to reset after a flip: (slot, the name and order of its new VIP).
+pub type PostFlip = Vec<(u32, VipInfo)>;
 
 /// Where the VIPs live: the call-free tables of the attached program, or the kernel hash
 /// maps of the `htab` benchmark variant.
@@ -72,17 +77,6 @@ pub const ALL_MAPS: [&str; 12] = [
     map_names::META,
 ];
 
-/// Where a VIP's counter slot comes from in `apply`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Slot {
-    /// The VIP was live before: same slot, counters carry over.
-    Kept,
-    /// A slot no live VIP uses.
-    Fresh,
-    /// The slot of a VIP this reload removes (only when fresh slots run out).
-    Reused,
-}
-
 /// What `apply` changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
@@ -123,13 +117,16 @@ impl MapSet {
 
     /// Opens the maps pinned in `dir`.
     pub fn from_pins(dir: &Path) -> Result<Self> {
-        let open = |name: &'static str| -> Result<Map> {
-            let data = MapData::from_pin(dir.join(name)).map_err(|e| {
-                Error::map(name, format!("opening pin {}", dir.join(name).display()), e)
-            })?;
-            Map::from_map_data(data).map_err(|e| Error::map(name, "unexpected map type", e))
-        };
-        Self::build(false, open, |n| dir.join(n).exists())
+        Self::build(false, |name| open_pin(dir, name), |n| dir.join(n).exists())
+    }
+
+    /// The `LVS_META` record pinned in `dir` (without opening the other maps).
+    pub fn read_meta_pin(dir: &Path) -> Result<AttachMeta> {
+        let m = open_pin(dir, map_names::META)?;
+        let a = Array::<&MapData, AttachMeta>::try_from(&m)
+            .map_err(|e| Error::map(map_names::META, "open", e))?;
+        a.get(&0, 0)
+            .map_err(|e| Error::map(map_names::META, "read", e))
     }
 
     /// Every map, fetched by name; `has` tells which VIP maps this variant has.
@@ -328,13 +325,24 @@ impl MapSet {
         Ok(v)
     }
 
+    /// Installs `config` atomically (see [`MapSet::apply_with`]).
+    pub fn apply(&mut self, config: &Config) -> Result<ApplyReport> {
+        self.apply_with(config, |_, _, _| Ok(()))
+    }
+
     /// Installs `config` atomically.
     ///
-    /// The standby generation is emptied and filled, counters of new VIPs are zeroed, then
-    /// one write to `LVS_CONTROL` makes it live. A VIP present before and after keeps its
+    /// The standby generation is emptied and filled, counters of new VIPs are zeroed,
+    /// `before_flip` runs (the caller records what the standby generation now holds, and
+    /// the post-flip work, so that a crash anywhere leaves a truthful record), then one
+    /// write to `LVS_CONTROL` makes it live. A VIP present before and after keeps its
     /// counter slot and is matched by every packet throughout; any failure before the flip
     /// leaves the live datapath untouched.
-    pub fn apply(&mut self, config: &Config) -> Result<ApplyReport> {
+    pub fn apply_with(
+        &mut self,
+        config: &Config,
+        before_flip: impl FnOnce(&mut Self, &ApplyReport, &PostFlip) -> Result<()>,
+    ) -> Result<ApplyReport> {
         if config.vips.len() > MAX_VIPS as usize || config.peers.len() > MAX_PEERS as usize {
             return Err(Error::Map {
                 map: map_names::VIPS[0],
@@ -349,43 +357,32 @@ impl MapSet {
         let live = self.active_generation()?;
         let standby = live ^ 1;
 
-        // Counter slots: kept VIPs keep theirs; new VIPs take slots no live VIP uses and,
-        // only when those run out (a reload replacing most of a huge config), the slots of
-        // VIPs this reload removes, which are reset right after the flip.
-        let live_vips: StdHashMap<VipKey, VipValue> = self.vip_entries(live)?.into_iter().collect();
-        let used: BTreeSet<u32> = live_vips.values().map(|v| v.index).collect();
-        let new_keys: BTreeSet<VipKey> = config.vips.iter().map(Vip::key).collect();
-        let mut removed_slots = live_vips
+        let live_vips: StdHashMap<VipKey, u32> = self
+            .vip_entries(live)?
+            .into_iter()
+            .map(|(k, v)| (k, v.index))
+            .collect();
+        let new_keys: Vec<VipKey> = config.vips.iter().map(|v| v.key()).collect();
+        let plan = slots::plan(&live_vips, &new_keys, MAX_VIPS).map_err(|e| Error::Map {
+            map: map_names::VIP_STATS,
+            what: e.to_string(),
+            source: None,
+        })?;
+        let assignment: Vec<(VipKey, VipValue, Slot)> = plan
+            .vips
             .iter()
-            .filter(|(k, _)| !new_keys.contains(k))
-            .map(|(_, v)| v.index);
-        let mut fresh = (0..MAX_VIPS).filter(|i| !used.contains(i));
-        let mut assignment: Vec<(VipKey, VipValue, Slot)> = Vec::with_capacity(config.vips.len());
-        for vip in &config.vips {
-            let key = vip.key();
-            let (index, slot) = match live_vips.get(&key) {
-                Some(v) => (v.index, Slot::Kept),
-                None => match fresh.next() {
-                    Some(i) => (i, Slot::Fresh),
-                    None => (
-                        removed_slots.next().ok_or(Error::Map {
-                            map: map_names::VIP_STATS,
-                            what: "no free counter slot".into(),
-                            source: None,
-                        })?,
-                        Slot::Reused,
-                    ),
-                },
-            };
-            assignment.push((
-                key,
-                VipValue {
-                    mark: vip.mark,
-                    index,
-                },
-                slot,
-            ));
-        }
+            .zip(&config.vips)
+            .map(|(p, vip)| {
+                (
+                    p.key,
+                    VipValue {
+                        mark: vip.mark,
+                        index: p.index,
+                    },
+                    p.slot,
+                )
+            })
+            .collect();
 
         // 1. Empty the standby generation (the tables' region is overwritten whole).
         if !self.has_tables() {
@@ -408,9 +405,12 @@ impl MapSet {
             }
         }
 
+        failpoint::hit("apply:standby-emptied");
+
         // 2. Counters of fresh slots start at zero; names and order of every slot that no
         // live VIP uses.
-        self.reset_slots(config, &assignment, |slot| slot != Slot::Reused)?;
+        self.reset_slots(config, &assignment)?;
+        failpoint::hit("apply:slots-reset");
 
         // 3. Fill the standby generation.
         let mut standby_control = GenControl::default();
@@ -456,106 +456,127 @@ impl MapSet {
             }
         }
 
+        failpoint::hit("apply:standby-filled");
+
         // 4. Describe the standby generation in its control line (the live line and the
-        // selector are rewritten with the bytes they hold), then flip: a second update
-        // that changes the selector alone, atomic for every packet.
+        // selector are rewritten with the bytes they hold; no packet reads this line).
         let mut control = self.read_control()?;
         control.lines[standby as usize].generation = standby_control;
         self.write_control(&control, "write")?;
-        // The tables written through the mapping are visible before the flip.
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        control.lines[0].active = standby;
-        self.write_control(&control, "switch generation")?;
 
-        // 5. The counts of removed VIPs move to the retired slot (so totals never go
-        // backwards); slots taken over from removed VIPs start counting for their new VIP.
-        let removed: Vec<u32> = live_vips
-            .iter()
-            .filter(|(k, _)| !new_keys.contains(k))
-            .map(|(_, v)| v.index)
-            .collect();
-        let reused: Vec<u32> = assignment
-            .iter()
-            .filter(|(_, _, slot)| *slot == Slot::Reused)
-            .map(|(_, v, _)| v.index)
-            .collect();
-        self.retire_slots(&removed, &reused)?;
-        self.reset_slots(config, &assignment, |slot| slot == Slot::Reused)?;
-        self.fresh = false;
-
-        let kept = assignment
-            .iter()
-            .filter(|(_, _, slot)| *slot == Slot::Kept)
-            .count();
-        Ok(ApplyReport {
+        let kept = plan.count(Slot::Kept);
+        let report = ApplyReport {
             generation: standby,
             vips: assignment.len(),
             peers: config.peers.len(),
             added: assignment.len() - kept,
-            removed: live_vips.keys().filter(|k| !new_keys.contains(k)).count(),
+            removed: plan.removed,
             kept,
-        })
+        };
+        let post_flip = self.post_flip_work(config, &assignment);
+        before_flip(self, &report, &post_flip)?;
+        failpoint::hit("apply:described");
+
+        // 5. Flip: a second update of the control value that changes the selector alone,
+        // atomic for every packet. The tables written through the mapping are visible
+        // before it.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        control.lines[0].active = standby;
+        self.write_control(&control, "switch generation")?;
+        failpoint::hit("apply:flipped");
+
+        // 6. The counts of removed VIPs move to the retired slot (so totals never go
+        // backwards), then slots taken over from removed VIPs start counting for their
+        // new VIP.
+        let wanted: std::collections::HashSet<&VipKey> = new_keys.iter().collect();
+        let removed: Vec<u32> = live_vips
+            .iter()
+            .filter(|(k, _)| !wanted.contains(k))
+            .map(|(_, &i)| i)
+            .collect();
+        self.retire_slots(&removed)?;
+        self.finish_post_flip(&post_flip)?;
+        self.fresh = false;
+        Ok(report)
     }
 
-    /// Zeroes the counters of new VIPs' slots (not kept ones) and writes name and order
-    /// for every VIP whose slot matches `which`.
+    /// The reused slots of `assignment` with their new VIP's name and order.
+    fn post_flip_work(&self, config: &Config, assignment: &[(VipKey, VipValue, Slot)]) -> PostFlip {
+        config
+            .vips
+            .iter()
+            .zip(assignment)
+            .enumerate()
+            .filter(|(_, (_, (_, _, slot)))| *slot == Slot::Reused)
+            .map(|(order, (vip, (_, v, _)))| (v.index, vip_info(order, vip.name.as_deref())))
+            .collect()
+    }
+
+    /// Zeroes the counters of `work`'s slots and writes their names: the part of an apply
+    /// that comes after the flip (also run by recovery after a crash right after a flip).
+    pub fn finish_post_flip(&mut self, work: &PostFlip) -> Result<()> {
+        if work.is_empty() {
+            return Ok(());
+        }
+        let slots: Vec<u32> = work.iter().map(|(i, _)| *i).collect();
+        let infos: Vec<VipInfo> = work.iter().map(|(_, v)| *v).collect();
+        self.zero_counters(&slots)?;
+        self.write_infos(&slots, &infos)
+    }
+
+    /// Zeroes the counters of the fresh slots (fresh maps are zero already) and writes
+    /// name and order of every new or kept VIP. Reused slots are left to
+    /// [`MapSet::finish_post_flip`]: their old VIP is still live.
     fn reset_slots(
         &mut self,
         config: &Config,
         assignment: &[(VipKey, VipValue, Slot)],
-        which: impl Fn(Slot) -> bool,
     ) -> Result<()> {
-        let cpus = nr_cpus()?;
         let mut zero_slots: Vec<u32> = Vec::new();
         let mut info_slots: Vec<u32> = Vec::new();
         let mut infos: Vec<VipInfo> = Vec::new();
         for (order, (vip, (_, v, slot))) in config.vips.iter().zip(assignment).enumerate() {
-            if !which(*slot) {
+            if *slot == Slot::Reused {
                 continue;
             }
-            // Fresh maps are all zeros already; reused slots were zeroed when their counts
-            // were retired.
             if *slot == Slot::Fresh && !self.fresh {
                 zero_slots.push(v.index);
             }
-            let mut i = VipInfo {
-                order: order as u32,
-                ..VipInfo::default()
-            };
-            if let Some(name) = &vip.name {
-                let b = name.as_bytes();
-                let n = b.len().min(MAX_NAME_LEN);
-                i.name[..n].copy_from_slice(&b[..n]);
-                i.name_len = n as u32;
-            }
             info_slots.push(v.index);
-            infos.push(i);
+            infos.push(vip_info(order, vip.name.as_deref()));
         }
-        if !zero_slots.is_empty() {
-            let zeros = vec![VipCounters::default(); zero_slots.len() * cpus];
-            if !batched(
-                &self.vip_stats,
-                map_names::VIP_STATS,
-                &zero_slots,
-                &zeros,
-                cpus,
-            )? {
-                let mut stats =
-                    PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
-                        .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
-                for i in &zero_slots {
-                    let z = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
-                        .map_err(|e| Error::io("per-CPU values", e))?;
-                    stats
-                        .set(*i, z, 0)
-                        .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
-                }
+        self.zero_counters(&zero_slots)?;
+        self.write_infos(&info_slots, &infos)
+    }
+
+    fn zero_counters(&mut self, slots: &[u32]) -> Result<()> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let cpus = nr_cpus()?;
+        let zeros = vec![VipCounters::default(); slots.len() * cpus];
+        if !batched(&self.vip_stats, map_names::VIP_STATS, slots, &zeros, cpus)? {
+            let mut stats = PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
+                .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
+            for i in slots {
+                let z = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
+                    .map_err(|e| Error::io("per-CPU values", e))?;
+                stats
+                    .set(*i, z, 0)
+                    .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
             }
         }
-        if !batched(&self.info, map_names::VIP_INFO, &info_slots, &infos, 1)? {
+        Ok(())
+    }
+
+    fn write_infos(&mut self, slots: &[u32], infos: &[VipInfo]) -> Result<()> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        if !batched(&self.info, map_names::VIP_INFO, slots, infos, 1)? {
             let mut info = Array::<&mut MapData, VipInfo>::try_from(&mut self.info)
                 .map_err(|e| Error::map(map_names::VIP_INFO, "open", e))?;
-            for (i, v) in info_slots.iter().zip(&infos) {
+            for (i, v) in slots.iter().zip(infos) {
                 info.set(*i, v, 0)
                     .map_err(|e| Error::map(map_names::VIP_INFO, "write", e))?;
             }
@@ -711,9 +732,11 @@ impl MapSet {
         Ok((sum, per_cpu_sum))
     }
 
-    /// Adds the counts of `removed` slots (per CPU) to [`RETIRED_SLOT`], then zeroes
-    /// `zero` (slots that start counting for a new VIP now).
-    fn retire_slots(&mut self, removed: &[u32], zero: &[u32]) -> Result<()> {
+    /// Adds the counts of `removed` slots (per CPU) to [`RETIRED_SLOT`]. (The slots
+    /// themselves are zeroed when a new VIP takes them: [`MapSet::finish_post_flip`] or
+    /// the fresh-slot reset. A crash between the flip and this step loses the removed
+    /// VIPs' counts from the totals; nothing else.)
+    fn retire_slots(&mut self, removed: &[u32]) -> Result<()> {
         if removed.is_empty() {
             return Ok(());
         }
@@ -727,23 +750,7 @@ impl MapSet {
         let values = PerCpuValues::try_from(retired).map_err(|e| Error::io("per-CPU values", e))?;
         stats
             .set(RETIRED_SLOT, values, 0)
-            .map_err(|e| Error::map(map_names::VIP_STATS, "write", e))?;
-        if zero.is_empty() {
-            return Ok(());
-        }
-        let zeros = vec![VipCounters::default(); zero.len() * cpus];
-        if !batched(&self.vip_stats, map_names::VIP_STATS, zero, &zeros, cpus)? {
-            let mut stats = PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
-                .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
-            for &s in zero {
-                let z = PerCpuValues::try_from(vec![VipCounters::default(); cpus])
-                    .map_err(|e| Error::io("per-CPU values", e))?;
-                stats
-                    .set(s, z, 0)
-                    .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
-            }
-        }
-        Ok(())
+            .map_err(|e| Error::map(map_names::VIP_STATS, "write", e))
     }
 
     /// Builds the tables of `entries` and of the peers of `config`, writes them into
@@ -835,6 +842,46 @@ fn add(sum: &mut VipCounters, v: &VipCounters) {
     sum.marked_bytes += v.marked_bytes;
     sum.peer_packets += v.peer_packets;
     sum.peer_bytes += v.peer_bytes;
+}
+
+/// What `stats` shows for a slot: the VIP's position in its config and its name.
+fn vip_info(order: usize, name: Option<&str>) -> VipInfo {
+    let mut i = VipInfo {
+        order: order as u32,
+        ..VipInfo::default()
+    };
+    if let Some(name) = name {
+        let b = name.as_bytes();
+        let n = b.len().min(MAX_NAME_LEN);
+        i.name[..n].copy_from_slice(&b[..n]);
+        i.name_len = n as u32;
+    }
+    i
+}
+
+/// The OS error inside a map error, if any.
+fn os_error(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        if let Some(io) = x.downcast_ref::<std::io::Error>() {
+            return io.raw_os_error();
+        }
+        cur = x.source();
+    }
+    None
+}
+
+/// Opens the pin of map `name` in `dir`; EACCES/EPERM become "permission denied".
+fn open_pin(dir: &Path, name: &'static str) -> Result<Map> {
+    let path = dir.join(name);
+    let data = MapData::from_pin(&path).map_err(|e| {
+        let what = format!("opening {}", crate::text::escape_path(&path));
+        match os_error(&e) {
+            Some(libc::EACCES | libc::EPERM) => Error::PermissionDenied { what },
+            _ => Error::map(name, what, e),
+        }
+    })?;
+    Map::from_map_data(data).map_err(|e| Error::map(name, "unexpected map type", e))
 }
 
 fn remove_ignoring_missing(

@@ -1,13 +1,18 @@
-//! Small system facts and actions: privileges, bpffs, network namespaces, kernel version.
+//! Small system facts and actions: privileges, bpffs, entering a network namespace,
+//! interface names and indexes, the kernel release.
 
 use std::{
     ffi::CString,
     fs,
-    os::{fd::AsRawFd as _, unix::fs::MetadataExt as _},
+    os::fd::AsRawFd as _,
     path::{Path, PathBuf},
 };
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    ifname::IfName,
+    text,
+};
 
 /// Where `ip netns add NAME` puts its namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
@@ -96,50 +101,51 @@ pub fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
     }
     Err(Error::Bpffs(format!(
         "{} is not on a bpf filesystem: mount one with `mount -t bpf bpf DIR` or pick a --pin-dir under {BPFFS_MOUNT}",
-        pin_dir.display()
+        text::escape_path(pin_dir)
     )))
 }
 
 /// Moves this thread into the network namespace `name` (a name under /run/netns, or a
 /// path such as /proc/PID/ns/net).
-pub fn enter_netns(name: &str) -> Result<()> {
-    let path = if name.contains('/') {
-        PathBuf::from(name)
+pub fn enter_netns(name: &std::ffi::OsStr) -> Result<()> {
+    let shown = text::escape_bytes(name.as_encoded_bytes());
+    let as_path = Path::new(name);
+    let path = if name.as_encoded_bytes().contains(&b'/') {
+        as_path.to_path_buf()
     } else {
+        // A bare name must be one entry of /run/netns, not `.`, `..` or empty.
+        if name.is_empty() || name == "." || name == ".." {
+            return Err(Error::Netns {
+                name: shown,
+                source: std::io::Error::from_raw_os_error(libc::ENOENT),
+            });
+        }
         Path::new(NETNS_RUN_DIR).join(name)
     };
     let f = fs::File::open(&path).map_err(|source| Error::Netns {
-        name: name.to_owned(),
+        name: shown.clone(),
         source,
     })?;
     // SAFETY: valid fd.
     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return Err(Error::Netns {
-            name: name.to_owned(),
+            name: shown,
             source: std::io::Error::last_os_error(),
         });
     }
     Ok(())
 }
 
-/// Inode of this thread's network namespace: the key that keeps pins of two namespaces
-/// with the same interface name apart.
-pub fn netns_inode() -> Result<u64> {
-    fs::metadata("/proc/thread-self/ns/net")
-        .map(|m| m.ino())
-        .map_err(|e| Error::io("reading /proc/thread-self/ns/net", e))
-}
-
 /// ifindex of `iface` in this thread's namespace.
-pub fn ifindex(iface: &str) -> Option<u32> {
-    let c = CString::new(iface).ok()?;
+pub fn ifindex(iface: &IfName) -> Option<u32> {
+    let c = iface.to_cstring();
     // SAFETY: valid C string.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
     (idx != 0).then_some(idx)
 }
 
 /// Name of `ifindex` in this thread's namespace.
-pub fn ifname(ifindex: u32) -> Option<String> {
+pub fn ifname(ifindex: u32) -> Option<IfName> {
     let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
     // SAFETY: buffer of IF_NAMESIZE bytes.
     let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
@@ -148,20 +154,10 @@ pub fn ifname(ifindex: u32) -> Option<String> {
     }
     // SAFETY: if_indextoname NUL-terminates.
     let s = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
-    Some(s.to_string_lossy().into_owned())
+    IfName::new(s.to_bytes()).ok()
 }
 
-/// `(major, minor, patch)` of the running kernel.
-pub fn kernel_version() -> (u32, u32, u32) {
-    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut it = release
-        .trim()
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty());
-    let mut next = || it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    (next(), next(), next())
-}
-
+/// The running kernel's release string (`uname -r`).
 pub fn kernel_release() -> String {
     fs::read_to_string("/proc/sys/kernel/osrelease")
         .unwrap_or_default()
@@ -171,7 +167,7 @@ pub fn kernel_release() -> String {
 
 /// TCX (BPF links on the tc hooks) arrived in Linux 6.6.
 pub fn supports_tcx() -> bool {
-    kernel_version() >= (6, 6, 0)
+    crate::hook::supports_tcx()
 }
 
 pub fn has_kernel_btf() -> bool {
@@ -183,4 +179,10 @@ pub fn now_unix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// The effective uid.
+pub fn euid() -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() }
 }

@@ -3,6 +3,8 @@
 use lvs_loader::{
     config::{self, Config},
     datapath::Datapath,
+    maps::ApplyReport,
+    stats::Stats,
     testrun::{self, TestRunOutput},
 };
 
@@ -24,8 +26,7 @@ impl Loaded {
 
     pub fn with_config(config: Config) -> Self {
         let mut dp = Datapath::load().unwrap_or_else(|e| panic!("loading the eBPF program: {e:?}"));
-        dp.maps
-            .apply(&config)
+        dp.apply(&config)
             .unwrap_or_else(|e| panic!("applying config: {e:?}"));
         let fd = dp.program_fd().expect("program fd");
         let explain_fd = dp.explain_fd().expect("explain program fd");
@@ -52,11 +53,22 @@ impl Loaded {
     pub fn apply(&mut self, toml: &str) {
         let config = config::parse(toml, "test.toml")
             .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
-        self.dp
-            .maps
+        self.apply_config(config);
+    }
+
+    /// Installs `config` (atomic generation switch); returns what changed.
+    pub fn apply_config(&mut self, config: Config) -> ApplyReport {
+        let r = self
+            .dp
             .apply(&config)
             .unwrap_or_else(|e| panic!("applying config: {e:?}"));
         self.config = config;
+        r
+    }
+
+    /// The counters, as `lvs-loader stats` would show them.
+    pub fn stats(&mut self) -> Stats {
+        self.dp.stats("test").expect("stats")
     }
 }
 

@@ -79,6 +79,46 @@ impl Lab {
             .expect("run lvs-loader")
     }
 
+    /// `lvs-loader --pin-dir PINS --netns DIRECTOR ARGS...` with extra environment
+    /// variables (failpoints).
+    pub fn loader_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        Command::new(loader_bin())
+            .arg("--pin-dir")
+            .arg(&self.pins.path)
+            .arg("--netns")
+            .arg(&self.director.name)
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run lvs-loader")
+    }
+
+    /// `status --json`: exit code and the parsed entries.
+    pub fn status(&self) -> (Option<i32>, Vec<serde_json::Value>) {
+        let out = self.loader(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "status --json: {e}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                stderr(&out)
+            )
+        });
+        (out.status.code(), v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// The `status` entry of DEV in the director's namespace, if any.
+    pub fn my_status(&self) -> Option<serde_json::Value> {
+        self.status()
+            .1
+            .into_iter()
+            .find(|e| e["current_netns"] == true && e["interface"] == DEV)
+    }
+
+    /// Ids of the lvs-ebpf programs on DEV's ingress hook (TCX or filter).
+    pub fn marker_prog_ids(&self) -> Vec<u32> {
+        marker_prog_ids(&self.director, DEV)
+    }
+
     /// Runs the loader and panics with its output unless it succeeds; returns stdout.
     pub fn loader_ok(&self, args: &[&str]) -> String {
         loader_ok_at(&self.pins.path, &self.director.name, args)
@@ -179,18 +219,59 @@ pub fn mark_count(ns: &NetNs, dst: IpAddr, mark: u32) -> u64 {
     panic!("no counting rule {want:?} in:\n{out}");
 }
 
-/// TCX programs and tc filters on `dev`'s ingress.
+/// TCX programs and tc filters on `dev`'s ingress, one line each (empty when `dev` is
+/// gone).
 pub fn ingress_hooks(ns: &NetNs, dev: &str) -> String {
+    let _in = ns.enter();
+    let dev = lvs_loader::IfName::new(dev).expect("interface name");
+    let Some(ifindex) = lvs_loader::sys::ifindex(&dev) else {
+        return String::new();
+    };
     let mut s = String::new();
-    {
-        let _in = ns.enter();
-        for (id, name) in lvs_loader::ops::tcx_ingress_programs(dev).expect("query TCX") {
-            s.push_str(&format!("tcx ingress prog {id} {name}\n"));
+    for e in lvs_loader::hook::ingress(ifindex).expect("listing the ingress hook") {
+        let id = e.prog_id.map_or("-".into(), |i| i.to_string());
+        match e.position {
+            lvs_loader::hook::HookPosition::Tcx => {
+                s.push_str(&format!("tcx ingress prog {id} {}\n", e.name))
+            }
+            lvs_loader::hook::HookPosition::Filter {
+                priority,
+                handle,
+                kind,
+            } => s.push_str(&format!(
+                "filter pref {priority} handle {handle:#x} {kind} prog {id} {}\n",
+                e.name
+            )),
         }
     }
-    let tc = ns.output("tc", &["filter", "show", "dev", dev, "ingress"]);
-    s.push_str(&String::from_utf8_lossy(&tc.stdout));
     s
+}
+
+/// Ids of the lvs-ebpf programs on `dev`'s ingress hook in `ns` (empty if `dev` is
+/// gone).
+pub fn marker_prog_ids(ns: &NetNs, dev: &str) -> Vec<u32> {
+    let _in = ns.enter();
+    let dev = lvs_loader::IfName::new(dev).expect("interface name");
+    let Some(ifindex) = lvs_loader::sys::ifindex(&dev) else {
+        return Vec::new();
+    };
+    lvs_loader::hook::ingress(ifindex)
+        .expect("listing the ingress hook")
+        .into_iter()
+        .filter(|e| e.is_marker())
+        .filter_map(|e| e.prog_id)
+        .collect()
+}
+
+/// Whether the kernel freed program `id` (within a second: freeing is deferred).
+pub fn prog_freed(id: u32) -> bool {
+    for _ in 0..100 {
+        if !lvs_loader::bpf::prog_exists(id) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
 }
 
 /// Whether TCX-only tests can run here.

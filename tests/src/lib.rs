@@ -4,6 +4,8 @@
 //! Used by the integration tests in `tests/` and by the benchmark binary.
 
 pub mod bench;
+pub mod daemon;
+pub mod debroot;
 pub mod framegen;
 pub mod frames;
 pub mod harness;

@@ -153,6 +153,36 @@ pub fn loader_bin() -> PathBuf {
     p
 }
 
+/// Runs `lvs-loader --pin-dir PINS --netns NS ARGS...`.
+pub fn loader_at(pins: &std::path::Path, ns: &str, args: &[&str]) -> Output {
+    Command::new(loader_bin())
+        .arg("--pin-dir")
+        .arg(pins)
+        .args(["--netns", ns])
+        .args(args)
+        .output()
+        .expect("run lvs-loader")
+}
+
+/// `status --json` as (exit code, entries).
+pub fn status_at(pins: &std::path::Path, ns: &str) -> (Option<i32>, Vec<serde_json::Value>) {
+    let out = loader_at(pins, ns, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json: {e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), v.as_array().cloned().unwrap_or_default())
+}
+
+/// Inode of the namespace (what the pins are keyed by, with the cookie).
+pub fn netns_inode(ns: &NetNs) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(ns.path()).expect("netns").ino()
+}
+
 /// Runs `lvs-loader --pin-dir PINS --netns NS ARGS...` and panics with its output unless it
 /// succeeds; returns stdout.
 pub fn loader_ok_at(pins: &std::path::Path, ns: &str, args: &[&str]) -> String {

@@ -14,7 +14,8 @@ impl Sender {
     /// Opens a socket on `dev` inside `ns` (the socket stays in that namespace).
     pub fn open(ns: &NetNs, dev: &str) -> Self {
         let _guard = ns.enter();
-        let ifindex = lvs_loader::sys::ifindex(dev)
+        let name = lvs_loader::IfName::new(dev).expect("interface name");
+        let ifindex = lvs_loader::sys::ifindex(&name)
             .unwrap_or_else(|| panic!("no {dev} in {}", ns.name)) as i32;
         // SAFETY: plain socket(2).
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvs_tests::{
     frames::{Frame, IPPROTO_TCP, IPPROTO_UDP},
-    lab::{DEV, DIRECTOR_MAC, Lab, path_str, tcx_or_skip},
+    lab::{DEV, DIRECTOR_MAC, Lab, path_str, stderr, tcx_or_skip},
     netns::loader_ok_at,
 };
 
@@ -336,11 +336,30 @@ fn tcx_runs_alongside_other_programs() {
         &lab.director.name,
         &["attach", DEV, "--config", path_str(&other), "--mode", "tcx"],
     );
-    lab.loader_ok(&["attach", DEV, "--config", path_str(&c), "--mode", "tcx"]);
+    // Another lvs-ebpf marker is already there: refused unless asked for.
+    let out = lab.loader(&["attach", DEV, "--config", path_str(&c), "--mode", "tcx"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("already carries an lvs-ebpf program")
+            && stderr(&out).contains("another --pin-dir"),
+        "{}",
+        stderr(&out)
+    );
+    lab.loader_ok(&[
+        "attach",
+        DEV,
+        "--config",
+        path_str(&c),
+        "--mode",
+        "tcx",
+        "--allow-stacking",
+        "--position",
+        "last",
+    ]);
     let v4: IpAddr = VIP.into();
     lab.watch_marks(&[v4], &[3, 5]);
     lab.send(&n(web(CLIENT), 2));
-    // Both ran: the later one (ours, mark 3) wins.
+    // Both ran: the one that runs last (ours, mark 3, --position last) wins.
     assert_eq!(lab.mark_count(v4, 3), 2);
     let s = lab.stats();
     assert_eq!(s["vips"][0]["marked_packets"], 2);
@@ -378,8 +397,9 @@ fn attach_rehooks_when_someone_removed_the_filter() {
     // Someone deletes the clsact qdisc (and our filter with it).
     lab.director
         .run("tc", &["qdisc", "del", "dev", DEV, "clsact"]);
-    let st: serde_json::Value =
-        serde_json::from_str(&lab.loader_ok(&["status", "--json"])).expect("JSON");
+    let out = lab.loader(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "status fails when not ok");
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let me = st
         .as_array()
         .expect("array")
@@ -387,8 +407,9 @@ fn attach_rehooks_when_someone_removed_the_filter() {
         .find(|e| e["current_netns"] == true)
         .expect("entry");
     assert_eq!(me["state"], "not hooked", "{me}");
-    // attach again: a fresh attachment, not a reload of maps nobody reads.
-    let r: serde_json::Value = serde_json::from_str(&lab.loader_ok(&[
+    // attach again: hooked again (and says so), not a reload of maps nobody reads; and no
+    // stray tool output (the starting code printed tc's "Error: Invalid handle.").
+    let out = lab.loader(&[
         "attach",
         DEV,
         "--config",
@@ -396,11 +417,84 @@ fn attach_rehooks_when_someone_removed_the_filter() {
         "--mode",
         "netlink",
         "--json",
-    ]))
-    .expect("JSON");
-    assert_eq!(r["action"], "attached", "{r}");
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "nothing on stderr");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(r["action"], "re-hooked", "{r}");
     let v4: IpAddr = VIP.into();
     lab.watch_marks(&[v4], &[3]);
     lab.send(&n(web(CLIENT), 2));
     assert_eq!(lab.mark_count(v4, 3), 2);
+}
+
+/// `reload` on an attachment whose hook someone removed must hook it again and say so,
+/// not print "reloaded" while nothing marks (defect 10).
+fn reload_rehooks(mode: &str) {
+    let lab = Lab::new(&format!("rh{}", &mode[..2]));
+    let c = lab.config("a.toml", CONFIG);
+    let c2 = lab.config("b.toml", CONFIG2);
+    lab.loader_ok(&["attach", DEV, "--config", path_str(&c), "--mode", mode]);
+    if mode == "netlink" {
+        lab.director
+            .run("tc", &["qdisc", "del", "dev", DEV, "clsact"]);
+    } else {
+        use std::os::fd::AsFd as _;
+        let e = lab.my_status().expect("entry");
+        let dir = std::path::PathBuf::from(e["pin_dir"].as_str().expect("pin_dir"));
+        let link = lvs_loader::bpf::obj_get(&dir.join("link")).expect("link pin");
+        lvs_loader::bpf::link_detach(link.as_fd()).expect("detach the link");
+    }
+    let v4: IpAddr = VIP.into();
+    lab.watch_marks(&[v4], &[0, 5]);
+    lab.send(&n(web(CLIENT), 2));
+    assert_eq!(lab.mark_count(v4, 0), 2, "nothing marks while unhooked");
+    let out = lab.loader_ok(&["reload", DEV, "--config", path_str(&c2)]);
+    assert!(out.contains("re-hooked"), "{out}");
+    lab.send(&n(web(CLIENT), 3));
+    assert_eq!(lab.mark_count(v4, 5), 3, "marked again after the reload");
+    let (code, _) = lab.status();
+    assert_eq!(code, Some(0));
+    assert_eq!(lab.marker_prog_ids().len(), 1);
+}
+
+#[test]
+fn netlink_reload_rehooks_after_the_qdisc_was_deleted() {
+    reload_rehooks("netlink");
+}
+
+#[test]
+fn tcx_reload_rehooks_after_the_link_was_detached() {
+    if tcx_or_skip("tcx_reload_rehooks_after_the_link_was_detached") {
+        reload_rehooks("tcx");
+    }
+}
+
+#[test]
+fn reload_fails_loudly_when_the_interface_is_gone() {
+    let lab = Lab::new("ifgone");
+    let c = lab.config("a.toml", CONFIG);
+    lab.loader_ok(&["attach", DEV, "--config", path_str(&c)]);
+    lab.director.ip(&["link", "del", DEV]);
+    let out = lab.loader(&["reload", DEV, "--config", path_str(&c)]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr(&out).contains("the interface is gone"),
+        "{}",
+        stderr(&out)
+    );
+    let (code, _) = lab.status();
+    assert_eq!(code, Some(1), "status fails: not ok");
+    assert_eq!(lab.my_status().expect("entry")["state"], "interface gone");
+    lab.loader_ok(&["detach", DEV]);
+    assert!(
+        lab.pins.leftovers().is_empty(),
+        "{:?}",
+        lab.pins.leftovers()
+    );
 }

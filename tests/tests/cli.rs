@@ -254,7 +254,7 @@ fn prometheus_output() {
     lab.send(&[web(), web()]);
     let text = lab.loader_ok(&["stats", DEV, "--prometheus"]);
     assert!(
-        text.contains("lvs_ebpf_vip_marked_packets_total{interface=\"lvs0\",vip=\"web\",address=\"172.17.85.56\",port=\"80\",protocol=\"tcp\",mark=\"0x3\"} 2"),
+        text.contains("lvs_ebpf_vip_marked_packets_total{interface=\"lvs0\",vip=\"172.17.85.56\",port=\"80\",protocol=\"tcp\",mark=\"0x3\",name=\"web\"} 2"),
         "{text}"
     );
     assert!(

@@ -641,7 +641,7 @@ fn counters_follow_the_verdicts() {
     dp.run(&tcp4(81).bytes(), 0);
     dp.run(&tcp4(80).with_fragment(1, false).bytes(), 0);
     dp.run(&tcp4(80).with_l4_len(10).bytes(), 0);
-    let s = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "test").expect("stats");
+    let s = dp.stats();
     let web = s
         .vips
         .iter()
@@ -724,7 +724,7 @@ mark = 0x31
         .mark,
         0
     );
-    let s = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    let s = dp.stats();
     assert_eq!(s.vips.len(), 2);
     let web_stats = s.vips.iter().find(|v| v.name == "web").expect("web");
     assert_eq!(
@@ -764,19 +764,15 @@ fn reload_replacing_every_vip_of_a_huge_config() {
         assert_eq!(dp.run(&to([10, 0, 0, 7]), 0).mark, 0xa);
     }
     let b = make(11, n, 0xb);
-    let report = dp
-        .dp
-        .maps
-        .apply(&b)
-        .expect("a reload replacing 70,000 of 70,000 VIPs");
+    let report = dp.apply_config(b);
     assert_eq!(
         (report.added, report.removed, report.kept),
-        (n as usize, n as usize, 0)
+        (n as usize, n as usize, 0),
+        "a reload replacing 70,000 of 70,000 VIPs"
     );
-    dp.config = b;
     assert_eq!(dp.run(&to([10, 0, 0, 7]), 0).mark, 0, "old VIP gone");
     assert_eq!(dp.run(&to([11, 0, 0, 7]), 0).mark, 0xb, "new VIP marked");
-    let s = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    let s = dp.stats();
     assert_eq!(s.vips.len(), n as usize);
     let total: u64 = s.vips.iter().map(|v| v.marked_packets).sum();
     assert_eq!(total, 1, "reused slots start from zero: {total}");
@@ -820,7 +816,7 @@ fn explain_gives_every_fixture_reason() {
         failures.len(),
         failures.join("\n")
     );
-    let s = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    let s = lvs_loader::stats::from_maps(&mut dp.dp.maps, "t").expect("stats");
     assert!(
         s.totals.values().all(|&v| v == 0),
         "explain counted: {:?}",
@@ -999,7 +995,7 @@ fn every_vip_of_a_large_config_is_marked_and_counted() {
         let other_port = Frame::v6(CLIENT, SRC6, addr6(i), IPPROTO_TCP, 1, 83).bytes();
         assert_eq!(dp.run(&other_port, 0).mark, 0, "IPv6 VIP {i}, port 83");
     }
-    let s = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    let s = lvs_loader::stats::from_maps(&mut dp.dp.maps, "t").expect("stats");
     let hits = 2 * (0..n).step_by(step).count() as u64;
     assert_eq!(s.totals["marked"], hits, "{:?}", s.totals);
     assert_eq!(s.totals["no_vip"], hits, "{:?}", s.totals);
@@ -1036,7 +1032,7 @@ fn explain_against_pinned_maps() {
     dp.apply("[[peer]]\nmac = \"02:00:00:00:00:99\"\n[[vip]]\naddress = \"172.17.85.56\"\nport = 80\nmark = 0x30\n");
     let e = lvs_loader::testrun::explain(fd, &tcp4(80).bytes()).expect("explain");
     assert_eq!((e.reason, e.mark), (Reason::Marked, Some(0x30)));
-    let s = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    let s = lvs_loader::stats::from_maps(&mut dp.dp.maps, "t").expect("stats");
     assert_eq!(
         s.totals["packets_seen"], 0,
         "explain counted: {:?}",
@@ -1062,7 +1058,7 @@ fn totals_keep_removed_vips_packets() {
     }
     dp.run(&Frame::v4(PEER1, SRC4, VIP4, IPPROTO_TCP, 1, 80).bytes(), 0);
     dp.run(&tcp4(81).bytes(), 0);
-    let before = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    let before = lvs_loader::stats::from_maps(&mut dp.dp.maps, "t").expect("stats");
     assert_eq!(
         (
             before.totals["marked"],
@@ -1075,7 +1071,7 @@ fn totals_keep_removed_vips_packets() {
     dp.apply(
         "[[peer]]\nmac = \"00:0C:29:57:88:CE\"\n[[vip]]\naddress = \"192.0.2.10\"\nmark = 0x40\n",
     );
-    let after = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    let after = lvs_loader::stats::from_maps(&mut dp.dp.maps, "t").expect("stats");
     assert_eq!(after.vips.len(), 1);
     // The global totals (not the sums over live VIPs, `marked_packets` etc.).
     for name in lvs_ebpf_common::global::NAMES {
@@ -1090,7 +1086,7 @@ fn totals_keep_removed_vips_packets() {
         0,
     );
     dp.apply(CONFIG);
-    let again = lvs_loader::ops::stats_from_maps(&mut dp.dp.maps, "t").expect("stats");
+    let again = lvs_loader::stats::from_maps(&mut dp.dp.maps, "t").expect("stats");
     assert_eq!(
         (again.totals["marked"], again.totals["packets_seen"]),
         (6, 8),

@@ -5,6 +5,7 @@
 //! * `test`    - run the whole test suite (the README's second command; `.ci/run` calls it)
 //! * `bench`   - benchmarks (program cost, whole path, memory)
 //! * `vm-test` - the integration tests inside qemu guests running Debian kernels
+//! * `package` - the Debian package (static musl lvs-loader, units, man pages); `--test`
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -13,6 +14,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod package;
 mod util;
 mod vm;
 
@@ -41,6 +43,9 @@ enum Task {
         /// Skip `vm-test --lvs` (the Debian-kernel guests and the LVS scenario).
         #[arg(long)]
         no_vm: bool,
+        /// Skip `package --test` (build the .deb, install it into a fresh Debian root).
+        #[arg(long)]
+        no_package: bool,
         /// Extra arguments passed to `cargo test` (after `--`).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
@@ -62,6 +67,10 @@ enum Task {
     /// Run the integration tests (and, with --lvs, the two-box LVS scenario) in qemu guests
     /// booting Debian's 6.1 and 6.12 kernels.
     VmTest(vm::VmTestArgs),
+    /// Build the Debian package (static musl lvs-loader, systemd units, man pages,
+    /// completions, example config) into target/debian; --test installs it into a fresh
+    /// Debian root and runs it from there.
+    Package(package::PackageArgs),
 }
 
 fn main() -> Result<()> {
@@ -81,6 +90,7 @@ fn main() -> Result<()> {
         Task::Test {
             no_bench,
             no_vm,
+            no_package,
             args,
         } => {
             setup(false)?;
@@ -111,6 +121,10 @@ fn main() -> Result<()> {
                 println!("benchmark smoke run: OK");
                 stages += 1;
             }
+            if !no_package {
+                package::test_stage()?;
+                stages += 1;
+            }
             if !no_vm {
                 // The same tests on Debian's 6.1 (netlink path) and 6.12 (TCX) kernels under
                 // qemu, and the two-box LVS loop reproduced and cured with real IPVS.
@@ -123,12 +137,13 @@ fn main() -> Result<()> {
                 stages += 1;
             }
             // Each stage fails the task on its first failing test, so reaching here means
-            // every stage passed: host `cargo test`, benchmark smoke, VM guests.
+            // every stage passed: host `cargo test`, benchmark smoke, package, VM guests.
             println!("stages: {stages} passed, 0 failed");
             Ok(())
         }
         Task::Bench { quick, out, only } => bench(quick, out, only),
         Task::VmTest(args) => vm::run(args),
+        Task::Package(args) => package::run(args),
     }
 }
 

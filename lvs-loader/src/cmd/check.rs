@@ -1,22 +1,36 @@
 //! `lvs-loader check --config FILE`: validate only, print what would be installed.
+//!
+//! A config with problems is an error (exit 1): every problem is listed, as text on
+//! stderr or, with `--json`, as `{"error", "problems": [...]}` on stdout (`report.rs`).
 
 use std::path::PathBuf;
 
-use anyhow::Result;
-use lvs_loader::config::{self, format_mac};
+use anyhow::{Context as _, Result};
+use lvs_loader::{
+    config::{self, format_mac},
+    text,
+};
 
-use super::{Ctx, print_json};
+use super::Ctx;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long, short, value_name = "FILE")]
     config: PathBuf,
+    /// Cross-check against keepalived's configuration (see `check_keepalived.rs`).
+    #[command(flatten)]
+    keepalived: super::check_keepalived::KeepalivedArgs,
 }
 
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let c = config::load(&self.config)?;
+        if self.keepalived.wanted() {
+            return self.keepalived.run(&self.config, &c, ctx);
+        }
+        let file = text::escape_path(&self.config);
         if ctx.json {
+            // One entry per VIP map entry: a port list or range gives one per port.
             let vips: Vec<_> = c
                 .vips
                 .iter()
@@ -35,17 +49,20 @@ impl Args {
                 .iter()
                 .map(|p| serde_json::json!({"mac": format_mac(&p.mac), "name": p.name}))
                 .collect();
-            return print_json(&serde_json::json!({
-                "config": self.config.display().to_string(),
+            let out = text::to_json_pretty(&serde_json::json!({
+                "config": file,
                 "valid": true,
                 "digest": c.digest_hex(),
                 "peers": peers,
                 "vips": vips,
-            }));
+            }))
+            .context("writing JSON")?;
+            println!("{out}");
+            return Ok(());
         }
+        // Names are validated printable (no controls, no bidi or invisible characters).
         println!(
-            "{}: OK: {} VIP(s), {} peer(s)",
-            self.config.display(),
+            "{file}: OK: {} VIP(s), {} peer(s)",
             c.vips.len(),
             c.peers.len()
         );

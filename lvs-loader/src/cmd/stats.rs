@@ -1,28 +1,47 @@
-//! `lvs-loader stats IFACE [--json | --prometheus]`.
+//! `lvs-loader stats IFACE [--json | --prometheus [--output FILE]]`.
+
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::{Context as _, Result};
-use lvs_loader::{config, ops};
+use lvs_loader::{Attachment, IfName, daemon::metrics, ifname, text};
 
 use super::{Ctx, print_json};
 
 #[derive(clap::Args)]
 pub struct Args {
-    iface: String,
+    /// An attached interface.
+    #[arg(value_parser = ifname::parse_arg)]
+    iface: IfName,
     /// Prometheus text exposition format (for node_exporter's textfile collector).
     #[arg(long, conflicts_with = "json")]
     prometheus: bool,
+    /// With --prometheus: write FILE atomically (a temporary file in the same directory,
+    /// fsync, rename) instead of standard output, for node_exporter's textfile collector.
+    #[arg(long, short, value_name = "FILE", requires = "prometheus")]
+    output: Option<PathBuf>,
 }
 
 impl Args {
-    pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let s = ops::stats(&ctx.pin_dir, &self.iface)
+    pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
+        let s = Attachment::open(&ctx.pin_dir, &self.iface)
+            .and_then(|a| a.stats())
             .with_context(|| format!("stats {}", self.iface))?;
         if ctx.json {
-            return print_json(&s);
+            print_json(&s)?;
+            return Ok(ExitCode::SUCCESS);
         }
         if self.prometheus {
-            print!("{}", prometheus_text(&s));
-            return Ok(());
+            let text = metrics::stats_text(std::slice::from_ref(&s));
+            match &self.output {
+                Some(path) => write_atomically(path, text.as_bytes())
+                    .with_context(|| format!("writing {}", text::escape_path(path)))?,
+                None => print!("{text}"),
+            }
+            return Ok(ExitCode::SUCCESS);
         }
         println!(
             "{}: {} VIP(s), peers {}",
@@ -35,18 +54,10 @@ impl Args {
             "NAME", "VIP", "MARK", "MARKED_PKTS", "MARKED_BYTES", "PEER_PKTS", "PEER_BYTES"
         );
         for v in &s.vips {
-            let proto = v
-                .protocol
-                .parse::<config::Protocol>()
-                .unwrap_or(config::Protocol::Tcp);
-            let addr = v
-                .address
-                .parse()
-                .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
             println!(
                 "{:<24} {:<32} {:>10} {:>12} {:>14} {:>12} {:>14}",
-                v.name,
-                config::format_endpoint(addr, v.port, proto),
+                text::escape(&v.name),
+                v.endpoint(),
                 format!("{:#x}", v.mark),
                 v.marked_packets,
                 v.marked_bytes,
@@ -56,60 +67,41 @@ impl Args {
         }
         let t: Vec<String> = s.totals.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("totals: {}", t.join(" "));
-        Ok(())
+        Ok(ExitCode::SUCCESS)
     }
 }
 
-fn prometheus_text(s: &ops::Stats) -> String {
-    let mut out = String::new();
-    let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
-    for (metric, help, get) in [
-        (
-            "lvs_ebpf_vip_marked_packets_total",
-            "Packets to the VIP from non-peer MACs, marked",
-            (|v: &ops::VipStats| v.marked_packets) as fn(&ops::VipStats) -> u64,
-        ),
-        (
-            "lvs_ebpf_vip_marked_bytes_total",
-            "Bytes (L2) of marked packets",
-            |v| v.marked_bytes,
-        ),
-        (
-            "lvs_ebpf_vip_peer_packets_total",
-            "Packets to the VIP from a peer director, left unmarked",
-            |v| v.peer_packets,
-        ),
-        (
-            "lvs_ebpf_vip_peer_bytes_total",
-            "Bytes (L2) of peer packets",
-            |v| v.peer_bytes,
-        ),
-    ] {
-        out.push_str(&format!(
-            "# HELP {metric} {help}\n# TYPE {metric} counter\n"
-        ));
-        for v in &s.vips {
-            out.push_str(&format!(
-                "{metric}{{interface=\"{}\",vip=\"{}\",address=\"{}\",port=\"{}\",protocol=\"{}\",mark=\"{:#x}\"}} {}\n",
-                esc(&s.interface),
-                esc(&v.name),
-                v.address,
-                v.port.map_or("any".into(), |p| p.to_string()),
-                v.protocol,
-                v.mark,
-                get(v)
-            ));
-        }
+/// Writes `path` so that a reader sees the old file or the new one, never a part: a
+/// temporary file next to it (same filesystem), fsync, rename over, fsync the directory.
+/// The temporary name starts with `.` so node_exporter (`*.prom`) never reads it.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("not a file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    out.push_str("# HELP lvs_ebpf_packets_total Global datapath counters by kind\n# TYPE lvs_ebpf_packets_total counter\n");
-    for (k, v) in &s.totals {
-        if k.ends_with("_bytes") || k.ends_with("_packets") {
-            continue;
-        }
-        out.push_str(&format!(
-            "lvs_ebpf_packets_total{{interface=\"{}\",kind=\"{k}\"}} {v}\n",
-            esc(&s.interface)
-        ));
-    }
-    out
+    result
 }

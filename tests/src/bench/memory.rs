@@ -14,9 +14,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use lvs_ebpf_common::{MAX_PEERS, MAX_VIPS, map_names};
 use lvs_loader::{
-    config::Config,
-    datapath::Datapath,
-    ops::{self, Mode},
+    AttachOptions, Attachment, IfName, ModeChoice, config::Config, datapath::Datapath,
 };
 use serde::Serialize;
 
@@ -337,22 +335,26 @@ pub fn run(n: usize, peers: usize, tmp: &Path) -> Result<Results> {
             path: None,
         };
         let p = pins.path.clone();
+        let iface = IfName::new(director.iface).expect("interface name");
+        let opts = AttachOptions {
+            mode: ModeChoice::Tcx,
+            ..AttachOptions::default()
+        };
+        let here = || Attachment::here(&p, &iface);
         time("attach", &mut || {
-            ops::attach(&p, director.iface, &a, Mode::Tcx).map(drop)
+            Attachment::create(&p, &iface, &a, opts).map(drop)
         })?;
-        time("reload, same VIPs", &mut || {
-            ops::reload(&p, director.iface, &a).map(drop)
-        })?;
+        time("reload, same VIPs", &mut || here()?.reload(&a).map(drop))?;
         time("reload, 25% of VIPs replaced", &mut || {
-            ops::reload(&p, director.iface, &b).map(drop)
+            here()?.reload(&b).map(drop)
         })?;
         time("reload, back (standby full)", &mut || {
-            ops::reload(&p, director.iface, &a).map(drop)
+            here()?.reload(&a).map(drop)
         })?;
         time("reload, every VIP replaced", &mut || {
-            ops::reload(&p, director.iface, &all_new).map(drop)
+            here()?.reload(&all_new).map(drop)
         })?;
-        time("detach", &mut || ops::detach(&p, director.iface).map(drop))?;
+        time("detach", &mut || here()?.detach().map(drop))?;
         library_runs.push(library);
     }
     let library: Vec<Timed> = library_runs[0]

@@ -29,11 +29,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use lvs_loader::{
+    AttachOptions, Attachment, IfName, ModeChoice,
     bench_support::{self, EmptyProgram},
     config::format_mac,
     datapath::{Datapath, Variant},
-    maps::MapSet,
-    ops::{self, Mode},
 };
 use serde::Serialize;
 
@@ -44,6 +43,10 @@ use crate::{
 };
 
 const DIR_IF: &str = "d0";
+
+fn dir_if() -> IfName {
+    IfName::new(DIR_IF).expect("DIR_IF is a valid interface name")
+}
 const GEN_IF: &str = "g0";
 const DIR_ADDR: &str = "192.168.77.1/24";
 /// A peer director's MAC: in every contender's peer set, never the sender's.
@@ -400,7 +403,11 @@ impl Lab {
                     name: None,
                 }];
                 let _g = self.dir.enter();
-                ops::attach(&self.pins.path, DIR_IF, &config, Mode::Tcx)
+                let opts = AttachOptions {
+                    mode: ModeChoice::Tcx,
+                    ..AttachOptions::default()
+                };
+                Attachment::create(&self.pins.path, &dir_if(), &config, opts)
                     .context("lvs-ebpf attach/reload")?;
             }
             Contender::LvsHtab => {
@@ -444,8 +451,7 @@ impl Lab {
             Contender::None | Contender::EmptyTcx => None,
             Contender::LvsEbpf => {
                 let _g = self.dir.enter();
-                let dir = ops::attachment_dir(&self.pins.path, DIR_IF)?;
-                let g = MapSet::from_pins(&dir)?.global_counters()?;
+                let g = Attachment::open(&self.pins.path, &dir_if())?.global_counters()?;
                 Some(g.get("marked").copied().context("no marked counter")?)
             }
             Contender::LvsHtab => {
@@ -590,7 +596,7 @@ pub fn run(p: &Params) -> Result<Results> {
     for lab in &labs {
         if lab.contender == Contender::LvsEbpf {
             let _g = lab.dir.enter();
-            let _ = ops::detach(&lab.pins.path, DIR_IF);
+            let _ = Attachment::here(&lab.pins.path, &dir_if()).and_then(|a| a.detach());
         }
     }
     super::unpin().context("unpinning")?;

@@ -1,0 +1,288 @@
+//! The few `bpf(2)` commands lvs-loader needs by interface index rather than by name
+//! (aya 0.14 takes interface names as `&str`, which can't name a non-UTF-8 interface),
+//! or that aya does not expose: TCX link create/detach/query, link and program info by
+//! fd or id, pinning and opening pins of any object.
+
+use std::{
+    ffi::CString,
+    io,
+    os::{
+        fd::{AsFd, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+        unix::ffi::OsStrExt as _,
+    },
+    path::Path,
+};
+
+const BPF_PROG_QUERY: libc::c_long = 16;
+const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_LINK_DETACH: libc::c_long = 34;
+/// `enum bpf_attach_type`: BPF_TCX_INGRESS.
+pub const BPF_TCX_INGRESS: u32 = 46;
+/// `enum bpf_link_type`: BPF_LINK_TYPE_TCX.
+pub const BPF_LINK_TYPE_TCX: u32 = 11;
+/// `BPF_F_BEFORE`: with no relative object, attach first.
+pub const BPF_F_BEFORE: u32 = 1 << 3;
+
+fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: `attr` is a properly laid out prefix of `union bpf_attr` for `cmd`; the
+    // kernel zero-checks the bytes past `size` that it knows and we don't pass.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T,
+            std::mem::size_of::<T>() as u32,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn fd_from(rc: libc::c_long) -> OwnedFd {
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(rc as i32) }
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ObjAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+    path_fd: i32,
+    _pad: u32,
+}
+
+/// Pins `fd` (map, program or link) at `path` (on bpffs; fails with EEXIST if taken).
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    let p = c_path(path)?;
+    let mut attr = ObjAttr {
+        pathname: p.as_ptr() as u64,
+        bpf_fd: fd.as_raw_fd() as u32,
+        ..ObjAttr::default()
+    };
+    sys_bpf(BPF_OBJ_PIN, &mut attr).map(drop)
+}
+
+/// Opens the object pinned at `path`.
+pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
+    let p = c_path(path)?;
+    let mut attr = ObjAttr {
+        pathname: p.as_ptr() as u64,
+        ..ObjAttr::default()
+    };
+    sys_bpf(BPF_OBJ_GET, &mut attr).map(fd_from)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkCreateAttr {
+    prog_fd: u32,
+    target_ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+    relative_fd: u32,
+    _pad: u32,
+    expected_revision: u64,
+}
+
+/// Creates a TCX ingress link of `prog` on `ifindex` (`flags`: 0 = last, [`BPF_F_BEFORE`]
+/// = first). The link lives as long as an fd or a pin refers to it.
+pub fn tcx_link_create(prog: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
+    let mut attr = LinkCreateAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        target_ifindex: ifindex,
+        attach_type: BPF_TCX_INGRESS,
+        flags,
+        ..LinkCreateAttr::default()
+    };
+    sys_bpf(BPF_LINK_CREATE, &mut attr).map(fd_from)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkDetachAttr {
+    link_fd: u32,
+}
+
+/// Detaches a link from its hook now, whoever else still holds it.
+pub fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = LinkDetachAttr {
+        link_fd: link.as_raw_fd() as u32,
+    };
+    sys_bpf(BPF_LINK_DETACH, &mut attr).map(drop)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct QueryAttr {
+    target_ifindex: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    _pad: u32,
+    prog_attach_flags: u64,
+    link_ids: u64,
+    link_attach_flags: u64,
+    revision: u64,
+}
+
+/// Ids of the programs on `ifindex`'s TCX ingress hook, in run order. Empty on kernels
+/// without TCX.
+pub fn tcx_ingress_prog_ids(ifindex: u32) -> io::Result<Vec<u32>> {
+    let mut ids = vec![0u32; 64];
+    loop {
+        let mut attr = QueryAttr {
+            target_ifindex: ifindex,
+            attach_type: BPF_TCX_INGRESS,
+            prog_ids: ids.as_mut_ptr() as u64,
+            prog_cnt: ids.len() as u32,
+            ..QueryAttr::default()
+        };
+        match sys_bpf(BPF_PROG_QUERY, &mut attr) {
+            Ok(_) => {
+                ids.truncate(attr.prog_cnt as usize);
+                return Ok(ids);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                ids = vec![0u32; attr.prog_cnt as usize + 16];
+            }
+            // No TCX on this kernel.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+fn obj_info<T: Default>(fd: BorrowedFd<'_>) -> io::Result<T> {
+    let mut info = T::default();
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<T>() as u32,
+        info: &mut info as *mut T as u64,
+    };
+    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(info)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct RawLinkInfo {
+    link_type: u32,
+    id: u32,
+    prog_id: u32,
+    _pad: u32,
+    // union; for TCX: ifindex, attach_type
+    a: u32,
+    b: u32,
+    _rest: [u64; 4],
+}
+
+/// What a link is attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub link_type: u32,
+    pub id: u32,
+    pub prog_id: u32,
+    /// TCX links: the device (0 once the device is gone or the link was detached).
+    pub tcx_ifindex: Option<u32>,
+}
+
+pub fn link_info(fd: BorrowedFd<'_>) -> io::Result<LinkInfo> {
+    let raw: RawLinkInfo = obj_info(fd)?;
+    Ok(LinkInfo {
+        link_type: raw.link_type,
+        id: raw.id,
+        prog_id: raw.prog_id,
+        tcx_ifindex: (raw.link_type == BPF_LINK_TYPE_TCX).then_some(raw.a),
+    })
+}
+
+#[repr(C)]
+struct RawProgInfo {
+    prog_type: u32,
+    id: u32,
+    tag: [u8; 8],
+    jited_prog_len: u32,
+    xlated_prog_len: u32,
+    jited_prog_insns: u64,
+    xlated_prog_insns: u64,
+    load_time: u64,
+    created_by_uid: u32,
+    nr_map_ids: u32,
+    map_ids: u64,
+    name: [u8; 16],
+}
+
+impl Default for RawProgInfo {
+    fn default() -> Self {
+        // SAFETY: plain integers and byte arrays.
+        unsafe { std::mem::zeroed() }
+    }
+}
+
+/// A loaded program: id and name (as the kernel keeps it, at most 15 bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgInfo {
+    pub id: u32,
+    pub name: Vec<u8>,
+}
+
+pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<ProgInfo> {
+    let raw: RawProgInfo = obj_info(fd)?;
+    let end = raw.name.iter().position(|&c| c == 0).unwrap_or(16);
+    Ok(ProgInfo {
+        id: raw.id,
+        name: raw.name[..end].to_vec(),
+    })
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct GetFdByIdAttr {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// The program with kernel id `id` (ENOENT once it is gone).
+pub fn prog_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = GetFdByIdAttr {
+        id,
+        ..GetFdByIdAttr::default()
+    };
+    sys_bpf(BPF_PROG_GET_FD_BY_ID, &mut attr).map(fd_from)
+}
+
+/// Whether a program with this id still exists.
+pub fn prog_exists(id: u32) -> bool {
+    prog_by_id(id).is_ok()
+}
+
+/// Id of the object pinned at `path`, when it is a program.
+pub fn pinned_prog_id(path: &Path) -> io::Result<u32> {
+    let fd = obj_get(path)?;
+    prog_info(fd.as_fd()).map(|i| i.id)
+}

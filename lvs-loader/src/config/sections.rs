@@ -1,0 +1,353 @@
+//! Cutting a config into its top-level sections, so that memory is bounded by the largest
+//! table rather than by the file.
+//!
+//! The toml crate lexes a whole document into a token vector and an event vector before
+//! building its tree: about 48 bytes per token, so 100 MB of blank lines cost 4.8 GB.
+//! Here the file is walked once, a token at a time, with toml's own lexer; comments,
+//! blank lines and indentation are dropped on the way (a run of them becomes one `\n` or
+//! one space, which TOML treats alike), and the text is cut before every table header
+//! (`[x]` or `[[x]]` at the start of a line, outside any array or inline table). Each
+//! section is then parsed on its own (`validate.rs`) and dropped before the next is read.
+//! A section of more than [`MAX_TABLE_TOKENS`] tokens is not kept at all.
+//!
+//! Offsets in a section's text map back to offsets in the file, so every message points
+//! at the file's own line and column.
+
+use toml_parser::{Source, lexer::TokenKind};
+
+/// Most tokens (keys, values, punctuation; not comments or blank lines) one table may
+/// hold. The largest useful table, a port list of every port 1-65535 written out one by
+/// one, has about 131,000.
+pub const MAX_TABLE_TOKENS: usize = 1 << 18;
+
+/// One top-level part of a config: what comes before the first table header, or one
+/// header with the key/values under it.
+pub(super) struct Section<'a> {
+    src: &'a str,
+    /// File offset of the section's first token (the header's `[`; 0 for the root).
+    pub start: usize,
+    /// Starts with a table header (every section but the first).
+    pub header: bool,
+    /// The section's tokens with comments, blank lines and indentation removed: a copy
+    /// once something was removed, until then `src[borrowed.0..borrowed.1]` (so a
+    /// section that is one 60 MB string costs no second 60 MB).
+    owned: Option<String>,
+    borrowed: (usize, usize),
+    /// `(offset in text, offset in file)` where each verbatim run starts.
+    segments: Vec<(usize, usize)>,
+    /// File offset just past the section's last token.
+    pub end: usize,
+    tokens: usize,
+    /// More than [`MAX_TABLE_TOKENS`] tokens: `text` is incomplete and must not be parsed.
+    pub too_large: bool,
+    /// File offsets of byte order marks that are not at the start of the file.
+    pub stray_boms: Vec<usize>,
+}
+
+impl<'a> Section<'a> {
+    fn new(src: &'a str, start: usize, header: bool) -> Self {
+        Self {
+            src,
+            start,
+            header,
+            owned: None,
+            borrowed: (start, start),
+            segments: Vec::new(),
+            end: start,
+            tokens: 0,
+            too_large: false,
+            stray_boms: Vec::new(),
+        }
+    }
+
+    /// The section's text, to parse.
+    pub fn text(&self) -> &str {
+        match &self.owned {
+            Some(s) => s,
+            None => &self.src[self.borrowed.0..self.borrowed.1],
+        }
+    }
+
+    /// The file offset of `at`, an offset in `text` (e.g. from a span of its parse).
+    pub fn file_offset(&self, at: usize) -> usize {
+        let i = self.segments.partition_point(|&(t, _)| t <= at);
+        match i.checked_sub(1).map(|i| self.segments[i]) {
+            Some((t, f)) => (f + (at - t)).min(self.end),
+            None => self.start,
+        }
+    }
+
+    /// The header line (`[[vip]]`), as kept.
+    pub fn header_text(&self) -> &str {
+        if !self.header {
+            return "";
+        }
+        self.text().split('\n').next().unwrap_or("")
+    }
+
+    fn push(&mut self, s: &str, at: usize) {
+        if self.too_large {
+            return;
+        }
+        let t = self.text().len();
+        let contiguous = self
+            .segments
+            .last()
+            .is_some_and(|&(st, sf)| sf + (t - st) == at);
+        if !contiguous {
+            self.segments.push((t, at));
+        }
+        let (b0, b1) = self.borrowed;
+        let owned = match &mut self.owned {
+            Some(owned) => owned,
+            None if (b0 == b1 || b1 == at) && self.src.get(at..at + s.len()) == Some(s) => {
+                self.borrowed = (if b0 == b1 { at } else { b0 }, at + s.len());
+                return;
+            }
+            None => self.owned.insert(self.src[b0..b1].to_owned()),
+        };
+        owned.push_str(s);
+    }
+
+    fn count_token(&mut self) {
+        self.tokens += 1;
+        if self.tokens > MAX_TABLE_TOKENS && !self.too_large {
+            self.too_large = true;
+            self.owned = Some(String::new());
+            self.segments = Vec::new();
+        }
+    }
+}
+
+/// The sections of `src`, in file order; the first is the root section (possibly empty).
+pub(super) struct Sections<'a> {
+    src: &'a str,
+    pos: usize,
+    started: bool,
+    done: bool,
+}
+
+impl<'a> Sections<'a> {
+    pub fn new(src: &'a str) -> Self {
+        Self {
+            src,
+            pos: 0,
+            started: false,
+            done: false,
+        }
+    }
+}
+
+/// Skips spaces, tabs, newlines and comments from `i`. Returns where they end and where
+/// the first newline among them is. A comment with a character TOML forbids, or a `\r`
+/// not followed by `\n`, is left for toml's lexer and parser to report.
+fn skip_trivia(b: &[u8], mut i: usize) -> (usize, Option<usize>) {
+    let mut newline = None;
+    loop {
+        match b.get(i) {
+            Some(b' ' | b'\t') => i += 1,
+            Some(b'\n') => {
+                newline.get_or_insert(i);
+                i += 1;
+            }
+            Some(b'\r') if b.get(i + 1) == Some(&b'\n') => {
+                newline.get_or_insert(i);
+                i += 2;
+            }
+            Some(b'#') => {
+                let eol = b[i..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(b.len(), |p| i + p);
+                let end = if eol < b.len() && eol > i && b[eol - 1] == b'\r' {
+                    eol - 1
+                } else {
+                    eol
+                };
+                if b[i + 1..end]
+                    .iter()
+                    .any(|&c| (c < 0x20 && c != b'\t') || c == 0x7f)
+                {
+                    break;
+                }
+                i = end;
+            }
+            _ => break,
+        }
+    }
+    (i, newline)
+}
+
+impl<'a> Iterator for Sections<'a> {
+    type Item = Section<'a>;
+
+    fn next(&mut self) -> Option<Section<'a>> {
+        if self.done {
+            return None;
+        }
+        let b = self.src.as_bytes();
+        let mut sec = Section::new(self.src, self.pos, self.started);
+        self.started = true;
+        // Nothing significant since the last newline (or the section's start).
+        let mut line_start = true;
+        let mut in_header = false;
+        let mut depth = 0usize;
+        loop {
+            let (end, newline) = skip_trivia(b, self.pos);
+            if end > self.pos {
+                if let Some(nl) = newline {
+                    if !line_start {
+                        sec.push("\n", nl);
+                    }
+                    line_start = true;
+                    in_header = false;
+                } else if !line_start {
+                    sec.push(" ", self.pos);
+                }
+                self.pos = end;
+            }
+            if self.pos >= b.len() {
+                self.done = true;
+                break;
+            }
+            let rest = &self.src[self.pos..];
+            let Some(token) = Source::new(rest).lex().next() else {
+                self.done = true;
+                break;
+            };
+            let (start, end) = (
+                self.pos + token.span().start(),
+                self.pos + token.span().end(),
+            );
+            if start > self.pos {
+                // toml's lexer skips a byte order mark at the start of its input; only the
+                // file's first bytes may be one.
+                if self.pos != 0 {
+                    sec.stray_boms.push(self.pos);
+                }
+                self.pos = start;
+                continue;
+            }
+            if token.kind() == TokenKind::Eof || end <= start {
+                self.done = true;
+                break;
+            }
+            match token.kind() {
+                TokenKind::LeftSquareBracket if !in_header && depth == 0 && line_start => {
+                    if sec.header && sec.tokens == 0 {
+                        in_header = true;
+                    } else {
+                        // The next section's header.
+                        self.pos = start;
+                        return Some(sec);
+                    }
+                }
+                TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket if !in_header => {
+                    depth += 1;
+                }
+                TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket if !in_header => {
+                    depth = depth.saturating_sub(1);
+                }
+                _ => {}
+            }
+            sec.push(&self.src[start..end], start);
+            sec.count_token();
+            sec.end = end;
+            line_start = false;
+            self.pos = end;
+        }
+        Some(sec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(src: &str) -> Vec<(usize, String)> {
+        Sections::new(src)
+            .map(|s| (s.start, s.text().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn cuts_at_headers_and_drops_comments_and_blank_lines() {
+        let src = "# top\n\n[[peer]]  # c\n  mac = \"a\"   # x\n\n\n[[vip]]\r\naddress = \"b#\" \nport = [\n  80, # http\n  [1],\n]\n";
+        assert_eq!(
+            cut(src),
+            vec![
+                (0, String::new()),
+                (7, "[[peer]]\nmac = \"a\"\n".into()),
+                (
+                    41,
+                    "[[vip]]\naddress = \"b#\"\nport = [\n80,\n[1],\n]\n".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn offsets_map_back_to_the_file() {
+        let src = "\n\n[[vip]]\n   # comment\n   mark = 3\n";
+        let secs: Vec<Section> = Sections::new(src).collect();
+        let s = &secs[1];
+        assert_eq!(s.text(), "[[vip]]\nmark = 3\n");
+        let mark = s.text().find("mark").unwrap();
+        assert_eq!(s.file_offset(mark), src.find("mark").unwrap());
+        let three = s.text().find('3').unwrap();
+        assert_eq!(s.file_offset(three), src.find('3').unwrap());
+        assert_eq!(s.file_offset(0), 2);
+    }
+
+    #[test]
+    fn headers_inside_values_do_not_cut() {
+        let src = "a = [\n[1],\n]\nb = {\nc = [\n[2]]}\n[x]\n";
+        let c = cut(src);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!(c[1].1, "[x]\n");
+    }
+
+    #[test]
+    fn bad_comments_and_carriage_returns_are_kept_for_toml_to_report() {
+        assert_eq!(cut("a = 1 # \u{1}\n")[0].1, "a = 1 # \u{1}\n");
+        assert_eq!(cut("a = 1 # \u{7f}")[0].1, "a = 1 # \u{7f}");
+        assert_eq!(cut("a = 1 # \t ok\n")[0].1, "a = 1\n");
+        assert_eq!(cut("a = 1\rb = 2")[0].1, "a = 1\rb = 2");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_allowed_only_first() {
+        let s: Vec<Section> = Sections::new("\u{feff}a = 1\n").collect();
+        assert!(s[0].stray_boms.is_empty());
+        assert_eq!(s[0].text(), "a = 1\n");
+        let s: Vec<Section> = Sections::new("\n\u{feff}a = 1\n").collect();
+        assert_eq!(s[0].stray_boms, vec![1]);
+    }
+
+    #[test]
+    fn a_table_over_the_token_limit_is_dropped() {
+        let ok = format!(
+            "[[vip]]\nport = [{}]\n",
+            "1,".repeat(MAX_TABLE_TOKENS / 2 - 8)
+        );
+        let s: Vec<Section> = Sections::new(&ok).collect();
+        assert!(!s[1].too_large);
+        let big = format!(
+            "[[vip]]\nport = [{}]\n[[vip]]\n",
+            "1,".repeat(MAX_TABLE_TOKENS / 2)
+        );
+        let s: Vec<Section> = Sections::new(&big).collect();
+        assert!(s[1].too_large && s[1].text().is_empty());
+        assert_eq!(s.len(), 3, "the next header still starts a section");
+    }
+
+    #[test]
+    fn a_section_with_nothing_removed_borrows_the_file() {
+        let src = "[[peer]]\nname = \"x\"\n[[vip]]\n  a = 1\n";
+        let s: Vec<Section> = Sections::new(src).collect();
+        assert!(s[1].owned.is_none(), "nothing removed");
+        assert_eq!(s[1].text(), "[[peer]]\nname = \"x\"\n");
+        assert!(s[2].owned.is_some(), "indentation removed");
+        assert_eq!(s[2].text(), "[[vip]]\na = 1\n");
+    }
+}

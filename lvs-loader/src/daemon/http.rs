@@ -1,0 +1,245 @@
+//! A deliberately small HTTP/1.1 server for `/metrics` and `/healthz`: GET and HEAD only,
+//! the request head bounded (8 KiB) and timed (5 s), one response per connection
+//! (`Connection: close`), at most a few connections at once. Answers are produced off
+//! the event loop (they read maps and hooks) and written with a timeout; a large
+//! `/metrics` is streamed rather than built whole.
+
+use std::{
+    io::Write as _,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::{
+    io::AsyncReadExt as _,
+    net::{TcpListener, TcpStream},
+};
+
+/// Largest request head read.
+pub const MAX_REQUEST: usize = 8 * 1024;
+/// Time allowed to send the request head.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed for each write of the response.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more are closed at once.
+pub const MAX_CONNECTIONS: usize = 8;
+
+/// What the daemon answers with.
+pub trait Handler: Send + Sync + 'static {
+    /// Writes the whole response for `path` to `out` (status line, headers, body), on a
+    /// blocking thread. `head`: no body (HEAD).
+    fn respond(&self, path: &str, head: bool, out: &mut dyn std::io::Write) -> std::io::Result<()>;
+}
+
+/// A request line, or why it is refused (status, reason).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    Get { path: String, head: bool },
+    Refused(u16, &'static str),
+}
+
+/// Parses the request head (everything up to the empty line).
+pub fn parse_request(head: &[u8]) -> Request {
+    let line = head.split(|&c| c == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Request::Refused(400, "Bad Request");
+    };
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Request::Refused(400, "Bad Request");
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Request::Refused(505, "HTTP Version Not Supported");
+    }
+    let head = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return Request::Refused(405, "Method Not Allowed"),
+    };
+    // The query string is ignored (Prometheus may add one).
+    let path = target.split('?').next().unwrap_or_default();
+    Request::Get {
+        path: path.to_owned(),
+        head,
+    }
+}
+
+/// The status line and headers of a response.
+pub fn response_head(
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    length: Option<usize>,
+) -> String {
+    let mut h = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nConnection: close\r\nCache-Control: no-store\r\n"
+    );
+    if let Some(n) = length {
+        h.push_str(&format!("Content-Length: {n}\r\n"));
+    }
+    if status == 405 {
+        h.push_str("Allow: GET, HEAD\r\n");
+    }
+    h.push_str("\r\n");
+    h
+}
+
+/// A small text response.
+pub fn text_response(
+    out: &mut dyn std::io::Write,
+    status: u16,
+    reason: &str,
+    body: &str,
+    head: bool,
+) -> std::io::Result<()> {
+    out.write_all(
+        response_head(
+            status,
+            reason,
+            "text/plain; charset=utf-8",
+            Some(body.len()),
+        )
+        .as_bytes(),
+    )?;
+    if !head {
+        out.write_all(body.as_bytes())?;
+    }
+    out.flush()
+}
+
+/// Reads the request head: up to the empty line, at most [`MAX_REQUEST`] bytes.
+async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return (!buf.is_empty()).then_some(buf);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n") {
+            return Some(buf);
+        }
+        if buf.len() > MAX_REQUEST {
+            return Some(buf);
+        }
+    }
+}
+
+async fn serve(mut stream: TcpStream, handler: Arc<dyn Handler>) {
+    let head = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await;
+    let Ok(Some(head)) = head else {
+        return;
+    };
+    let request = if head.len() > MAX_REQUEST {
+        Request::Refused(431, "Request Header Fields Too Large")
+    } else {
+        parse_request(&head)
+    };
+    let Ok(std_stream) = stream.into_std() else {
+        return;
+    };
+    // The answer is produced and written on a blocking thread, with write timeouts.
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = std_stream.set_nonblocking(false);
+        let _ = std_stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &std_stream);
+        let _ = match request {
+            Request::Get { path, head } => handler.respond(&path, head, &mut out),
+            Request::Refused(status, reason) => text_response(
+                &mut out,
+                status,
+                reason,
+                &format!("{status} {reason}\n"),
+                false,
+            ),
+        };
+        let _ = out.flush();
+        drop(out);
+        let _ = std_stream.shutdown(std::net::Shutdown::Write);
+    })
+    .await;
+}
+
+/// Binds `addr`.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Accepts connections forever.
+pub async fn run(listener: TcpListener, handler: Arc<dyn Handler>) {
+    let active = Arc::new(AtomicUsize::new(0));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // EMFILE and friends: don't spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            drop(stream);
+            continue;
+        }
+        active.fetch_add(1, Ordering::Relaxed);
+        let handler = handler.clone();
+        let active = active.clone();
+        tokio::spawn(async move {
+            serve(stream, handler).await;
+            active.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Writes a streamed body's head (no length: the body ends when the connection closes).
+pub fn stream_head(out: &mut dyn std::io::Write, content_type: &str) -> std::io::Result<()> {
+    out.write_all(response_head(200, "OK", content_type, None).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests() {
+        assert_eq!(
+            parse_request(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Request::Get {
+                path: "/metrics".into(),
+                head: false
+            }
+        );
+        assert_eq!(
+            parse_request(b"HEAD /healthz?x=1 HTTP/1.0\r\n\r\n"),
+            Request::Get {
+                path: "/healthz".into(),
+                head: true
+            }
+        );
+        assert_eq!(
+            parse_request(b"POST /metrics HTTP/1.1\r\n\r\n"),
+            Request::Refused(405, "Method Not Allowed")
+        );
+        assert_eq!(
+            parse_request(b"GET /metrics\r\n\r\n"),
+            Request::Refused(400, "Bad Request")
+        );
+        assert_eq!(
+            parse_request(b"GET / SPDY/3\r\n\r\n"),
+            Request::Refused(505, "HTTP Version Not Supported")
+        );
+        assert_eq!(
+            parse_request(b"GET /\xff HTTP/1.1\r\n\r\n"),
+            Request::Refused(400, "Bad Request")
+        );
+        assert!(
+            response_head(405, "Method Not Allowed", "text/plain", Some(0))
+                .contains("Allow: GET, HEAD\r\n")
+        );
+    }
+}

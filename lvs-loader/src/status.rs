@@ -1,0 +1,446 @@
+//! `status`: the truth about every attachment under a pin root, in every namespace.
+
+use std::{collections::BTreeMap, path::Path};
+
+use serde::{Serialize, Serializer};
+
+use crate::{
+    attachment, bpf, config,
+    error::{Error, Result},
+    hook::{self, HookEntry, Mode, Order},
+    ifname::IfName,
+    lock::{self, LockKey},
+    meta::Meta,
+    netns::{self, Found, NetnsId, Scan},
+    pins::{self, Entry, PROG_PIN, PinRoot},
+    sys, text,
+};
+
+/// The state of one attachment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// The program is on the interface's ingress hook, in its namespace.
+    Ok,
+    /// Pinned, but the program is not on the hook (filter, qdisc or link removed).
+    NotHooked,
+    /// The interface no longer exists (and the program runs nowhere).
+    InterfaceGone,
+    /// An interface of that name exists, but it is a new one without the program.
+    Recreated,
+    /// The interface (with the program, TCX) is now in another namespace.
+    Moved,
+    /// The namespace no longer exists: the pins only hold kernel memory
+    /// (`detach --orphans` frees them).
+    NamespaceGone,
+    /// An attach or detach was interrupted (the next command finishes or undoes it).
+    Interrupted,
+    /// Another lvs-loader is changing it right now.
+    Busy,
+    /// The pins are unreadable or not lvs-loader's.
+    Broken,
+    /// No namespace cookie (Linux < 5.14) and not on the hook: maybe another namespace's.
+    Unverified,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::NotHooked => "not hooked",
+            Self::InterfaceGone => "interface gone",
+            Self::Recreated => "interface recreated",
+            Self::Moved => "moved",
+            Self::NamespaceGone => "namespace gone",
+            Self::Interrupted => "interrupted",
+            Self::Busy => "busy",
+            Self::Broken => "broken pins",
+            Self::Unverified => "unverified",
+        }
+    }
+}
+
+impl Serialize for State {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The namespace of an attachment.
+#[derive(Clone, Debug, Serialize)]
+pub struct NetnsInfo {
+    pub inode: u64,
+    pub cookie: Option<u64>,
+    /// `/run/netns` name, or a path that reaches it; `None` when it is gone.
+    pub name: Option<String>,
+    pub current: bool,
+}
+
+/// One attachment.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusEntry {
+    pub interface: IfName,
+    pub netns: NetnsInfo,
+    /// Whether the namespace is the caller's.
+    pub current_netns: bool,
+    pub state: State,
+    /// What the state means here (where it moved, who is busy with it, ...).
+    pub detail: Option<String>,
+    pub mode: Option<Mode>,
+    pub ifindex: u32,
+    pub program_id: Option<u32>,
+    pub vips: u32,
+    pub peers: u32,
+    /// The live generation's config (escaped).
+    pub config_path: Option<String>,
+    pub config_digest: String,
+    /// Serial of the live generation (counts applies).
+    pub generation: u64,
+    pub attached_at: u64,
+    pub reloaded_at: u64,
+    /// Escaped.
+    pub pin_dir: String,
+    /// Everything on the interface's ingress hook, in run order (when reachable).
+    pub hooks: Vec<HookEntry>,
+    /// Where the program should sit on the hook (`first`, `last`, `priority N`).
+    pub order: Option<Order>,
+    /// What runs before the program on the hook (when it is there).
+    pub in_front: Vec<HookEntry>,
+    /// Why the program is not where `order` wants it, if it is not.
+    pub order_problem: Option<String>,
+    /// The live config's file, unescaped (for `status --check`).
+    #[serde(skip)]
+    pub config_file: Option<std::path::PathBuf>,
+    /// The live config's SHA-256.
+    #[serde(skip)]
+    pub digest: Option<[u8; 32]>,
+}
+
+impl StatusEntry {
+    fn blank(id: NetnsId, ns: &NsLoc, ifname: &IfName, dir: &Path) -> Self {
+        Self {
+            interface: ifname.clone(),
+            netns: NetnsInfo {
+                inode: id.inode,
+                cookie: id.cookie,
+                name: match ns {
+                    NsLoc::Here => None,
+                    NsLoc::There(f) => Some(f.label.clone()),
+                    NsLoc::Gone => None,
+                },
+                current: matches!(ns, NsLoc::Here),
+            },
+            current_netns: matches!(ns, NsLoc::Here),
+            state: State::Broken,
+            detail: None,
+            mode: None,
+            ifindex: 0,
+            program_id: None,
+            vips: 0,
+            peers: 0,
+            config_path: None,
+            config_digest: String::new(),
+            generation: 0,
+            attached_at: 0,
+            reloaded_at: 0,
+            pin_dir: text::escape_path(dir),
+            hooks: Vec::new(),
+            order: None,
+            in_front: Vec::new(),
+            order_problem: None,
+            config_file: None,
+            digest: None,
+        }
+    }
+
+    /// Whether the program is on the hook of the interface of its name, in its
+    /// namespace (not merely "renamed" or "moved" with it).
+    pub fn is_hooked_here(&self) -> bool {
+        self.is_hooked_on(&self.hooks)
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.state == State::Ok
+    }
+
+    fn is_hooked_on(&self, hooks: &[HookEntry]) -> bool {
+        self.program_id.is_some() && hooks.iter().any(|h| h.prog_id == self.program_id)
+    }
+}
+
+/// Where an attachment's namespace is.
+#[derive(Clone, Debug)]
+pub(crate) enum NsLoc {
+    Here,
+    There(Found),
+    Gone,
+}
+
+pub(crate) fn here() -> Result<NetnsId> {
+    netns::current().map_err(|e| Error::io("reading this network namespace", e))
+}
+
+pub(crate) fn locate(ids: &[NetnsId], here: NetnsId) -> BTreeMap<NetnsId, NsLoc> {
+    let others: Vec<u64> = ids
+        .iter()
+        .filter(|i| **i != here)
+        .map(|i| i.inode)
+        .collect();
+    let scan = if others.is_empty() {
+        Scan::default()
+    } else {
+        Scan::new(Some(&others))
+    };
+    ids.iter()
+        .map(|id| {
+            let loc = if *id == here {
+                NsLoc::Here
+            } else {
+                scan.get(id).cloned().map_or(NsLoc::Gone, NsLoc::There)
+            };
+            (*id, loc)
+        })
+        .collect()
+}
+
+/// Runs `f` in the namespace `loc` (the caller's own for `Here`).
+fn in_ns<R: Send>(loc: &NsLoc, f: impl FnOnce() -> R + Send) -> Option<R> {
+    match loc {
+        NsLoc::Here => Some(f()),
+        NsLoc::There(found) => found
+            .open()
+            .ok()
+            .and_then(|file| netns::run_in(&file, f).ok()),
+        NsLoc::Gone => None,
+    }
+}
+
+/// Every attachment under `pin_root`, in every namespace, sorted.
+pub fn list(pin_root: &Path) -> Result<Vec<StatusEntry>> {
+    let root = PinRoot::new(pin_root, false)?;
+    let here = here()?;
+    let namespaces = root.namespaces()?;
+    let ids: Vec<NetnsId> = namespaces.iter().map(|(i, _)| *i).collect();
+    let locs = locate(&ids, here);
+    let mut out = Vec::new();
+    for (id, ns_dir) in namespaces {
+        let loc = &locs[&id];
+        let mut by_name: BTreeMap<IfName, Vec<Entry>> = BTreeMap::new();
+        for (e, _) in pins::entries(&ns_dir)? {
+            by_name.entry(e.ifname().clone()).or_default().push(e);
+        }
+        for (ifname, kinds) in by_name {
+            out.push(entry_status(&root, id, loc, &ns_dir, &ifname, &kinds));
+        }
+    }
+    Ok(out)
+}
+
+/// The status of one attachment.
+pub fn one(root: &PinRoot, id: &NetnsId, ifname: &IfName) -> Result<StatusEntry> {
+    let here = here()?;
+    let loc = locate(&[*id], here).remove(id).unwrap_or(NsLoc::Gone);
+    let ns_dir = root.ns_dir(id);
+    let kinds: Vec<Entry> = pins::entries(&ns_dir)?
+        .into_iter()
+        .map(|(e, _)| e)
+        .filter(|e| e.ifname() == ifname)
+        .collect();
+    Ok(entry_status(root, *id, &loc, &ns_dir, ifname, &kinds))
+}
+
+fn entry_status(
+    root: &PinRoot,
+    id: NetnsId,
+    loc: &NsLoc,
+    ns_dir: &Path,
+    ifname: &IfName,
+    kinds: &[Entry],
+) -> StatusEntry {
+    let path_of = |e: &Entry| {
+        use std::os::unix::ffi::OsStringExt as _;
+        ns_dir.join(std::ffi::OsString::from_vec(e.file_name()))
+    };
+    let published = kinds.iter().find(|e| matches!(e, Entry::Published(_)));
+    let in_flight = kinds.iter().find(|e| !matches!(e, Entry::Published(_)));
+    let shown_dir = published.or(in_flight).map(path_of).unwrap_or_default();
+    let mut s = StatusEntry::blank(id, loc, ifname, &shown_dir);
+    let key = LockKey::new(
+        root.path(),
+        &id.dir_name(),
+        ifname.as_bytes(),
+        String::new(),
+    );
+
+    let meta = match fill_from_pins(&mut s, &shown_dir, ifname) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            s.state = State::Broken;
+            s.detail = Some(e.to_string());
+            None
+        }
+    };
+    if let Some(e) = in_flight {
+        if let Some(h) = lock::holder(&key) {
+            s.state = State::Busy;
+            s.detail = Some(h);
+            return s;
+        }
+        s.state = State::Interrupted;
+        // Is the half-made (or half-removed) attachment's program running?
+        let running = match (&meta, s.program_id) {
+            (Some(m), Some(prog)) => {
+                let name = m.ifname.clone();
+                in_ns(loc, move || {
+                    sys::ifindex(&name).is_some_and(|i| hook::is_hooked(i, prog).unwrap_or(false))
+                })
+                .unwrap_or(false)
+            }
+            _ => false,
+        };
+        let marks = if running {
+            "; its program is on the hook and marks with the config shown"
+        } else {
+            "; nothing of it is on the hook"
+        };
+        s.detail = Some(match e {
+            Entry::Staging(_) => format!(
+                "an attach was interrupted{marks}: the next attach, reload or detach of this interface undoes it"
+            ),
+            _ => format!(
+                "a detach was interrupted{marks}: the next attach, reload or detach of this interface finishes it"
+            ),
+        });
+        return s;
+    }
+    let Some(meta) = meta else { return s };
+    if let Some(h) = lock::holder(&key) {
+        // Being changed right now: say so, but still report the hook.
+        s.detail = Some(format!("being changed: {h}"));
+    }
+    if matches!(loc, NsLoc::Gone) {
+        s.state = State::NamespaceGone;
+        s.detail = Some(format!(
+            "network namespace {} no longer exists; its pins only hold kernel memory now: `lvs-loader detach --orphans` frees them",
+            id.dir_name()
+        ));
+        return s;
+    }
+    let dir = shown_dir.clone();
+    let prog_id = s.program_id;
+    let result = in_ns(loc, || hook_state(&dir, &meta, prog_id, id));
+    match result {
+        Some((state, detail, hooks)) => {
+            s.state = state;
+            if detail.is_some() {
+                s.detail = detail;
+            }
+            if let Some(prog) = s.program_id
+                && s.is_hooked_on(&hooks)
+            {
+                s.in_front = Order::in_front(&hooks, prog).to_vec();
+                s.order_problem = meta.order.problem(&hooks, prog);
+                if let Some(p) = &s.order_problem {
+                    s.detail = Some(match s.detail.take() {
+                        Some(d) => format!("{d}; {p}"),
+                        None => p.clone(),
+                    });
+                }
+            }
+            s.hooks = hooks;
+        }
+        None => {
+            s.state = State::NamespaceGone;
+            s.detail = Some("the network namespace could not be entered".into());
+        }
+    }
+    s
+}
+
+fn fill_from_pins(s: &mut StatusEntry, dir: &Path, ifname: &IfName) -> Result<Meta> {
+    let mut maps = attachment::open_pins(dir, ifname)?;
+    let meta = attachment::read_meta_from(&maps, dir, ifname)?;
+    let live = maps.active_generation()?;
+    let g = meta.generation(live);
+    s.mode = Some(meta.mode);
+    s.order = Some(meta.order);
+    s.config_file = g.config_path.clone();
+    s.digest = (g.serial != 0).then_some(g.digest);
+    s.ifindex = meta.ifindex;
+    s.program_id = bpf::pinned_prog_id(&dir.join(PROG_PIN)).ok();
+    s.vips = g.vips;
+    s.peers = g.peers;
+    s.config_path = g.config_path.as_deref().map(text::escape_path);
+    s.config_digest = if g.serial == 0 {
+        String::new()
+    } else {
+        config::hex(&g.digest)
+    };
+    s.generation = g.serial;
+    s.attached_at = meta.attached_at;
+    s.reloaded_at = g.applied_at;
+    Ok(meta)
+}
+
+/// The hook state of a published attachment, evaluated inside its namespace.
+fn hook_state(
+    dir: &Path,
+    meta: &Meta,
+    prog_id: Option<u32>,
+    id: NetnsId,
+) -> (State, Option<String>, Vec<HookEntry>) {
+    let Some(prog_id) = prog_id else {
+        return (
+            State::Broken,
+            Some("the program pin is missing".into()),
+            Vec::new(),
+        );
+    };
+    let now = sys::ifindex(&meta.ifname);
+    let hooks = now
+        .map(|i| hook::ingress(i).unwrap_or_default())
+        .unwrap_or_default();
+    let hooked_now = hooks.iter().any(|h| h.prog_id == Some(prog_id));
+    if now == Some(meta.ifindex) && hooked_now {
+        return (State::Ok, None, hooks);
+    }
+    if id.cookie.is_none() && !hooked_now {
+        return (
+            State::Unverified,
+            Some("no namespace cookie on this kernel and the program is not on the hook: these pins may belong to a namespace that is gone".into()),
+            hooks,
+        );
+    }
+    if meta.mode == Mode::Tcx
+        && let Some(detail) = crate::elsewhere::moved_detail(dir, meta)
+    {
+        let state = if detail.starts_with("renamed") {
+            State::Ok
+        } else {
+            State::Moved
+        };
+        return (state, Some(detail), hooks);
+    }
+    match now {
+        None => (
+            State::InterfaceGone,
+            Some(format!(
+                "{} (ifindex {}) no longer exists; nothing marks its packets",
+                meta.ifname, meta.ifindex
+            )),
+            hooks,
+        ),
+        Some(i) if i != meta.ifindex => (
+            State::Recreated,
+            Some(format!(
+                "{} now has ifindex {i}, the program was on ifindex {}: `lvs-loader reload` hooks it again",
+                meta.ifname, meta.ifindex
+            )),
+            hooks,
+        ),
+        Some(_) => (
+            State::NotHooked,
+            Some("the program is not on the hook (filter, qdisc or link removed): `lvs-loader reload` hooks it again".into()),
+            hooks,
+        ),
+    }
+}

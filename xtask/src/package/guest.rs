@@ -1,0 +1,297 @@
+//! The package under real systemd on Debian's 6.1 kernel: a qemu guest whose root is the
+//! cached Debian bookworm root with the .deb installed by `dpkg -i`, booted with systemd
+//! as PID 1 from an initramfs. `xtask/package/guest-test.sh` runs there as a service and
+//! drives the installed `lvs-ebpf@.service` with systemctl (start, marks, status, reload,
+//! stop, BindsTo), under the unit's own sandbox; its `LVS-PKG-RESULT:` console line is the
+//! verdict (qemu's exit status says nothing).
+//!
+//! The kernel is Debian's `linux-image-amd64` of the host's bookworm sources
+//! (`apt-get download`, cached under `target/pkg-cache/kernel`); only the modules the test
+//! loads go into the guest. qemu runs holding `/tmp/lvs-vm.lock` (one guest at a time
+//! machine-wide), with TCG.
+use std::{
+    fs,
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::output;
+use crate::util;
+
+/// Modules the guest test needs beyond what Debian builds in (6.1 has no TCX: clsact +
+/// cls_bpf).
+const MODULES: &[&str] = &[
+    "kernel/net/sched/sch_ingress.ko",
+    "kernel/net/sched/cls_bpf.ko",
+    "kernel/drivers/net/veth.ko",
+];
+const GUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// An unpacked Debian kernel: `boot/vmlinuz-VERSION` and `lib/modules/VERSION`.
+struct Kernel {
+    tree: PathBuf,
+    version: String,
+}
+
+/// `linux-image-amd64`'s current image package from the host's (bookworm) apt sources,
+/// downloaded and unpacked once.
+fn kernel(cache: &Path) -> Result<Kernel> {
+    let deps = output(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
+    let pkg = deps
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Depends: "))
+        .find(|p| p.starts_with("linux-image-"))
+        .map(str::to_owned)
+        .context("apt-cache depends linux-image-amd64 names no linux-image-* (apt-get update?)")?;
+    let version = pkg.trim_start_matches("linux-image-").to_owned();
+    let tree = cache.join(&pkg);
+    if tree.join(".lvs-complete").exists() {
+        return Ok(Kernel { tree, version });
+    }
+    let dl = cache.join("download");
+    let _ = fs::remove_dir_all(&dl);
+    fs::create_dir_all(&dl)?;
+    println!("[package] apt-get download {pkg}");
+    util::run(
+        Command::new("apt-get")
+            .current_dir(&dl)
+            .args(["download", &pkg]),
+    )?;
+    let deb = fs::read_dir(&dl)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .context("apt-get download left no .deb")?;
+    let _ = fs::remove_dir_all(&tree);
+    util::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree))?;
+    fs::write(tree.join(".lvs-complete"), b"")?;
+    let _ = fs::remove_dir_all(&dl);
+    Ok(Kernel { tree, version })
+}
+
+/// Builds the guest (root + kernel), boots it, and fails unless it reports PASS.
+pub fn run(root: &Path, cache: &Path, debian: &Path, deb: &Path) -> Result<()> {
+    let k = kernel(&cache.join("kernel"))?;
+    let work = cache.join(format!("guest-{}", std::process::id()));
+    let r = build_and_boot(root, debian, deb, &k, &work);
+    if std::env::var_os("LVS_PKG_KEEP").is_none() {
+        let _ = fs::remove_dir_all(&work);
+    }
+    r
+}
+
+fn build_and_boot(root: &Path, debian: &Path, deb: &Path, k: &Kernel, work: &Path) -> Result<()> {
+    let _ = fs::remove_dir_all(work);
+    fs::create_dir_all(work)?;
+    let stage = work.join("root");
+    // A copy (not an overlay): the initramfs is made from it. ~200 MB, a few seconds.
+    util::run(Command::new("cp").arg("-a").arg(debian).arg(&stage))?;
+
+    // The package, installed as an operator would (maintainer scripts run; no systemd is
+    // running in the chroot, so they only record state).
+    fs::copy(deb, stage.join("tmp/lvs-ebpf.deb")).context("copying the .deb")?;
+    util::run(
+        Command::new("chroot")
+            .arg(&stage)
+            .args(["dpkg", "-i", "/tmp/lvs-ebpf.deb"])
+            .env("LC_ALL", "C"),
+    )?;
+    fs::remove_file(stage.join("tmp/lvs-ebpf.deb"))?;
+
+    // Modules, depmod'ed for the guest's modprobe.
+    let mods = format!("lib/modules/{}", k.version);
+    for m in MODULES {
+        let src = k.tree.join(&mods).join(m);
+        let dst = stage.join(&mods).join(m);
+        fs::create_dir_all(dst.parent().context("module path")?)?;
+        fs::copy(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
+    }
+    for f in [
+        "modules.order",
+        "modules.builtin",
+        "modules.builtin.modinfo",
+    ] {
+        let _ = fs::copy(k.tree.join(&mods).join(f), stage.join(&mods).join(f));
+    }
+    util::run(Command::new("depmod").arg("-b").arg(&stage).arg(&k.version))?;
+
+    // The test service, started by multi-user.target; no login prompts.
+    let script = root.join("xtask/package/guest-test.sh");
+    fs::copy(&script, stage.join("usr/local/sbin/lvs-pkg-guest-test"))
+        .with_context(|| format!("copying {}", script.display()))?;
+    fs::write(
+        stage.join("etc/systemd/system/lvs-pkg-guest-test.service"),
+        "[Unit]\nDescription=lvs-ebpf package test\nAfter=multi-user.target\n\n\
+         [Service]\nType=oneshot\nExecStart=/usr/local/sbin/lvs-pkg-guest-test\n\
+         ExecStopPost=/bin/sh -c 'echo o > /proc/sysrq-trigger'\n\
+         StandardOutput=tty\nStandardError=tty\nTTYPath=/dev/ttyS0\n\n\
+         [Install]\nWantedBy=multi-user.target\n",
+    )?;
+    let wants = stage.join("etc/systemd/system/multi-user.target.wants");
+    fs::create_dir_all(&wants)?;
+    let _ = fs::remove_file(wants.join("lvs-pkg-guest-test.service"));
+    std::os::unix::fs::symlink(
+        "/etc/systemd/system/lvs-pkg-guest-test.service",
+        wants.join("lvs-pkg-guest-test.service"),
+    )?;
+    for unit in ["serial-getty@ttyS0.service", "getty@tty1.service"] {
+        let _ = fs::remove_file(stage.join("etc/systemd/system").join(unit));
+        std::os::unix::fs::symlink("/dev/null", stage.join("etc/systemd/system").join(unit))?;
+    }
+    fs::write(stage.join("etc/hostname"), "lvs-pkg-guest\n")?;
+
+    // Uncompressed newc initramfs of the whole root.
+    let initrd = work.join("initrd.cpio");
+    let cpio = Command::new("sh")
+        .current_dir(&stage)
+        .arg("-c")
+        .arg(format!(
+            "find . -xdev -print0 | cpio --null -o -H newc --quiet > '{}'",
+            initrd.display()
+        ))
+        .status()
+        .context("cpio")?;
+    if !cpio.success() {
+        bail!("building {} failed", initrd.display());
+    }
+    let size = fs::metadata(&initrd)?.len();
+    println!(
+        "[package] guest: Debian {} + lvs-ebpf, initramfs {:.0} MiB; booting (TCG)",
+        k.version,
+        size as f64 / (1024.0 * 1024.0)
+    );
+    boot(
+        &k.tree.join(format!("boot/vmlinuz-{}", k.version)),
+        &initrd,
+        work,
+    )
+}
+
+/// Boots the guest holding `/tmp/lvs-vm.lock`; the verdict is the console's
+/// `LVS-PKG-RESULT:` line. The console is kept in `WORK/console.log`.
+fn boot(vmlinuz: &Path, initrd: &Path, work: &Path) -> Result<()> {
+    let _lock = vm_lock()?;
+    let mut child = Command::new("qemu-system-x86_64")
+        .args([
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-smp",
+            "2",
+            "-m",
+            "2048M",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+            "-kernel",
+        ])
+        .arg(vmlinuz)
+        .arg("-initrd")
+        .arg(initrd)
+        .args([
+            "-append",
+            "console=ttyS0 rdinit=/lib/systemd/systemd panic=-1 mitigations=off \
+             systemd.show_status=error systemd.unit=multi-user.target",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting qemu-system-x86_64 (cargo xtask setup --vm installs it)")?;
+    let stdout = child.stdout.take().context("qemu stdout")?;
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut console = String::new();
+    let mut verdict: Option<String> = None;
+    while start.elapsed() < GUEST_TIMEOUT {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(line) => {
+                let line = line.trim_end_matches('\r').to_owned();
+                if line.contains("LVS-PKG") {
+                    println!("[guest] {line}");
+                }
+                if let Some(v) = line.split("LVS-PKG-RESULT: ").nth(1) {
+                    verdict = Some(v.to_owned());
+                }
+                console.push_str(&line);
+                console.push('\n');
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if child.try_wait()?.is_some() {
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = work.join("console.log");
+    let _ = fs::write(&log, &console);
+    match verdict {
+        Some(v) if v == "PASS" => {
+            println!(
+                "[package] guest test: PASS ({:.0} s)",
+                start.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Some(v) => bail!("guest test failed: {v}\n{}", tail(&console, 60)),
+        None => bail!(
+            "guest test gave no verdict within {} s\n{}",
+            start.elapsed().as_secs(),
+            tail(&console, 60)
+        ),
+    }
+}
+
+/// `/tmp/lvs-vm.lock`, exclusively (held until the file is closed): one guest at a time on
+/// this machine.
+fn vm_lock() -> Result<fs::File> {
+    use std::os::fd::AsRawFd as _;
+    const LOCK_EX: i32 = 2;
+    const LOCK_NB: i32 = 4;
+    unsafe extern "C" {
+        fn flock(fd: i32, operation: i32) -> i32;
+    }
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/lvs-vm.lock")
+        .context("opening /tmp/lvs-vm.lock")?;
+    // SAFETY: flock(2) on an fd we own.
+    if unsafe { flock(f.as_raw_fd(), LOCK_EX | LOCK_NB) } != 0 {
+        println!("[package] waiting for /tmp/lvs-vm.lock (another guest is running)");
+        // SAFETY: as above.
+        if unsafe { flock(f.as_raw_fd(), LOCK_EX) } != 0 {
+            bail!(
+                "flock /tmp/lvs-vm.lock: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(f)
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
