@@ -1,13 +1,28 @@
 //! `#[repr(C)]` map keys and values shared by the kernel program (`lvs-ebpf`) and the
 //! userspace loader (`lvs-loader`). Every struct is laid out without implicit padding
-//! (checked by the `const` asserts below), so a key built on one side hashes the same on
-//! the other.
+//! (checked by the `const` asserts below), so a value written on one side reads the same
+//! on the other.
+//!
+//! The datapath's VIP tables are arrays of 64-byte buckets the loader builds (a
+//! bucketized cuckoo hash, [`V4Bucket`] and [`V6Bucket`]); the hash functions are
+//! defined here ([`v4_key`], [`v4_hash`], [`v6_hash`]) so both sides compute them alike.
 #![no_std]
 
 /// Map names, as the kernel sees them (at most 15 bytes).
 pub mod map_names {
+    /// IPv4 VIP table (array of [`crate::V4Bucket`], both generations).
+    pub const V4_TABLE: &str = "LVS_V4";
+    /// IPv6 VIP table (array of [`crate::V6Bucket`], both generations).
+    pub const V6_TABLE: &str = "LVS_V6";
+    /// Kernel hash maps of VIPs, one per generation: only in the `htab` benchmark
+    /// variant of the program.
     pub const VIPS: [&str; 2] = ["LVS_VIPS_0", "LVS_VIPS_1"];
+    /// Peer MACs (hash maps, one per generation): what the `htab` variant looks up, and
+    /// the loader's record of the peers of each generation.
     pub const PEERS: [&str; 2] = ["LVS_PEERS_0", "LVS_PEERS_1"];
+    /// Peer table (array of [`crate::PeerBucket`], both generations): what the table
+    /// datapath reads when a generation has more than [`crate::PEERS_INLINE`] peers.
+    pub const PEER_TABLE: &str = "LVS_PEER_TABLE";
     pub const CONTROL: &str = "LVS_CONTROL";
     pub const VIP_STATS: &str = "LVS_VIP_STATS";
     pub const GLOBAL_STATS: &str = "LVS_GLOBAL";
@@ -17,13 +32,22 @@ pub mod map_names {
 
 /// Name of the TC classifier in the object file.
 pub const PROGRAM_NAME: &str = "lvs_ingress";
+/// Name of the explaining twin of [`PROGRAM_NAME`] in the same object: the same decision
+/// code without counters, returning a [`Reason`] (never attached; BPF_PROG_TEST_RUN only).
+pub const EXPLAIN_PROGRAM_NAME: &str = "lvs_explain";
 
-/// Capacity of the VIP maps (each of the two generations) and of the per-VIP counters.
+/// Capacity: VIPs per generation, and per-VIP counter slots.
 pub const MAX_VIPS: u32 = 131_072;
 /// Capacity of the peer-MAC maps (each generation).
 pub const MAX_PEERS: u32 = 1_024;
 /// Bytes reserved for a VIP's name in [`VipInfo`].
 pub const MAX_NAME_LEN: usize = 56;
+
+/// Counter slots in [`map_names::VIP_STATS`]: one per VIP plus [`RETIRED_SLOT`].
+pub const VIP_STAT_SLOTS: u32 = MAX_VIPS + 1;
+/// The counter slot that accumulates the counts of removed VIPs (written by the loader
+/// only), so that the `marked`/`peer` totals never go backwards.
+pub const RETIRED_SLOT: u32 = MAX_VIPS;
 
 pub const FAMILY_V4: u8 = 4;
 pub const FAMILY_V6: u8 = 6;
@@ -35,11 +59,11 @@ pub const PROTO_SCTP: u8 = 132;
 /// `port` value of a VIP that covers every port of its address and protocol.
 pub const ANY_PORT: u16 = 0;
 
-/// Key of the VIP maps.
+/// A VIP's identity `(address, port, protocol)`, as the loader and `stats` see it, and
+/// the key of the `htab` variant's kernel hash maps.
 ///
 /// `addr` holds the 4 address bytes of an IPv4 VIP followed by 12 zero bytes, or the 16
-/// bytes of an IPv6 VIP. `port` is in host byte order (0 = any port). Aligned to 4 so the
-/// program builds keys with word stores.
+/// bytes of an IPv6 VIP. `port` is in host byte order (0 = any port).
 #[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct VipKey {
@@ -76,7 +100,7 @@ impl VipKey {
     }
 }
 
-/// Value of the VIP maps.
+/// Value of the `htab` variant's VIP maps.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct VipValue {
@@ -101,7 +125,238 @@ impl MacKey {
     }
 }
 
-/// Per-CPU, per-VIP counters.
+/// A MAC as the program compares it: the six bytes as a little-endian u64 (what an
+/// 8-byte load at the source-MAC offset of a frame gives, masked to 48 bits).
+#[inline(always)]
+pub const fn mac_word(mac: [u8; 6]) -> u64 {
+    u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0])
+}
+
+// ---------------------------------------------------------------------------------------
+// Control: the live generation and everything a packet needs about it, in one value.
+
+/// Peers compared inline (from [`GenControl::peers`]) before any map is consulted.
+pub const PEERS_INLINE: usize = 4;
+/// An unused peer word: no 48-bit MAC equals it (and it is not [`PEERS_IN_TABLE`]).
+pub const NO_PEER: u64 = 1 << 62;
+/// In `peers[PEERS_INLINE - 1]`, or'ed with the [`Geometry`] of the generation's peer
+/// table (low 32 bits): the generation has more than [`PEERS_INLINE`] peers;
+/// `peers[0..3]` hold the first three and the peer table holds all of them. No MAC
+/// equals a word with this bit.
+pub const PEERS_IN_TABLE: u64 = 1 << 63;
+
+/// Where one family's table of a generation lives in its array, packed in one word:
+/// `base | ANY_PORT_FLAG | shift`.
+///
+/// * `base` (a multiple of [`GEOMETRY_BASE_ALIGN`]): first bucket of the generation;
+/// * `shift` (low 6 bits, 1..=63): a hash `h` picks bucket `base + (h >> shift)`, so the
+///   generation has `2^(64 - shift)` buckets;
+/// * [`GEOMETRY_ANY_PORT`]: the generation has any-port VIPs of this family (otherwise a
+///   miss skips the any-port probe).
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Geometry(pub u32);
+
+pub const GEOMETRY_SHIFT_MASK: u32 = 0x3f;
+pub const GEOMETRY_ANY_PORT: u32 = 0x40;
+pub const GEOMETRY_BASE_ALIGN: u32 = 0x80;
+
+impl Geometry {
+    /// `buckets_log2` in 1..=32, `base` a multiple of [`GEOMETRY_BASE_ALIGN`].
+    pub const fn new(base: u32, buckets_log2: u32, any_port: bool) -> Self {
+        Self(base | if any_port { GEOMETRY_ANY_PORT } else { 0 } | (64 - buckets_log2))
+    }
+    #[inline(always)]
+    pub const fn shift(self) -> u32 {
+        self.0 & GEOMETRY_SHIFT_MASK
+    }
+    #[inline(always)]
+    pub const fn base(self) -> u32 {
+        self.0 & !(GEOMETRY_BASE_ALIGN - 1)
+    }
+    #[inline(always)]
+    pub const fn any_port(self) -> bool {
+        self.0 & GEOMETRY_ANY_PORT != 0
+    }
+    /// Buckets of the generation's table; 0 for a zeroed word (a generation never
+    /// written: shift 0 is not a valid geometry).
+    pub const fn buckets(self) -> u64 {
+        match self.shift() {
+            0 => 0,
+            s => 1u64 << (64 - s),
+        }
+    }
+}
+
+/// Everything one generation of the config tells a packet (56 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GenControl {
+    /// Peer MACs as [`mac_word`]; unused = [`NO_PEER`]; see [`PEERS_IN_TABLE`].
+    pub peers: [u64; PEERS_INLINE],
+    /// Odd multipliers of the two hash functions of both tables ([`v4_hash`], [`v6_hash`]).
+    pub hash: [u64; 2],
+    pub v4: Geometry,
+    pub v6: Geometry,
+}
+
+impl Default for GenControl {
+    fn default() -> Self {
+        Self {
+            peers: [NO_PEER; PEERS_INLINE],
+            hash: [1, 1],
+            v4: Geometry::new(0, 1, false),
+            v6: Geometry::new(0, 1, false),
+        }
+    }
+}
+
+/// One cache line of [`Control`].
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ControlLine {
+    /// Line 0: the live generation (0 or 1). Line 1: unused, 0.
+    pub active: u32,
+    /// Line 0: reserved for a trace switch (issue 8), 0 today; the program does not read
+    /// it yet. Line 1: unused, 0.
+    pub trace: u32,
+    /// Generation `i` lives in line `i`.
+    pub generation: GenControl,
+}
+
+/// The only value of [`map_names::CONTROL`] (a `BPF_F_MMAPABLE` array, so the value is
+/// cache-line aligned): line 0 holds the live-generation selector and generation 0,
+/// line 1 generation 1. A packet reads `active` and then the line of that generation.
+///
+/// The loader writes the standby generation's line (the live line is rewritten with
+/// identical bytes), then flips `active` with a second update that changes one byte:
+/// the flip is a single map update, atomic for every packet.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Control {
+    pub lines: [ControlLine; 2],
+}
+
+impl Control {
+    pub const fn active(&self) -> u32 {
+        self.lines[0].active & 1
+    }
+    pub const fn generation(&self, g: u32) -> &GenControl {
+        &self.lines[(g & 1) as usize].generation
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// VIP tables: arrays of 64-byte buckets, two candidate buckets per key (cuckoo hashing).
+
+/// One IPv4 VIP: the key word ([`v4_key`]), its mark and its counter slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct V4Entry {
+    /// [`v4_key`]; 0 = empty (a real key has a non-zero protocol byte).
+    pub key: u64,
+    pub mark: u32,
+    /// Counter slot (low 24 bits) and, in entry 0 only, [`BUCKET_SPILLED`].
+    pub meta: u32,
+}
+
+pub const V4_PER_BUCKET: usize = 4;
+
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct V4Bucket {
+    pub e: [V4Entry; V4_PER_BUCKET],
+}
+
+/// One IPv6 VIP.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct V6Entry {
+    /// The address as two little-endian words (bytes 0..8, 8..16).
+    pub addr: [u64; 2],
+    /// `port | proto << 16` ([`v6_tail`]); 0 = empty.
+    pub tail: u32,
+    /// Counter slot (low 24 bits) and, in entry 0 only, [`BUCKET_SPILLED`].
+    pub meta: u32,
+    pub mark: u32,
+    pub _pad: u32,
+}
+
+pub const V6_PER_BUCKET: usize = 2;
+
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct V6Bucket {
+    pub e: [V6Entry; V6_PER_BUCKET],
+}
+
+/// Peer MACs as [`mac_word`]s: `mac[0]` is the bucket header ([`PEER_BUCKET_SPILLED`]),
+/// `mac[1..8]` the MACs, [`NO_PEER`] when unused.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerBucket {
+    pub mac: [u64; 8],
+}
+
+impl Default for PeerBucket {
+    fn default() -> Self {
+        let mut mac = [NO_PEER; 8];
+        mac[0] = 0;
+        Self { mac }
+    }
+}
+
+pub const PEERS_PER_BUCKET: usize = 7;
+/// In `mac[0]`: some MAC whose first bucket is this one lives in its second bucket.
+pub const PEER_BUCKET_SPILLED: u64 = 1;
+/// Buckets per generation of the peer table, and its `max_entries` as compiled.
+pub const PEER_GEN_BUCKETS: u32 = 512;
+pub const PEER_TABLE_BUCKETS: u32 = 2 * PEER_GEN_BUCKETS;
+
+/// Counter slot bits of an entry's `meta`.
+pub const META_SLOT_MASK: u32 = 0x00ff_ffff;
+/// In `e[0].meta` of bucket `b`: some key whose first bucket is `b` lives in its second
+/// bucket. Without it a lookup that misses in the first bucket is done.
+pub const BUCKET_SPILLED: u32 = 1 << 31;
+
+/// Buckets per generation in each table array (2 generations per array).
+pub const V4_GEN_BUCKETS: u32 = MAX_VIPS / V4_PER_BUCKET as u32 * 2;
+pub const V6_GEN_BUCKETS: u32 = MAX_VIPS / V6_PER_BUCKET as u32 * 2;
+/// `max_entries` of the table arrays as compiled (the loader may set others).
+pub const V4_TABLE_BUCKETS: u32 = 2 * V4_GEN_BUCKETS;
+pub const V6_TABLE_BUCKETS: u32 = 2 * V6_GEN_BUCKETS;
+
+/// The IPv4 key word: address bytes (as a little-endian u32), port, protocol.
+#[inline(always)]
+pub const fn v4_key(addr: u32, port: u16, proto: u8) -> u64 {
+    addr as u64 | (port as u64) << 32 | (proto as u64) << 48
+}
+
+/// The IPv6 key tail: port and protocol.
+#[inline(always)]
+pub const fn v6_tail(port: u16, proto: u8) -> u32 {
+    port as u32 | (proto as u32) << 16
+}
+
+/// Multiply-shift hash input of an IPv4 key for multiplier `a` (take `>> shift`).
+#[inline(always)]
+pub const fn v4_hash(key: u64, a: u64) -> u64 {
+    key.wrapping_mul(a)
+}
+
+/// Polynomial multiply-shift hash of an IPv6 key (Horner with multiplier `a`).
+#[inline(always)]
+pub const fn v6_hash(w0: u64, w1: u64, tail: u32, a: u64) -> u64 {
+    (w0.wrapping_mul(a).wrapping_add(w1))
+        .wrapping_mul(a)
+        .wrapping_add(tail as u64)
+        .wrapping_mul(a)
+}
+
+// ---------------------------------------------------------------------------------------
+// Counters and verdicts.
+
+/// Per-CPU, per-VIP counters (one cache line update per VIP packet).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct VipCounters {
@@ -113,33 +368,101 @@ pub struct VipCounters {
     pub peer_bytes: u64,
 }
 
-/// Indices of the per-CPU global counter array ([`map_names::GLOBAL_STATS`]).
-pub mod global {
-    /// Every packet the program ran on.
-    pub const SEEN: u32 = 0;
+/// Why the program did what it did with a packet: the return value of
+/// [`EXPLAIN_PROGRAM_NAME`], and (below [`Reason::Marked`]) the index of the global
+/// counter the main program counts the packet in.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// TCP/UDP/SCTP with a readable destination port: no VIP (exact or any-port).
+    NoVip = 0,
+    /// Non-first fragment (no port) and no any-port VIP for its address and protocol.
+    Fragment = 1,
+    /// Transport header cut short (no port) and no any-port VIP.
+    L4Truncated = 2,
+    /// IP, but not TCP/UDP/SCTP (ICMP, ESP, ...): no VIP can match.
+    OtherProtocol = 3,
     /// Not IPv4/IPv6 (after at most two VLAN tags), or too short for an Ethernet header.
-    pub const NOT_IP: u32 = 1;
-    /// IP packets the parser could not read: bad version/IHL, total length shorter than
-    /// the header, truncated IP header, unreadable IPv6 extension header chain.
-    pub const MALFORMED: u32 = 2;
-    /// IP packets that matched no VIP.
-    pub const NO_VIP: u32 = 3;
-    /// Packets marked (all VIPs).
-    pub const MARKED: u32 = 4;
-    /// VIP packets from a peer, left unmarked (all VIPs).
-    pub const PEER: u32 = 5;
-    /// IPv4/IPv6 non-first fragments (no ports: only any-port VIPs can match).
-    pub const FRAGMENT: u32 = 6;
-    /// TCP/UDP/SCTP header cut short (no ports: only any-port VIPs can match).
-    pub const L4_TRUNCATED: u32 = 7;
-    /// Internal errors: a map lookup that cannot fail did.
-    pub const INTERNAL: u32 = 8;
-    /// Headers beyond the linear part of the skb even after `bpf_skb_pull_data`.
-    pub const NONLINEAR: u32 = 9;
-    pub const COUNT: u32 = 10;
+    NotIp = 4,
+    /// Bad version/IHL, lengths past the frame, unreadable IPv6 extension chain.
+    Malformed = 5,
+    /// Headers in paged skb data even after `bpf_skb_pull_data`.
+    Nonlinear = 6,
+    /// VIP traffic from a non-peer: `skb->mark` set to the VIP's mark.
+    Marked = 7,
+    /// VIP traffic from a peer director: left unmarked.
+    Peer = 8,
+}
 
-    /// Names used by `lvs-loader stats`, in index order.
-    pub const NAMES: [&str; COUNT as usize] = [
+impl Reason {
+    pub const ALL: [Reason; 9] = [
+        Self::NoVip,
+        Self::Fragment,
+        Self::L4Truncated,
+        Self::OtherProtocol,
+        Self::NotIp,
+        Self::Malformed,
+        Self::Nonlinear,
+        Self::Marked,
+        Self::Peer,
+    ];
+
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Self::ALL.get(v as usize).copied()
+    }
+
+    /// Snake-case name, for JSON and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::NoVip => "no_vip",
+            Self::Fragment => "fragment",
+            Self::L4Truncated => "l4_truncated",
+            Self::OtherProtocol => "other_protocol",
+            Self::NotIp => "not_ip",
+            Self::Malformed => "malformed",
+            Self::Nonlinear => "nonlinear",
+            Self::Marked => "marked",
+            Self::Peer => "peer",
+        }
+    }
+}
+
+/// Bits of the explain program's detail word (`cb[2]`).
+pub mod detail {
+    /// The packet carried no readable port: non-first fragment.
+    pub const FRAGMENT: u32 = 1;
+    /// The packet carried no readable port: transport header cut short.
+    pub const L4_TRUNCATED: u32 = 2;
+    /// The VIP matched through its any-port entry.
+    pub const ANY_PORT: u32 = 4;
+    /// IPv6.
+    pub const IPV6: u32 = 8;
+    /// `bpf_skb_pull_data` ran (headers were not all in the linear part).
+    pub const PULLED: u32 = 16;
+}
+
+/// Per-CPU global counters: the single value of [`map_names::GLOBAL_STATS`]. Packets
+/// that hit a VIP are counted in their VIP's slot only; every other packet in exactly
+/// one `count[reason]`. The loader derives the totals users see ([`global::NAMES`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct GlobalCounters {
+    pub count: [u64; global::SLOTS],
+}
+
+/// Slots of [`GlobalCounters::count`] and the totals `stats` shows.
+pub mod global {
+    /// `count[r]` for every [`crate::Reason`] `r` below `Marked` (the first 7 slots).
+    /// VIP hits that carried no port (any-port VIPs): non-first fragments.
+    pub const HIT_FRAGMENT: usize = 7;
+    /// VIP hits that carried no port: transport header cut short.
+    pub const HIT_L4_TRUNCATED: usize = 8;
+    /// Internal errors: a map lookup that cannot fail did, `bpf_skb_pull_data` failed.
+    pub const INTERNAL: usize = 9;
+    pub const SLOTS: usize = 10;
+
+    /// Names of the totals `lvs-loader stats` shows (derived by the loader).
+    pub const NAMES: [&str; 10] = [
         "packets_seen",
         "not_ip",
         "malformed",
@@ -152,13 +475,6 @@ pub mod global {
         "nonlinear",
     ];
 }
-
-/// Index 0 of [`map_names::CONTROL`]: the active generation (0 or 1) of the VIP and peer maps.
-pub const CONTROL_ACTIVE: u32 = 0;
-/// Indices 1 and 2: number of any-port VIPs in generation 0 and 1 (0 lets the program skip
-/// the any-port lookup on a miss).
-pub const CONTROL_ANY_PORT_COUNT: u32 = 1;
-pub const CONTROL_ENTRIES: u32 = 3;
 
 /// Userspace-only description of a VIP slot (the program never reads it).
 #[repr(C)]
@@ -275,12 +591,28 @@ const _: () = assert!(core::mem::size_of::<VipKey>() == 20);
 const _: () = assert!(core::mem::size_of::<VipValue>() == 8);
 const _: () = assert!(core::mem::size_of::<MacKey>() == 8);
 const _: () = assert!(core::mem::size_of::<VipCounters>() == 32);
+const _: () = assert!(core::mem::size_of::<GlobalCounters>() == 8 * global::SLOTS);
+const _: () = assert!(core::mem::size_of::<GenControl>() == 56);
+const _: () = assert!(core::mem::size_of::<ControlLine>() == 64);
+const _: () = assert!(core::mem::size_of::<Control>() == 128);
+const _: () = assert!(core::mem::size_of::<V4Entry>() == 16);
+const _: () = assert!(core::mem::size_of::<V4Bucket>() == 64);
+const _: () = assert!(core::mem::size_of::<V6Entry>() == 32);
+const _: () = assert!(core::mem::size_of::<V6Bucket>() == 64);
+const _: () = assert!(core::mem::size_of::<PeerBucket>() == 64);
+const _: () = assert!(PEER_GEN_BUCKETS.is_multiple_of(GEOMETRY_BASE_ALIGN));
+const _: () = assert!(PEER_GEN_BUCKETS as usize * PEERS_PER_BUCKET >= 2 * MAX_PEERS as usize);
 const _: () = assert!(core::mem::size_of::<VipInfo>() == 8 + MAX_NAME_LEN);
 const _: () = assert!(core::mem::size_of::<GenerationMeta>() == 8 * 2 + 4 * 4 + 32 + META_PATH_LEN);
 const _: () = assert!(
     core::mem::size_of::<AttachMeta>()
         == 4 * 4 + 8 * 3 + 4 * 6 + 16 + 2 * core::mem::size_of::<GenerationMeta>()
 );
+// Counter slots fit the entries' meta bits, and generation regions the geometry word.
+const _: () = assert!(VIP_STAT_SLOTS <= META_SLOT_MASK);
+const _: () = assert!(V4_GEN_BUCKETS.is_multiple_of(GEOMETRY_BASE_ALIGN));
+const _: () = assert!(V6_GEN_BUCKETS.is_multiple_of(GEOMETRY_BASE_ALIGN));
+const _: () = assert!(Reason::Marked as usize == global::HIT_FRAGMENT);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -289,6 +621,11 @@ mod pod {
     unsafe impl aya::Pod for VipValue {}
     unsafe impl aya::Pod for MacKey {}
     unsafe impl aya::Pod for VipCounters {}
+    unsafe impl aya::Pod for GlobalCounters {}
+    unsafe impl aya::Pod for Control {}
+    unsafe impl aya::Pod for V4Bucket {}
+    unsafe impl aya::Pod for V6Bucket {}
+    unsafe impl aya::Pod for PeerBucket {}
     unsafe impl aya::Pod for VipInfo {}
     unsafe impl aya::Pod for AttachMeta {}
     unsafe impl aya::Pod for GenerationMeta {}

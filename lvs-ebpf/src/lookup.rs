@@ -1,94 +1,235 @@
-//! VIP and peer lookups in the live generation, and the marking decision.
+//! The call-free VIP lookup: bucketized cuckoo hash tables in array maps the loader
+//! builds (`lvs-loader/src/table.rs`), and peer MACs inline in the control value.
+//!
+//! A key has two candidate buckets, `base + (h_i(key) >> shift)` for the two
+//! multiply-shift hashes of the generation. The loader puts a key in its first bucket
+//! whenever it can and flags the first bucket (`BUCKET_SPILLED`) of every key it had to
+//! put in its second, so a lookup reads one 64-byte bucket, and a second only when the
+//! first is flagged. Array lookups with a computed index are inlined by the verifier: no
+//! kernel function is called on the way.
 
-use aya_ebpf::{maps::HashMap, programs::TcContext};
+use aya_ebpf::{macros::map, maps::Array};
 use lvs_ebpf_common::{
-    ANY_PORT, CONTROL_ACTIVE, CONTROL_ANY_PORT_COUNT, MacKey, VipKey, VipValue, global,
+    BUCKET_SPILLED, GenControl, Geometry, META_SLOT_MASK, PEER_BUCKET_SPILLED, PEER_TABLE_BUCKETS,
+    PEERS_IN_TABLE, PeerBucket, V4_TABLE_BUCKETS, V4Bucket, V6_TABLE_BUCKETS, V6Bucket, global,
+    v4_hash, v6_hash,
 };
 
 use crate::{
     counters,
-    maps::{LVS_CONTROL, LVS_PEERS_0, LVS_PEERS_1, LVS_VIPS_0, LVS_VIPS_1},
-    parse::Packet,
+    decide::{Backend, Hit},
+    maps::BPF_F_MMAPABLE,
 };
 
-/// The live generation (0 or 1) and whether it holds any any-port VIP.
+/// IPv4 VIPs, both generations (each generation's region is given by its `Geometry`).
+#[map]
+pub static LVS_V4: Array<V4Bucket> = Array::with_max_entries(V4_TABLE_BUCKETS, BPF_F_MMAPABLE);
+/// IPv6 VIPs, both generations.
+#[map]
+pub static LVS_V6: Array<V6Bucket> = Array::with_max_entries(V6_TABLE_BUCKETS, BPF_F_MMAPABLE);
+/// Peer MACs of generations with more peers than fit inline, both generations.
+#[map]
+pub static LVS_PEER_TABLE: Array<PeerBucket> =
+    Array::with_max_entries(PEER_TABLE_BUCKETS, BPF_F_MMAPABLE);
+
+/// The port bits of a [`lvs_ebpf_common::v4_key`].
+const V4_PORT_MASK: u64 = 0xffff << 32;
+/// The port bits of a [`lvs_ebpf_common::v6_tail`].
+const V6_PORT_MASK: u32 = 0xffff;
+
 #[inline(always)]
-fn live_generation() -> (u32, bool) {
-    let Some(active) = LVS_CONTROL.get_ptr(CONTROL_ACTIVE) else {
+fn index(geo: Geometry, h: u64) -> u32 {
+    geo.base() + h.wrapping_shr(geo.shift()) as u32
+}
+
+#[inline(always)]
+fn internal<const COUNT: bool>() {
+    // A bucket index outside the array: the loader wrote a bad geometry.
+    if COUNT {
         counters::global_inc(global::INTERNAL);
-        return (0, true);
-    };
-    // SAFETY: array slot, always present.
-    let generation = (unsafe { *active }) & 1;
-    let any_port = match LVS_CONTROL.get_ptr(CONTROL_ANY_PORT_COUNT + generation) {
-        // SAFETY: array slot, always present.
-        Some(n) => (unsafe { *n }) != 0,
-        None => {
-            counters::global_inc(global::INTERNAL);
-            true
-        }
-    };
-    (generation, any_port)
+    }
 }
 
 #[inline(always)]
-fn lookup_vip(map: &HashMap<VipKey, VipValue>, key: &VipKey) -> Option<VipValue> {
-    // SAFETY: the value is copied out immediately.
-    map.get_ptr(key).map(|v| unsafe { *v })
+fn v4_bucket<const COUNT: bool>(geo: Geometry, h: u64) -> Option<*const V4Bucket> {
+    let b = LVS_V4.get_ptr(index(geo, h));
+    if b.is_none() {
+        internal::<COUNT>();
+    }
+    b
 }
 
-/// Exact (address, port, protocol) first; the any-port entry of (address, protocol) when
-/// there is no exact entry or the packet carries no readable port (and the generation has
-/// any-port VIPs at all, so a miss usually costs one lookup).
 #[inline(always)]
-fn find_vip(map: &HashMap<VipKey, VipValue>, pkt: &Packet, any_port: bool) -> Option<VipValue> {
-    let mut key = pkt.key;
-    if pkt.has_port {
-        if let Some(v) = lookup_vip(map, &key) {
-            return Some(v);
+fn v6_bucket<const COUNT: bool>(geo: Geometry, h: u64) -> Option<*const V6Bucket> {
+    let b = LVS_V6.get_ptr(index(geo, h));
+    if b.is_none() {
+        internal::<COUNT>();
+    }
+    b
+}
+
+#[inline(always)]
+fn scan_v4(b: *const V4Bucket, key: u64) -> Option<Hit> {
+    // SAFETY: a value of the array.
+    let e = unsafe { &(*b).e };
+    // Compare the four keys first, then read the one entry that matched.
+    let i = if e[0].key == key {
+        0
+    } else if e[1].key == key {
+        1
+    } else if e[2].key == key {
+        2
+    } else if e[3].key == key {
+        3
+    } else {
+        return None;
+    };
+    let e = &e[i];
+    Some(Hit {
+        mark: e.mark,
+        slot: e.meta & META_SLOT_MASK,
+        any_port: false,
+    })
+}
+
+#[inline(always)]
+fn scan_v6(b: *const V6Bucket, w0: u64, w1: u64, tail: u32) -> Option<Hit> {
+    // SAFETY: a value of the array.
+    let e = unsafe { &(*b).e };
+    for e in e {
+        if e.addr[0] == w0 && e.addr[1] == w1 && e.tail == tail {
+            return Some(Hit {
+                mark: e.mark,
+                slot: e.meta & META_SLOT_MASK,
+                any_port: false,
+            });
         }
     }
-    if !any_port {
+    None
+}
+
+#[inline(always)]
+fn probe_v4<const COUNT: bool>(gc: &GenControl, key: u64) -> Option<Hit> {
+    let geo = gc.v4;
+    let b1 = v4_bucket::<COUNT>(geo, v4_hash(key, gc.hash[0]))?;
+    if let Some(h) = scan_v4(b1, key) {
+        return Some(h);
+    }
+    // SAFETY: a value of the array.
+    if unsafe { (*b1).e[0].meta } & BUCKET_SPILLED == 0 {
         return None;
     }
-    key.port = ANY_PORT;
-    lookup_vip(map, &key)
+    let b2 = v4_bucket::<COUNT>(geo, v4_hash(key, gc.hash[1]))?;
+    scan_v4(b2, key)
 }
 
 #[inline(always)]
-fn is_peer(map: &HashMap<MacKey, u32>, src: &MacKey) -> bool {
-    map.get_ptr(src).is_some()
+fn probe_v6<const COUNT: bool>(gc: &GenControl, w0: u64, w1: u64, tail: u32) -> Option<Hit> {
+    let geo = gc.v6;
+    let b1 = v6_bucket::<COUNT>(geo, v6_hash(w0, w1, tail, gc.hash[0]))?;
+    if let Some(h) = scan_v6(b1, w0, w1, tail) {
+        return Some(h);
+    }
+    // SAFETY: a value of the array.
+    if unsafe { (*b1).e[0].meta } & BUCKET_SPILLED == 0 {
+        return None;
+    }
+    let b2 = v6_bucket::<COUNT>(geo, v6_hash(w0, w1, tail, gc.hash[1]))?;
+    scan_v6(b2, w0, w1, tail)
 }
 
-#[inline(always)]
-pub fn mark_if_vip(ctx: &TcContext, pkt: &Packet) {
-    let (generation, any_port) = live_generation();
-    // One branch per generation, each with constant map pointers: the verifier can then
-    // inline the hash lookups instead of calling the generic helper.
-    if generation == 1 {
-        mark_in(ctx, pkt, any_port, &LVS_VIPS_1, &LVS_PEERS_1);
-    } else {
-        mark_in(ctx, pkt, any_port, &LVS_VIPS_0, &LVS_PEERS_0);
+/// The table datapath.
+pub struct Table;
+
+impl Backend for Table {
+    #[inline(always)]
+    fn find_v4<const COUNT: bool>(
+        gc: &GenControl,
+        _g: u32,
+        key: u64,
+        has_port: bool,
+    ) -> Option<Hit> {
+        if has_port {
+            if let Some(h) = probe_v4::<COUNT>(gc, key) {
+                return Some(h);
+            }
+        }
+        if !gc.v4.any_port() {
+            return None;
+        }
+        probe_v4::<COUNT>(gc, key & !V4_PORT_MASK).map(|h| Hit {
+            any_port: true,
+            ..h
+        })
+    }
+
+    #[inline(always)]
+    fn find_v6<const COUNT: bool>(
+        gc: &GenControl,
+        _g: u32,
+        w0: u64,
+        w1: u64,
+        tail: u32,
+        has_port: bool,
+    ) -> Option<Hit> {
+        if has_port {
+            if let Some(h) = probe_v6::<COUNT>(gc, w0, w1, tail) {
+                return Some(h);
+            }
+        }
+        if !gc.v6.any_port() {
+            return None;
+        }
+        probe_v6::<COUNT>(gc, w0, w1, tail & !V6_PORT_MASK).map(|h| Hit {
+            any_port: true,
+            ..h
+        })
+    }
+
+    #[inline(always)]
+    fn is_peer(gc: &GenControl, _g: u32, mac: u64) -> bool {
+        let p = &gc.peers;
+        if mac == p[0] || mac == p[1] || mac == p[2] || mac == p[3] {
+            return true;
+        }
+        p[3] & PEERS_IN_TABLE != 0 && in_peer_table(gc, Geometry(p[3] as u32), mac)
     }
 }
 
 #[inline(always)]
-fn mark_in(
-    ctx: &TcContext,
-    pkt: &Packet,
-    any_port: bool,
-    vips: &HashMap<VipKey, VipValue>,
-    peers: &HashMap<MacKey, u32>,
-) {
-    let Some(vip) = find_vip(vips, pkt, any_port) else {
-        counters::global_inc(global::NO_VIP);
-        return;
+fn peer_bucket(geo: Geometry, h: u64) -> Option<*const PeerBucket> {
+    LVS_PEER_TABLE.get_ptr(index(geo, h))
+}
+
+#[inline(always)]
+fn scan_peers(b: *const PeerBucket, mac: u64) -> bool {
+    // SAFETY: a value of the array.
+    let m = unsafe { &(*b).mac };
+    mac == m[1]
+        || mac == m[2]
+        || mac == m[3]
+        || mac == m[4]
+        || mac == m[5]
+        || mac == m[6]
+        || mac == m[7]
+}
+
+/// `mac` in the generation's peer table (generations with more peers than fit inline).
+/// Same scheme as the VIP tables, with the same multipliers.
+#[inline(always)]
+fn in_peer_table(gc: &GenControl, geo: Geometry, mac: u64) -> bool {
+    let Some(b1) = peer_bucket(geo, mac.wrapping_mul(gc.hash[0])) else {
+        return false;
     };
-    let bytes = u64::from(ctx.len());
-    if is_peer(peers, &pkt.src_mac) {
-        counters::vip_peer(vip.index, bytes);
-    } else {
-        ctx.set_mark(vip.mark);
-        counters::vip_marked(vip.index, bytes);
+    if scan_peers(b1, mac) {
+        return true;
+    }
+    // SAFETY: a value of the array.
+    if unsafe { (*b1).mac[0] } & PEER_BUCKET_SPILLED == 0 {
+        return false;
+    }
+    match peer_bucket(geo, mac.wrapping_mul(gc.hash[1])) {
+        Some(b2) => scan_peers(b2, mac),
+        None => false,
     }
 }

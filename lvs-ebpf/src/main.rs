@@ -8,18 +8,22 @@
 //! For every packet to a VIP whose source MAC is not a peer director, `skb->mark` is set to
 //! the VIP's mark. Nothing is ever dropped or redirected, and the program always returns
 //! `TC_ACT_UNSPEC` (= `TCX_NEXT`) so later TC programs still run.
+//!
+//! The object holds a second classifier, `lvs_explain`, never attached: the same decision
+//! code without counters, which returns the [`lvs_ebpf_common::Reason`] so that
+//! BPF_PROG_TEST_RUN can explain a frame with the code the kernel runs.
 #![no_std]
 #![no_main]
 
 mod counters;
+mod decide;
 mod lookup;
 mod maps;
 mod parse;
 
 use aya_ebpf::{macros::classifier, programs::TcContext};
-use lvs_ebpf_common::global;
 
-use crate::parse::Verdict;
+use crate::{decide::decide, lookup::Table};
 
 /// `TC_ACT_UNSPEC` for cls_bpf direct-action, `TCX_NEXT` for TCX: continue with the next
 /// program/filter, then the default action (pass).
@@ -27,20 +31,21 @@ const TC_ACT_UNSPEC: i32 = -1;
 
 #[classifier]
 pub fn lvs_ingress(ctx: TcContext) -> i32 {
-    classify(&ctx);
+    decide::<true, Table>(&ctx);
     TC_ACT_UNSPEC
 }
 
-#[inline(always)]
-fn classify(ctx: &TcContext) {
-    counters::global_inc(global::SEEN);
-    match parse::parse(ctx) {
-        Verdict::Candidate(pkt) => lookup::mark_if_vip(ctx, &pkt),
-        Verdict::OtherProtocol => counters::global_inc(global::NO_VIP),
-        Verdict::NotIp => counters::global_inc(global::NOT_IP),
-        Verdict::Malformed => counters::global_inc(global::MALFORMED),
-        Verdict::Nonlinear => counters::global_inc(global::NONLINEAR),
-    }
+/// Explains one frame: returns the reason code, leaves `skb->mark` as the main program
+/// would, and puts the VIP's mark, its counter slot (or `u32::MAX`) and the detail bits
+/// in `cb[0..3]`. Touches no counter.
+#[classifier]
+pub fn lvs_explain(mut ctx: TcContext) -> i32 {
+    let d = decide::<false, Table>(&ctx);
+    let cb = ctx.cb_mut();
+    cb[0] = d.mark;
+    cb[1] = d.slot;
+    cb[2] = d.detail;
+    d.reason as i32
 }
 
 #[cfg(not(test))]

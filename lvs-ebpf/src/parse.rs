@@ -8,20 +8,24 @@
 //!   ..)` (what `ip6tables -p tcp` uses): HOPOPTS, ROUTING, FRAGMENT, AUTH, DSTOPTS, NONE.
 //! * A port is read only when the whole transport header the xt match reads (TCP 20, UDP
 //!   8, SCTP 12 bytes) lies inside the IP payload; otherwise only an any-port VIP can match.
+//!
+//! Fixed headers are read through `network-types`; the result is a few words in
+//! registers (the key words of the VIP tables), never a struct in memory.
 
-use aya_ebpf::programs::TcContext;
-use lvs_ebpf_common::{MacKey, PROTO_SCTP, PROTO_TCP, PROTO_UDP, VipKey, global};
+use core::mem::{offset_of, size_of};
 
 use crate::counters;
+use aya_ebpf::programs::TcContext;
+use lvs_ebpf_common::{PROTO_SCTP, PROTO_TCP, PROTO_UDP, Reason, detail, global, v4_key, v6_tail};
+use network_types::{
+    eth::{EthHdr, EtherType},
+    ip::{Ipv4Hdr, Ipv6Hdr},
+    sctp::SctpHdr,
+    tcp::TcpHdr,
+    udp::UdpHdr,
+    vlan::VlanHdr,
+};
 
-const ETH_HLEN: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86DD;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88A8;
-const VLAN_HLEN: usize = 4;
-
-const IPV6_HLEN: usize = 40;
 const NEXTHDR_HOP: u8 = 0;
 const NEXTHDR_ROUTING: u8 = 43;
 const NEXTHDR_FRAGMENT: u8 = 44;
@@ -32,100 +36,215 @@ const NEXTHDR_DEST: u8 = 60;
 /// limit; real traffic carries a handful at most.
 pub const MAX_EXT_HDRS: usize = 32;
 
-/// Bytes made linear with `bpf_skb_pull_data` when the skb head is shorter.
-const PULL_LEN: usize = 256;
+/// Bytes made linear with `bpf_skb_pull_data` when a header lies past the linear data.
+pub const PULL_LEN: u32 = 256;
 /// Upper bound for any header offset. The verifier only keeps a packet pointer's range
 /// when its variable offset stays well below 64 KiB; no frame we parse is longer.
 const MAX_OFF: usize = 0x3fff;
 
-/// What the parser found.
-pub enum Verdict {
-    /// A TCP/UDP/SCTP packet that may belong to a VIP.
-    Candidate(Packet),
-    /// IP, but not TCP/UDP/SCTP (ICMP, ESP, ...): no VIP can match.
-    OtherProtocol,
-    NotIp,
-    Malformed,
-    /// Headers lie in paged skb data the program cannot read directly.
-    Nonlinear,
+/// The 48 bits of a MAC in a little-endian u64 load.
+const MAC_MASK: u64 = 0xffff_ffff_ffff;
+
+/// What the parser found, in four words: what the lookups need stays in registers
+/// across the join of the two parser passes (before and after a pull).
+#[derive(Clone, Copy)]
+pub struct Parsed {
+    /// IPv4: [`v4_key`] with the destination port (0 when there is none); IPv6: the
+    /// destination address's first word.
+    pub k0: u64,
+    /// IPv6: the destination address's second word.
+    pub k1: u64,
+    /// Bits 0..32: IPv6 [`v6_tail`]; 32..40: `no_port` (0, [`detail::FRAGMENT`] or
+    /// [`detail::L4_TRUNCATED`]); 40..48: [`Kind`].
+    pub meta: u64,
+    /// Source MAC as [`lvs_ebpf_common::mac_word`].
+    pub mac: u64,
 }
 
-pub struct Packet {
-    /// Destination address, protocol and (if `has_port`) destination port.
-    pub key: VipKey,
-    pub has_port: bool,
-    pub src_mac: MacKey,
+/// What kind of packet [`Parsed`] describes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    V4,
+    V6,
+    /// No VIP can match, for this reason (never `Marked`/`Peer`).
+    Done(Reason),
 }
 
-/// Header bytes at `off`, if they are in the linear data.
-#[inline(always)]
-fn ptr_at<const N: usize>(ctx: &TcContext, off: usize) -> Option<&[u8; N]> {
-    if off > MAX_OFF {
-        return None;
-    }
-    let start = ctx.data();
-    let end = ctx.data_end();
-    if start + off + N > end {
-        return None;
-    }
-    // SAFETY: bounds checked against data_end just above.
-    Some(unsafe { &*((start + off) as *const [u8; N]) })
-}
+const KIND_V4: u64 = 0;
+const KIND_V6: u64 = 1;
+const KIND_DONE: u64 = 2;
 
-#[inline(always)]
-fn be16(b0: u8, b1: u8) -> u16 {
-    (u16::from(b0) << 8) | u16::from(b1)
-}
-
-/// Why reading `N` bytes at `off` failed: past `limit` (the packet really is that short)
-/// or only past the linear head.
-#[inline(always)]
-fn short_or_nonlinear(off: usize, n: usize, limit: usize) -> Verdict {
-    if off + n > limit {
-        Verdict::Malformed
-    } else {
-        Verdict::Nonlinear
-    }
-}
-
-#[inline(always)]
-fn ensure_linear(ctx: &TcContext) {
-    let len = ctx.len() as usize;
-    let linear = ctx.data_end() - ctx.data();
-    if linear < len && linear < PULL_LEN {
-        let want = if len < PULL_LEN { len } else { PULL_LEN };
-        if ctx.pull_data(want as u32).is_err() {
-            counters::global_inc(global::INTERNAL);
+impl Parsed {
+    #[inline(always)]
+    fn done(reason: Reason) -> Self {
+        Self {
+            k0: 0,
+            k1: 0,
+            meta: (KIND_DONE + reason as u64) << 40,
+            mac: 0,
         }
     }
+
+    #[inline(always)]
+    fn v4(key: u64, no_port: u32, mac: u64) -> Self {
+        Self {
+            k0: key,
+            k1: 0,
+            meta: u64::from(no_port) << 32 | KIND_V4 << 40,
+            mac,
+        }
+    }
+
+    #[inline(always)]
+    fn v6(w0: u64, w1: u64, tail: u32, no_port: u32, mac: u64) -> Self {
+        Self {
+            k0: w0,
+            k1: w1,
+            meta: u64::from(tail) | u64::from(no_port) << 32 | KIND_V6 << 40,
+            mac,
+        }
+    }
+
+    #[inline(always)]
+    pub fn kind(&self) -> Kind {
+        match self.meta >> 40 {
+            KIND_V4 => Kind::V4,
+            KIND_V6 => Kind::V6,
+            k => Kind::Done(match (k - KIND_DONE) as u32 {
+                x if x == Reason::Fragment as u32 => Reason::Fragment,
+                x if x == Reason::L4Truncated as u32 => Reason::L4Truncated,
+                x if x == Reason::OtherProtocol as u32 => Reason::OtherProtocol,
+                x if x == Reason::NotIp as u32 => Reason::NotIp,
+                x if x == Reason::Malformed as u32 => Reason::Malformed,
+                x if x == Reason::Nonlinear as u32 => Reason::Nonlinear,
+                _ => Reason::NoVip,
+            }),
+        }
+    }
+
+    #[inline(always)]
+    pub fn no_port(&self) -> u32 {
+        (self.meta >> 32) as u32 & 0xff
+    }
+
+    #[inline(always)]
+    pub fn tail(&self) -> u32 {
+        self.meta as u32
+    }
+}
+
+/// The packet being parsed. Generic over counting like the decision core: the explain
+/// program counts nothing.
+pub struct Pkt<'a, const COUNT: bool> {
+    pub ctx: &'a TcContext,
+}
+
+impl<const COUNT: bool> Pkt<'_, COUNT> {
+    /// `skb->data` and `skb->data_end`.
+    #[inline(always)]
+    fn linear(&self) -> (usize, usize) {
+        (self.ctx.data(), self.ctx.data_end())
+    }
+
+    /// A header of type `T` at `off` if it lies in the linear data, without pulling.
+    #[inline(always)]
+    fn in_linear<T>(&self, off: usize) -> Option<*const T> {
+        if off > MAX_OFF {
+            return None;
+        }
+        let (start, end) = self.linear();
+        if start + off + size_of::<T>() > end {
+            return None;
+        }
+        Some((start + off) as *const T)
+    }
+
+    /// Pulls the first `min(skb->len, PULL_LEN)` bytes into the linear data when the
+    /// linear part is shorter than that. Whether it pulled (then parse again).
+    #[inline(always)]
+    pub fn pull(&self) -> bool {
+        let len = self.ctx.len();
+        let want = if len < PULL_LEN { len } else { PULL_LEN };
+        let (start, end) = self.linear();
+        if end - start >= want as usize {
+            return false;
+        }
+        if self.ctx.pull_data(want).is_err() && COUNT {
+            counters::global_inc(global::INTERNAL);
+        }
+        true
+    }
+
+    /// A header of type `T` at `off`, if it lies in the linear data.
+    #[inline(always)]
+    fn ptr_at<T>(&self, off: usize) -> Option<*const T> {
+        self.in_linear(off)
+    }
+}
+
+/// A word at `p`. Packet data has no alignment guarantee; BPF loads of any size work at
+/// any address on every architecture the verifier lets us load on (x86-64, arm64 have
+/// efficient unaligned access), and this keeps LLVM from splitting the load into bytes.
+#[inline(always)]
+unsafe fn load<T: Copy>(p: *const u8) -> T {
+    // SAFETY: the caller has bounds-checked `p .. p + size_of::<T>()` against data_end.
+    unsafe { (p as *const T).read_volatile() }
+}
+
+/// Why reading `n` bytes at `off` failed: past `limit` (the packet really is that short:
+/// malformed) or only past the linear data even after a pull (non-linear).
+#[inline(always)]
+fn short_or_nonlinear(off: usize, n: usize, limit: usize) -> Parsed {
+    if off + n > limit {
+        Parsed::done(Reason::Malformed)
+    } else {
+        Parsed::done(Reason::Nonlinear)
+    }
+}
+
+/// Why the Ethernet header or a VLAN tag could not be read: the frame is that short (not
+/// IP), or it lies past the linear data (non-linear: pull).
+#[inline(always)]
+fn short_or_not_ip(off: usize, n: usize, len: usize) -> Parsed {
+    if off + n > len {
+        Parsed::done(Reason::NotIp)
+    } else {
+        Parsed::done(Reason::Nonlinear)
+    }
 }
 
 #[inline(always)]
-pub fn parse(ctx: &TcContext) -> Verdict {
-    ensure_linear(ctx);
-    let len = ctx.len() as usize;
-    let Some(eth) = ptr_at::<ETH_HLEN>(ctx, 0) else {
-        return Verdict::NotIp;
+pub fn parse<const COUNT: bool>(p: &Pkt<COUNT>) -> Parsed {
+    // The source MAC and the EtherType are the last 8 bytes of the Ethernet header: one
+    // load gives both.
+    let len = p.ctx.len() as usize;
+    let Some(eth) = p.ptr_at::<EthHdr>(0) else {
+        return short_or_not_ip(0, EthHdr::LEN, len);
     };
-    let src_mac = MacKey::new([eth[6], eth[7], eth[8], eth[9], eth[10], eth[11]]);
-    let mut proto = be16(eth[12], eth[13]);
-    let mut l3 = ETH_HLEN;
+    // SAFETY: the whole Ethernet header is in the linear data.
+    let tail: u64 = unsafe { load((eth as *const u8).add(offset_of!(EthHdr, src_addr))) };
+    let mac = tail & MAC_MASK;
+    let mut proto = (tail >> 48) as u16;
+    let mut l3 = EthHdr::LEN;
     // At most two in-band tags (802.1ad outer + 802.1Q inner, or 802.1Q). On a real
     // device the kernel has already moved the outer tag to skb->vlan_tci by now.
     for _ in 0..2 {
-        if proto != ETH_P_8021Q && proto != ETH_P_8021AD {
+        if proto != EtherType::Ieee8021q as u16 && proto != EtherType::Ieee8021ad as u16 {
             break;
         }
-        let Some(tag) = ptr_at::<VLAN_HLEN>(ctx, l3) else {
-            return Verdict::NotIp;
+        let Some(tag) = p.ptr_at::<VlanHdr>(l3) else {
+            return short_or_not_ip(l3, VlanHdr::LEN, len);
         };
-        proto = be16(tag[2], tag[3]);
-        l3 += VLAN_HLEN;
+        // SAFETY: bounds-checked just above.
+        proto = unsafe { (*tag).ether_type };
+        l3 += VlanHdr::LEN;
     }
-    match proto {
-        ETH_P_IP => parse_ipv4(ctx, l3, len, src_mac),
-        ETH_P_IPV6 => parse_ipv6(ctx, l3, len, src_mac),
-        _ => Verdict::NotIp,
+    if proto == EtherType::Ipv4 as u16 {
+        parse_ipv4(p, l3, mac)
+    } else if proto == EtherType::Ipv6 as u16 {
+        parse_ipv6(p, l3, mac)
+    } else {
+        Parsed::done(Reason::NotIp)
     }
 }
 
@@ -133,65 +252,75 @@ pub fn parse(ctx: &TcContext) -> Verdict {
 #[inline(always)]
 fn l4_header_len(proto: u8) -> Option<usize> {
     match proto {
-        PROTO_TCP => Some(20),
-        PROTO_UDP => Some(8),
-        PROTO_SCTP => Some(12),
+        PROTO_TCP => Some(TcpHdr::LEN),
+        PROTO_UDP => Some(UdpHdr::LEN),
+        PROTO_SCTP => Some(SctpHdr::LEN),
         _ => None,
     }
 }
 
-/// Reads the destination port when the packet carries one (first fragment, whole
-/// transport header inside the IP payload).
+/// The destination port when the packet carries one (first fragment, whole transport
+/// header inside the IP payload): `Ok((port, no_port))`, `Err` when parsing ends here.
 #[inline(always)]
-fn finish(
-    ctx: &TcContext,
-    mut key: VipKey,
+fn dport<const COUNT: bool>(
+    p: &Pkt<COUNT>,
+    proto: u8,
     l4: usize,
     l3_end: usize,
     fragment: bool,
-    src_mac: MacKey,
-) -> Verdict {
-    let Some(hlen) = l4_header_len(key.proto) else {
-        return Verdict::OtherProtocol;
+) -> Result<(u16, u32), Parsed> {
+    let Some(hlen) = l4_header_len(proto) else {
+        return Err(Parsed::done(Reason::OtherProtocol));
     };
-    let mut has_port = false;
     if fragment {
-        counters::global_inc(global::FRAGMENT);
-    } else if l4 + hlen > l3_end {
-        counters::global_inc(global::L4_TRUNCATED);
-    } else {
-        // Source and destination port are the first four bytes of all three headers.
-        let Some(ports) = ptr_at::<4>(ctx, l4) else {
-            return Verdict::Nonlinear;
-        };
-        key.port = be16(ports[2], ports[3]);
-        has_port = true;
+        return Ok((0, detail::FRAGMENT));
     }
-    Verdict::Candidate(Packet {
-        key,
-        has_port,
-        src_mac,
-    })
+    if l4 + hlen > l3_end {
+        return Ok((0, detail::L4_TRUNCATED));
+    }
+    // The destination port is bytes 2..4 of all three headers.
+    const _: () = assert!(offset_of!(TcpHdr, dest) == 2);
+    const _: () = assert!(offset_of!(UdpHdr, dst) == 2);
+    const _: () = assert!(offset_of!(SctpHdr, dst) == 2);
+    let Some(ports) = p.ptr_at::<[u16; 2]>(l4) else {
+        return Err(Parsed::done(Reason::Nonlinear));
+    };
+    // SAFETY: bounds-checked just above.
+    let port = u16::from_be(unsafe { load::<u16>((ports as *const u8).add(2)) });
+    Ok((port, 0))
 }
 
 #[inline(always)]
-fn parse_ipv4(ctx: &TcContext, l3: usize, len: usize, src_mac: MacKey) -> Verdict {
-    let Some(ip) = ptr_at::<20>(ctx, l3) else {
-        return short_or_nonlinear(l3, 20, len);
+fn parse_ipv4<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed {
+    let len = p.ctx.len() as usize;
+    let Some(ip) = p.ptr_at::<Ipv4Hdr>(l3) else {
+        return short_or_nonlinear(l3, Ipv4Hdr::LEN, len);
     };
-    let version = ip[0] >> 4;
-    let hlen = usize::from(ip[0] & 0x0f) * 4;
-    if version != 4 || hlen < 20 {
-        return Verdict::Malformed;
+    // SAFETY: the fixed IPv4 header is in the linear data.
+    let ip = unsafe { &*ip };
+    let hlen = usize::from(ip.ihl());
+    if ip.version() != 4 || hlen < Ipv4Hdr::LEN {
+        return Parsed::done(Reason::Malformed);
     }
-    let tot_len = usize::from(be16(ip[2], ip[3]));
+    let base = ip as *const Ipv4Hdr as *const u8;
+    // SAFETY (both): inside the fixed header. One 16-bit load each (network-types'
+    // getters read bytes).
+    let tot_len = usize::from(u16::from_be(unsafe {
+        load::<u16>(base.add(offset_of!(Ipv4Hdr, tot_len)))
+    }));
     // ip_rcv drops these before netfilter ever sees them.
     if tot_len < hlen || l3 + tot_len > len {
-        return Verdict::Malformed;
+        return Parsed::done(Reason::Malformed);
     }
-    let fragment = be16(ip[6], ip[7]) & 0x1fff != 0;
-    let key = VipKey::v4([ip[16], ip[17], ip[18], ip[19]], 0, ip[9]);
-    finish(ctx, key, l3 + hlen, l3 + tot_len, fragment, src_mac)
+    let frags = u16::from_be(unsafe { load::<u16>(base.add(offset_of!(Ipv4Hdr, frags))) });
+    let fragment = frags & 0x1fff != 0;
+    let proto = ip.proto as u8;
+    // SAFETY: inside the fixed header.
+    let daddr: u32 = unsafe { load(base.add(offset_of!(Ipv4Hdr, dst_addr))) };
+    match dport(p, proto, l3 + hlen, l3 + tot_len, fragment) {
+        Ok((port, no_port)) => Parsed::v4(v4_key(daddr, port, proto), no_port, mac),
+        Err(p) => p,
+    }
 }
 
 #[inline(always)]
@@ -208,27 +337,31 @@ fn is_ext_hdr(nexthdr: u8) -> bool {
 }
 
 #[inline(always)]
-fn parse_ipv6(ctx: &TcContext, l3: usize, len: usize, src_mac: MacKey) -> Verdict {
-    let Some(ip) = ptr_at::<IPV6_HLEN>(ctx, l3) else {
-        return short_or_nonlinear(l3, IPV6_HLEN, len);
+fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed {
+    let len = p.ctx.len() as usize;
+    let Some(ip) = p.ptr_at::<Ipv6Hdr>(l3) else {
+        return short_or_nonlinear(l3, Ipv6Hdr::LEN, len);
     };
-    if ip[0] >> 4 != 6 {
-        return Verdict::Malformed;
+    // SAFETY: the fixed IPv6 header is in the linear data.
+    let ip = unsafe { &*ip };
+    if ip.version() != 6 {
+        return Parsed::done(Reason::Malformed);
     }
-    let payload_len = usize::from(be16(ip[4], ip[5]));
-    let mut nexthdr = ip[6];
-    let mut daddr = [0u8; 16];
-    daddr.copy_from_slice(&ip[24..40]);
+    let payload_len = usize::from(ip.payload_len());
+    let mut nexthdr = ip.next_hdr as u8;
+    let daddr = (ip as *const Ipv6Hdr as *const u8).wrapping_add(offset_of!(Ipv6Hdr, dst_addr));
+    // SAFETY: inside the fixed header.
+    let (w0, w1): (u64, u64) = unsafe { (load(daddr), load(daddr.add(8))) };
     // payload_len 0 with a hop-by-hop header is a jumbogram: its length is the skb's.
     let l3_end = if payload_len == 0 && nexthdr == NEXTHDR_HOP {
         len
     } else {
-        l3 + IPV6_HLEN + payload_len
+        l3 + Ipv6Hdr::LEN + payload_len
     };
     if l3_end > len {
-        return Verdict::Malformed;
+        return Parsed::done(Reason::Malformed);
     }
-    let mut start = l3 + IPV6_HLEN;
+    let mut start = l3 + Ipv6Hdr::LEN;
     let mut fragment = false;
     // ipv6_find_hdr(skb, &off, -1, &fragoff, NULL)
     for _ in 0..MAX_EXT_HDRS {
@@ -236,27 +369,31 @@ fn parse_ipv6(ctx: &TcContext, l3: usize, len: usize, src_mac: MacKey) -> Verdic
             break;
         }
         if start + 2 > l3_end {
-            return Verdict::Malformed; // -EBADMSG
+            return Parsed::done(Reason::Malformed); // -EBADMSG
         }
-        let Some(hp) = ptr_at::<2>(ctx, start) else {
-            return Verdict::Nonlinear;
+        let Some(hp) = p.ptr_at::<[u8; 2]>(start) else {
+            return Parsed::done(Reason::Nonlinear);
         };
-        let (hp_next, hp_len) = (hp[0], usize::from(hp[1]));
+        // SAFETY: bounds-checked just above.
+        let [hp_next, hp_len] = unsafe { *hp };
+        let hp_len = usize::from(hp_len);
         let hdrlen = match nexthdr {
             NEXTHDR_ROUTING => {
                 if start + 4 > l3_end {
-                    return Verdict::Malformed;
+                    return Parsed::done(Reason::Malformed);
                 }
                 (hp_len + 1) << 3
             }
             NEXTHDR_FRAGMENT => {
                 if start + 4 > l3_end {
-                    return Verdict::Malformed;
+                    return Parsed::done(Reason::Malformed);
                 }
-                let Some(fh) = ptr_at::<4>(ctx, start) else {
-                    return Verdict::Nonlinear;
+                let Some(fh) = p.ptr_at::<[u8; 4]>(start) else {
+                    return Parsed::done(Reason::Nonlinear);
                 };
-                let frag_off = be16(fh[2], fh[3]) & !0x7;
+                // SAFETY: bounds-checked just above.
+                let fh = unsafe { *fh };
+                let frag_off = u16::from_be_bytes([fh[2], fh[3]]) & !0x7;
                 if frag_off != 0 {
                     if !is_ext_hdr(hp_next) || hp_next == NEXTHDR_NONE {
                         // Non-first fragment of an upper-layer protocol.
@@ -264,7 +401,7 @@ fn parse_ipv6(ctx: &TcContext, l3: usize, len: usize, src_mac: MacKey) -> Verdic
                         fragment = true;
                         break;
                     }
-                    return Verdict::Malformed; // -ENOENT, ip6tables hot-drops it
+                    return Parsed::done(Reason::Malformed); // -ENOENT, ip6tables hot-drops it
                 }
                 8
             }
@@ -276,8 +413,10 @@ fn parse_ipv6(ctx: &TcContext, l3: usize, len: usize, src_mac: MacKey) -> Verdic
     }
     // The chain may end exactly after MAX_EXT_HDRS headers.
     if is_ext_hdr(nexthdr) && nexthdr != NEXTHDR_NONE {
-        return Verdict::Malformed;
+        return Parsed::done(Reason::Malformed);
     }
-    let key = VipKey::v6(daddr, 0, nexthdr);
-    finish(ctx, key, start, l3_end, fragment, src_mac)
+    match dport(p, nexthdr, start, l3_end, fragment) {
+        Ok((port, no_port)) => Parsed::v6(w0, w1, v6_tail(port, nexthdr), no_port, mac),
+        Err(p) => p,
+    }
 }

@@ -68,3 +68,67 @@ pub fn update<K: Copy, V: Copy>(
     }
     Ok(())
 }
+
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+
+/// Every value of an array map of `len` entries (`per_key` values per entry: possible
+/// CPUs for per-CPU maps), with `BPF_MAP_LOOKUP_BATCH` (Linux >= 5.6): one syscall per
+/// chunk instead of one per element. `V` must be the map's exact value type.
+pub fn lookup_array<V: Copy + Default>(
+    map: BorrowedFd<'_>,
+    len: usize,
+    per_key: usize,
+) -> std::io::Result<Vec<V>> {
+    let mut out: Vec<V> = vec![V::default(); len * per_key];
+    let mut keys = vec![0u32; CHUNK];
+    let mut token = 0u32;
+    let mut done = 0usize;
+    let mut first = true;
+    while done < len {
+        let want = CHUNK.min(len - done);
+        let mut attr = BatchAttr {
+            in_batch: if first {
+                0
+            } else {
+                &token as *const u32 as u64
+            },
+            out_batch: &mut token as *mut u32 as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: out[done * per_key..].as_mut_ptr() as u64,
+            count: want as u32,
+            map_fd: map.as_raw_fd() as u32,
+            ..BatchAttr::default()
+        };
+        // SAFETY: keys has room for `want` keys, values for `want * per_key` values of
+        // the map's value type; token is a u32 (the key type of arrays).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_BATCH,
+                &mut attr as *mut BatchAttr,
+                std::mem::size_of::<BatchAttr>() as u32,
+            )
+        };
+        let got = attr.count as usize;
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            // ENOENT: the last chunk (attr.count says how much of it was filled).
+            if e.raw_os_error() == Some(libc::ENOENT) {
+                done += got;
+                break;
+            }
+            return Err(e);
+        }
+        done += got;
+        first = false;
+        if got == 0 {
+            break;
+        }
+    }
+    if done != len {
+        return Err(std::io::Error::other(format!(
+            "batch lookup returned {done} of {len} entries"
+        )));
+    }
+    Ok(out)
+}

@@ -1,4 +1,5 @@
-//! Support for `lvs-bench`: the empty TC program that gives the benchmark its floor.
+//! Support for `lvs-bench`: the empty TC program that gives the benchmark its floor, and
+//! attaching a loaded datapath variant (the `htab` contender) without pins.
 //!
 //! `lvs-empty` (lvs-ebpf/src/empty.rs) is built by build.rs together with the datapath
 //! and only returns `TC_ACT_UNSPEC`; it is never attached by the loader (the benchmark
@@ -11,7 +12,24 @@ use aya::{
     programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions},
 };
 
-use crate::error::{Error, Result};
+use crate::{
+    datapath::Datapath,
+    error::{Error, Result},
+};
+
+/// Attaches a loaded datapath (any variant) to `iface`'s TC ingress with TCX in the
+/// caller's network namespace, unpinned: the link lives until `dp` is dropped. The
+/// benchmark uses it for the kernel-hash-map contender, which `attach` never installs.
+pub fn attach_tcx(dp: &mut Datapath, iface: &str) -> Result<()> {
+    dp.program()?
+        .attach_with_options(
+            iface,
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .map_err(|e| Error::Kernel(format!("attaching {iface} (tcx): {e}")))?;
+    Ok(())
+}
 
 /// The empty program's object (built by build.rs, like [`crate::datapath::EBPF_OBJECT`]).
 pub static EMPTY_OBJECT: &[u8] =

@@ -1,21 +1,46 @@
 //! Loading the embedded eBPF object.
 
-use std::os::fd::{AsFd as _, AsRawFd as _, RawFd};
+use std::{
+    os::fd::{AsFd as _, AsRawFd as _, RawFd},
+    path::Path,
+};
 
 use aya::{
     Ebpf, EbpfLoader,
     programs::{ProgramError, SchedClassifier},
 };
-use lvs_ebpf_common::PROGRAM_NAME;
+use lvs_ebpf_common::{EXPLAIN_PROGRAM_NAME, PROGRAM_NAME};
 
 use crate::{
     error::{Error, Result},
-    maps::MapSet,
+    maps::{ALL_MAPS, MapSet},
     sys,
 };
 
 /// The eBPF object built by build.rs (aya-build).
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lvs-ebpf"));
+
+/// The benchmark contender: the same program over kernel hash maps (never attached by
+/// the loader; `lvs-bench` compares it with [`EBPF_OBJECT`]).
+pub static HTAB_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lvs-htab"));
+
+/// Which build of the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// The datapath: call-free VIP tables (what `attach` uses).
+    Table,
+    /// Kernel hash maps for VIPs and peers (benchmark contender).
+    Htab,
+}
+
+impl Variant {
+    pub fn object(self) -> &'static [u8] {
+        match self {
+            Self::Table => EBPF_OBJECT,
+            Self::Htab => HTAB_OBJECT,
+        }
+    }
+}
 
 /// A loaded (not necessarily attached) program with its maps.
 pub struct Datapath {
@@ -71,9 +96,14 @@ impl Datapath {
     /// Loads the program and creates its maps (nothing is attached or pinned). On kernels
     /// that charge BPF memory to RLIMIT_MEMLOCK (< 5.11) the limit is raised first.
     pub fn load() -> Result<Self> {
+        Self::load_variant(Variant::Table)
+    }
+
+    /// Loads a [`Variant`] of the program and creates its maps.
+    pub fn load_variant(variant: Variant) -> Result<Self> {
         let memlock = sys::raise_memlock();
         let mut ebpf = EbpfLoader::new()
-            .load(EBPF_OBJECT)
+            .load(variant.object())
             .map_err(|e| load_error(e, memlock))?;
         {
             let prog = Self::classifier(&mut ebpf)?;
@@ -94,9 +124,13 @@ impl Datapath {
     }
 
     fn classifier(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
-        let prog = ebpf.program_mut(PROGRAM_NAME).ok_or_else(|| Error::Load {
+        Self::named(ebpf, PROGRAM_NAME)
+    }
+
+    fn named<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
+        let prog = ebpf.program_mut(name).ok_or_else(|| Error::Load {
             hint: None,
-            source: format!("program {PROGRAM_NAME} missing from the eBPF object").into(),
+            source: format!("program {name} missing from the eBPF object").into(),
         })?;
         prog.try_into().map_err(|e: ProgramError| Error::Load {
             hint: None,
@@ -111,6 +145,43 @@ impl Datapath {
     /// The program's fd, for BPF_PROG_TEST_RUN.
     pub fn program_fd(&mut self) -> Result<RawFd> {
         let prog = self.program()?;
+        let fd = prog.fd().map_err(|e| Error::Load {
+            hint: None,
+            source: Box::new(e),
+        })?;
+        Ok(fd.as_fd().as_raw_fd())
+    }
+
+    /// Loads the object against the maps pinned in `dir` (an attachment's pin
+    /// directory) without loading or attaching any program and without creating or
+    /// changing any map: [`Self::explain_fd`] then explains frames with the live
+    /// configuration, touching no counter.
+    pub fn load_pinned(dir: &Path) -> Result<Self> {
+        let mut loader = EbpfLoader::new();
+        for name in ALL_MAPS {
+            let pin = dir.join(name);
+            if pin.exists() {
+                loader.map_pin_path(name, pin);
+            }
+        }
+        let ebpf = loader.load(EBPF_OBJECT).map_err(|e| Error::Load {
+            hint: load_hint(&e),
+            source: Box::new(e),
+        })?;
+        let maps = MapSet::from_pins(dir)?;
+        Ok(Self { ebpf, maps })
+    }
+
+    /// The fd of the explaining twin (`lvs_explain`, loaded on first use; it shares this
+    /// datapath's maps), for [`crate::testrun::explain`].
+    pub fn explain_fd(&mut self) -> Result<RawFd> {
+        let prog = Self::named(&mut self.ebpf, EXPLAIN_PROGRAM_NAME)?;
+        if prog.fd().is_err() {
+            prog.load().map_err(|e| Error::Load {
+                hint: load_hint(&e),
+                source: Box::new(e),
+            })?;
+        }
         let fd = prog.fd().map_err(|e| Error::Load {
             hint: None,
             source: Box::new(e),

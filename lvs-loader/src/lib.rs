@@ -49,6 +49,7 @@ pub mod slots;
 pub mod stats;
 pub mod status;
 pub mod sys;
+pub mod table;
 pub mod testrun;
 pub mod text;
 

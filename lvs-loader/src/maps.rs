@@ -11,8 +11,9 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues},
 };
 use lvs_ebpf_common::{
-    AttachMeta, CONTROL_ACTIVE, CONTROL_ANY_PORT_COUNT, MAX_NAME_LEN, MAX_PEERS, MAX_VIPS, MacKey,
-    VipCounters, VipInfo, VipKey, VipValue, global, map_names,
+    AttachMeta, Control, GenControl, Geometry, GlobalCounters, MAX_NAME_LEN, MAX_PEERS, MAX_VIPS,
+    MacKey, NO_PEER, PEERS_IN_TABLE, PEERS_INLINE, PeerBucket, RETIRED_SLOT, Reason, V4Bucket,
+    V6Bucket, VIP_STAT_SLOTS, VipCounters, VipInfo, VipKey, VipValue, global, mac_word, map_names,
 };
 
 use crate::{
@@ -21,16 +22,37 @@ use crate::{
     error::{Error, Result},
     failpoint,
     slots::{self, Slot},
+    table::{self, VipEntry, region::Mapped},
 };
 
 /// Counter slots to reset after a flip: (slot, the name and order of its new VIP).
 pub type PostFlip = Vec<(u32, VipInfo)>;
 
+/// Where the VIPs live: the call-free tables of the attached program, or the kernel hash
+/// maps of the `htab` benchmark variant.
+enum VipMaps {
+    Tables {
+        v4: Map,
+        v6: Map,
+        peers: Map,
+        /// The tables mapped into memory (on first use).
+        mapped: Option<Box<MappedTables>>,
+    },
+    Htab([Map; 2]),
+}
+
+/// The table arrays, mapped into memory.
+struct MappedTables {
+    v4: Mapped<V4Bucket>,
+    v6: Mapped<V6Bucket>,
+    peers: Mapped<PeerBucket>,
+}
+
 /// Every map of one attachment.
 pub struct MapSet {
     /// Maps just created by the kernel (all counters zero): no need to reset slots.
     fresh: bool,
-    vips: [Map; 2],
+    vips: VipMaps,
     peers: [Map; 2],
     control: Map,
     vip_stats: Map,
@@ -39,8 +61,11 @@ pub struct MapSet {
     meta: Map,
 }
 
-/// Names of all maps, which are also their pin file names.
-pub const ALL_MAPS: [&str; 9] = [
+/// Names of all maps either variant has, which are also their pin file names.
+pub const ALL_MAPS: [&str; 12] = [
+    map_names::V4_TABLE,
+    map_names::V6_TABLE,
+    map_names::PEER_TABLE,
     map_names::VIPS[0],
     map_names::VIPS[1],
     map_names::PEERS[0],
@@ -79,6 +104,7 @@ fn nr_cpus() -> Result<usize> {
 impl MapSet {
     /// Takes the maps out of a just-loaded object.
     pub fn take(ebpf: &mut Ebpf) -> Result<Self> {
+        let names: Vec<String> = ebpf.maps().map(|(n, _)| n.to_owned()).collect();
         let take = |name: &'static str| {
             ebpf.take_map(name).ok_or(Error::Map {
                 map: name,
@@ -86,12 +112,12 @@ impl MapSet {
                 source: None,
             })
         };
-        Self::build(true, take)
+        Self::build(true, take, |n| names.iter().any(|x| x == n))
     }
 
     /// Opens the maps pinned in `dir`.
     pub fn from_pins(dir: &Path) -> Result<Self> {
-        Self::build(false, |name| open_pin(dir, name))
+        Self::build(false, |name| open_pin(dir, name), |n| dir.join(n).exists())
     }
 
     /// The `LVS_META` record pinned in `dir` (without opening the other maps).
@@ -103,11 +129,25 @@ impl MapSet {
             .map_err(|e| Error::map(map_names::META, "read", e))
     }
 
-    /// Every map, fetched by name.
-    fn build(fresh: bool, mut get: impl FnMut(&'static str) -> Result<Map>) -> Result<Self> {
+    /// Every map, fetched by name; `has` tells which VIP maps this variant has.
+    fn build(
+        fresh: bool,
+        mut get: impl FnMut(&'static str) -> Result<Map>,
+        has: impl Fn(&str) -> bool,
+    ) -> Result<Self> {
+        let vips = if has(map_names::V4_TABLE) || !has(map_names::VIPS[0]) {
+            VipMaps::Tables {
+                v4: get(map_names::V4_TABLE)?,
+                v6: get(map_names::V6_TABLE)?,
+                peers: get(map_names::PEER_TABLE)?,
+                mapped: None,
+            }
+        } else {
+            VipMaps::Htab([get(map_names::VIPS[0])?, get(map_names::VIPS[1])?])
+        };
         Ok(Self {
             fresh,
-            vips: [get(map_names::VIPS[0])?, get(map_names::VIPS[1])?],
+            vips,
             peers: [get(map_names::PEERS[0])?, get(map_names::PEERS[1])?],
             control: get(map_names::CONTROL)?,
             vip_stats: get(map_names::VIP_STATS)?,
@@ -117,10 +157,16 @@ impl MapSet {
         })
     }
 
-    fn all(&self) -> [(&'static str, &Map); 9] {
-        [
-            (map_names::VIPS[0], &self.vips[0]),
-            (map_names::VIPS[1], &self.vips[1]),
+    fn all(&self) -> Vec<(&'static str, &Map)> {
+        let mut v = match &self.vips {
+            VipMaps::Tables { v4, v6, peers, .. } => vec![
+                (map_names::V4_TABLE, v4),
+                (map_names::V6_TABLE, v6),
+                (map_names::PEER_TABLE, peers),
+            ],
+            VipMaps::Htab(m) => vec![(map_names::VIPS[0], &m[0]), (map_names::VIPS[1], &m[1])],
+        };
+        v.extend([
             (map_names::PEERS[0], &self.peers[0]),
             (map_names::PEERS[1], &self.peers[1]),
             (map_names::CONTROL, &self.control),
@@ -128,7 +174,8 @@ impl MapSet {
             (map_names::GLOBAL_STATS, &self.global),
             (map_names::VIP_INFO, &self.info),
             (map_names::META, &self.meta),
-        ]
+        ]);
+        v
     }
 
     /// Pins every map into `dir` (which must exist, on bpffs).
@@ -151,22 +198,72 @@ impl MapSet {
             .collect()
     }
 
-    fn control(&mut self) -> Result<Array<&mut MapData, u32>> {
-        Array::try_from(&mut self.control).map_err(|e| Error::map(map_names::CONTROL, "open", e))
+    /// Whether the VIPs live in the call-free tables (else in kernel hash maps).
+    pub fn has_tables(&self) -> bool {
+        matches!(self.vips, VipMaps::Tables { .. })
+    }
+
+    fn read_control(&self) -> Result<Control> {
+        let c = Array::<&MapData, Control>::try_from(&self.control)
+            .map_err(|e| Error::map(map_names::CONTROL, "open", e))?;
+        c.get(&0, 0)
+            .map_err(|e| Error::map(map_names::CONTROL, "read", e))
+    }
+
+    fn write_control(&mut self, value: &Control, what: &'static str) -> Result<()> {
+        let mut c = Array::<&mut MapData, Control>::try_from(&mut self.control)
+            .map_err(|e| Error::map(map_names::CONTROL, "open", e))?;
+        c.set(0, value, 0)
+            .map_err(|e| Error::map(map_names::CONTROL, what, e))
     }
 
     /// The live generation (0 or 1).
     pub fn active_generation(&mut self) -> Result<u32> {
-        let c = self.control()?;
-        c.get(&CONTROL_ACTIVE, 0)
-            .map(|g| g & 1)
-            .map_err(|e| Error::map(map_names::CONTROL, "read", e))
+        Ok(self.read_control()?.active())
     }
 
     fn vips_map(&mut self, generation: u32) -> Result<HashMap<&mut MapData, VipKey, VipValue>> {
         let name = map_names::VIPS[generation as usize & 1];
-        HashMap::try_from(&mut self.vips[generation as usize & 1])
-            .map_err(|e| Error::map(name, "open", e))
+        let VipMaps::Htab(m) = &mut self.vips else {
+            return Err(Error::Map {
+                map: name,
+                what: "not in this variant of the program".into(),
+                source: None,
+            });
+        };
+        HashMap::try_from(&mut m[generation as usize & 1]).map_err(|e| Error::map(name, "open", e))
+    }
+
+    /// The table arrays, mapped into memory.
+    fn mapped(&mut self) -> Result<&mut MappedTables> {
+        let VipMaps::Tables {
+            v4,
+            v6,
+            peers,
+            mapped,
+        } = &mut self.vips
+        else {
+            return Err(Error::Map {
+                map: map_names::V4_TABLE,
+                what: "not in this variant of the program".into(),
+                source: None,
+            });
+        };
+        if mapped.is_none() {
+            fn data<'m>(m: &'m Map, name: &'static str) -> Result<&'m MapData> {
+                map_data(m).ok_or(Error::Map {
+                    map: name,
+                    what: "unexpected map type".into(),
+                    source: None,
+                })
+            }
+            *mapped = Some(Box::new(MappedTables {
+                v4: Mapped::new(data(v4, map_names::V4_TABLE)?, map_names::V4_TABLE)?,
+                v6: Mapped::new(data(v6, map_names::V6_TABLE)?, map_names::V6_TABLE)?,
+                peers: Mapped::new(data(peers, map_names::PEER_TABLE)?, map_names::PEER_TABLE)?,
+            }));
+        }
+        Ok(mapped.as_mut().expect("just set"))
     }
 
     fn peers_map(&mut self, generation: u32) -> Result<HashMap<&mut MapData, MacKey, u32>> {
@@ -177,6 +274,34 @@ impl MapSet {
 
     /// VIPs of generation `g`, as (key, value) pairs.
     fn vip_entries(&mut self, generation: u32) -> Result<Vec<(VipKey, VipValue)>> {
+        if self.has_tables() {
+            let gc = *self.read_control()?.generation(generation);
+            let MappedTables { v4, v6, .. } = self.mapped()?;
+            let region = |geo: Geometry| (geo.base() as usize, geo.buckets() as usize);
+            let bad = |name: &'static str| {
+                move |r: std::ops::Range<usize>| Error::Map {
+                    map: name,
+                    what: format!("generation {generation} claims buckets {r:?}, past the array"),
+                    source: None,
+                }
+            };
+            let (b4, n4) = region(gc.v4);
+            let (b6, n6) = region(gc.v6);
+            let t4 = v4.read(b4, n4).map_err(bad(map_names::V4_TABLE))?;
+            let t6 = v6.read(b6, n6).map_err(bad(map_names::V6_TABLE))?;
+            return Ok(table::entries_v4(&t4)
+                .chain(table::entries_v6(&t6))
+                .map(|e| {
+                    (
+                        e.key,
+                        VipValue {
+                            mark: e.mark,
+                            index: e.slot,
+                        },
+                    )
+                })
+                .collect());
+        }
         let name = map_names::VIPS[generation as usize & 1];
         let m = self.vips_map(generation)?;
         m.iter()
@@ -259,8 +384,8 @@ impl MapSet {
             })
             .collect();
 
-        // 1. Empty the standby generation.
-        {
+        // 1. Empty the standby generation (the tables' region is overwritten whole).
+        if !self.has_tables() {
             let stale = self.vip_entries(standby)?;
             let name = map_names::VIPS[standby as usize];
             let mut m = self.vips_map(standby)?;
@@ -288,11 +413,33 @@ impl MapSet {
         failpoint::hit("apply:slots-reset");
 
         // 3. Fill the standby generation.
-        {
+        let mut standby_control = GenControl::default();
+        if self.has_tables() {
+            let entries: Vec<VipEntry> = assignment
+                .iter()
+                .map(|(key, v, _)| VipEntry {
+                    key: *key,
+                    mark: v.mark,
+                    slot: v.index,
+                })
+                .collect();
+            self.fill_tables(standby, &entries, config, &mut standby_control)?;
+        } else {
+            let any_port = |family| {
+                config
+                    .vips
+                    .iter()
+                    .any(|v| v.port.is_none() && v.key().family == family)
+            };
+            standby_control.v4 = Geometry::new(0, 1, any_port(lvs_ebpf_common::FAMILY_V4));
+            standby_control.v6 = Geometry::new(0, 1, any_port(lvs_ebpf_common::FAMILY_V6));
             let name = map_names::VIPS[standby as usize];
             let keys: Vec<VipKey> = assignment.iter().map(|(k, _, _)| *k).collect();
             let values: Vec<VipValue> = assignment.iter().map(|(_, v, _)| *v).collect();
-            if !batched(&self.vips[standby as usize], name, &keys, &values, 1)? {
+            let VipMaps::Htab(maps) = &self.vips else {
+                unreachable!("checked by has_tables")
+            };
+            if !batched(&maps[standby as usize], name, &keys, &values, 1)? {
                 let mut m = self.vips_map(standby)?;
                 for (k, v) in keys.iter().zip(&values) {
                     m.insert(k, v, 0)
@@ -311,11 +458,11 @@ impl MapSet {
 
         failpoint::hit("apply:standby-filled");
 
-        // 4. Tell the program whether the standby generation has any-port VIPs.
-        let any_port = config.vips.iter().filter(|v| v.port.is_none()).count() as u32;
-        self.control()?
-            .set(CONTROL_ANY_PORT_COUNT + standby, any_port, 0)
-            .map_err(|e| Error::map(map_names::CONTROL, "write", e))?;
+        // 4. Describe the standby generation in its control line (the live line and the
+        // selector are rewritten with the bytes they hold; no packet reads this line).
+        let mut control = self.read_control()?;
+        control.lines[standby as usize].generation = standby_control;
+        self.write_control(&control, "write")?;
 
         let kept = plan.count(Slot::Kept);
         let report = ApplyReport {
@@ -330,13 +477,24 @@ impl MapSet {
         before_flip(self, &report, &post_flip)?;
         failpoint::hit("apply:described");
 
-        // 5. Flip: one array update, atomic for every packet.
-        self.control()?
-            .set(CONTROL_ACTIVE, standby, 0)
-            .map_err(|e| Error::map(map_names::CONTROL, "switch generation", e))?;
+        // 5. Flip: a second update of the control value that changes the selector alone,
+        // atomic for every packet. The tables written through the mapping are visible
+        // before it.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        control.lines[0].active = standby;
+        self.write_control(&control, "switch generation")?;
         failpoint::hit("apply:flipped");
 
-        // 6. Slots taken over from removed VIPs start counting for their new VIP now.
+        // 6. The counts of removed VIPs move to the retired slot (so totals never go
+        // backwards), then slots taken over from removed VIPs start counting for their
+        // new VIP.
+        let wanted: std::collections::HashSet<&VipKey> = new_keys.iter().collect();
+        let removed: Vec<u32> = live_vips
+            .iter()
+            .filter(|(k, _)| !wanted.contains(k))
+            .map(|(_, &i)| i)
+            .collect();
+        self.retire_slots(&removed)?;
         self.finish_post_flip(&post_flip)?;
         self.fresh = false;
         Ok(report)
@@ -460,18 +618,202 @@ impl MapSet {
         Ok(out)
     }
 
-    /// Global counters summed over CPUs, by name.
-    pub fn global_counters(&self) -> Result<BTreeMap<&'static str, u64>> {
-        let g = PerCpuArray::<&MapData, u64>::try_from(&self.global)
+    /// Global counters summed over CPUs, by name ([`global::NAMES`]).
+    ///
+    /// The program counts a VIP packet only in its VIP's slot and every other packet once
+    /// under its [`Reason`]; the totals are derived here: `marked`/`peer` from the live
+    /// VIPs' slots plus the retired slot (the counts of removed VIPs), `packets_seen` as
+    /// the sum of every outcome.
+    pub fn global_counters(&mut self) -> Result<BTreeMap<&'static str, u64>> {
+        let g = PerCpuArray::<&MapData, GlobalCounters>::try_from(&self.global)
             .map_err(|e| Error::map(map_names::GLOBAL_STATS, "open", e))?;
-        let mut out = BTreeMap::new();
-        for (i, name) in global::NAMES.iter().enumerate() {
-            let v = g
-                .get(&(i as u32), 0)
-                .map_err(|e| Error::map(map_names::GLOBAL_STATS, "read", e))?;
-            out.insert(*name, v.iter().sum());
+        let per_cpu = g
+            .get(&0, 0)
+            .map_err(|e| Error::map(map_names::GLOBAL_STATS, "read", e))?;
+        let mut c = [0u64; global::SLOTS];
+        for v in per_cpu.iter() {
+            for (sum, x) in c.iter_mut().zip(v.count) {
+                *sum += x;
+            }
         }
+        let live = self.active_generation()?;
+        let mut slots: Vec<u32> = self
+            .vip_entries(live)?
+            .into_iter()
+            .map(|(_, v)| v.index)
+            .collect();
+        slots.push(RETIRED_SLOT);
+        let (vips, _) = self.vip_sums(&slots)?;
+        let r = |reason: Reason| c[reason as usize];
+        let no_vip = r(Reason::NoVip)
+            + r(Reason::Fragment)
+            + r(Reason::L4Truncated)
+            + r(Reason::OtherProtocol);
+        let out = BTreeMap::from([
+            ("not_ip", r(Reason::NotIp)),
+            ("malformed", r(Reason::Malformed)),
+            ("no_vip", no_vip),
+            ("marked", vips.marked_packets),
+            ("peer", vips.peer_packets),
+            ("fragments", r(Reason::Fragment) + c[global::HIT_FRAGMENT]),
+            (
+                "l4_truncated",
+                r(Reason::L4Truncated) + c[global::HIT_L4_TRUNCATED],
+            ),
+            ("internal_errors", c[global::INTERNAL]),
+            ("nonlinear", r(Reason::Nonlinear)),
+            (
+                "packets_seen",
+                vips.marked_packets
+                    + vips.peer_packets
+                    + no_vip
+                    + r(Reason::NotIp)
+                    + r(Reason::Malformed)
+                    + r(Reason::Nonlinear),
+            ),
+        ]);
+        debug_assert!(global::NAMES.iter().all(|n| out.contains_key(n)));
         Ok(out)
+    }
+
+    /// The per-CPU counters of every slot, one batch syscall per 16k slots (`None`:
+    /// this kernel has no batch lookup for per-CPU arrays).
+    fn all_vip_counters(&self) -> Result<Option<(Vec<VipCounters>, usize)>> {
+        let cpus = nr_cpus()?;
+        match batch::lookup_array::<VipCounters>(
+            map_fd(&self.vip_stats, map_names::VIP_STATS)?,
+            VIP_STAT_SLOTS as usize,
+            cpus,
+        ) {
+            Ok(v) => Ok(Some((v, cpus))),
+            Err(e) if batch::unsupported(&e) => Ok(None),
+            Err(e) => Err(Error::io(
+                format!("map {}: batch lookup", map_names::VIP_STATS),
+                e,
+            )),
+        }
+    }
+
+    /// The counters of `slots`: summed over slots and CPUs, and summed over slots per
+    /// CPU.
+    fn vip_sums(&self, slots: &[u32]) -> Result<(VipCounters, Vec<VipCounters>)> {
+        let mut sum = VipCounters::default();
+        let mut per_cpu_sum: Vec<VipCounters> = Vec::new();
+        let mut add_cpus = |per_cpu: &[VipCounters]| {
+            if per_cpu_sum.len() < per_cpu.len() {
+                per_cpu_sum.resize(per_cpu.len(), VipCounters::default());
+            }
+            for (acc, v) in per_cpu_sum.iter_mut().zip(per_cpu) {
+                add(acc, v);
+                add(&mut sum, v);
+            }
+        };
+        // Many slots: one pass over the whole array beats a syscall per slot.
+        if slots.len() > 256
+            && let Some((all, cpus)) = self.all_vip_counters()?
+        {
+            for &s in slots {
+                let i = s as usize * cpus;
+                if let Some(per_cpu) = all.get(i..i + cpus) {
+                    add_cpus(per_cpu);
+                }
+            }
+            return Ok((sum, per_cpu_sum));
+        }
+        let stats = PerCpuArray::<&MapData, VipCounters>::try_from(&self.vip_stats)
+            .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
+        for s in slots {
+            let per_cpu = stats
+                .get(s, 0)
+                .map_err(|e| Error::map(map_names::VIP_STATS, "read", e))?;
+            let v: Vec<VipCounters> = per_cpu.iter().copied().collect();
+            add_cpus(&v);
+        }
+        Ok((sum, per_cpu_sum))
+    }
+
+    /// Adds the counts of `removed` slots (per CPU) to [`RETIRED_SLOT`]. (The slots
+    /// themselves are zeroed when a new VIP takes them: [`MapSet::finish_post_flip`] or
+    /// the fresh-slot reset. A crash between the flip and this step loses the removed
+    /// VIPs' counts from the totals; nothing else.)
+    fn retire_slots(&mut self, removed: &[u32]) -> Result<()> {
+        if removed.is_empty() {
+            return Ok(());
+        }
+        let cpus = nr_cpus()?;
+        let mut slots = removed.to_vec();
+        slots.push(RETIRED_SLOT);
+        let (_, mut retired) = self.vip_sums(&slots)?;
+        retired.resize(cpus, VipCounters::default());
+        let mut stats = PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
+            .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
+        let values = PerCpuValues::try_from(retired).map_err(|e| Error::io("per-CPU values", e))?;
+        stats
+            .set(RETIRED_SLOT, values, 0)
+            .map_err(|e| Error::map(map_names::VIP_STATS, "write", e))
+    }
+
+    /// Builds the tables of `entries` and of the peers of `config`, writes them into
+    /// generation `g`'s regions of the table arrays and describes them in `gc`.
+    fn fill_tables(
+        &mut self,
+        g: u32,
+        entries: &[VipEntry],
+        config: &Config,
+        gc: &mut GenControl,
+    ) -> Result<()> {
+        let MappedTables { v4, v6, peers } = self.mapped()?;
+        let (n4, n6, np) = (v4.len() as u32, v6.len() as u32, peers.len() as u32);
+        let params = table::Params {
+            max_v4_buckets: table_half(n4),
+            max_v6_buckets: table_half(n6),
+            max_peer_buckets: table_half(np),
+            ..table::Params::default()
+        };
+        let failed = |map: &'static str| {
+            move |e: table::TableError| Error::Map {
+                map,
+                what: e.to_string(),
+                source: None,
+            }
+        };
+        let t = table::build_with(entries, &params).map_err(failed(map_names::V4_TABLE))?;
+        let (b4, b6) = (table::generation_base(n4, g), table::generation_base(n6, g));
+        let past = |name: &'static str| {
+            move |r: std::ops::Range<usize>| Error::Map {
+                map: name,
+                what: format!("buckets {r:?} past the array"),
+                source: None,
+            }
+        };
+        v4.write(b4 as usize, &t.v4.buckets)
+            .map_err(past(map_names::V4_TABLE))?;
+        v6.write(b6 as usize, &t.v6.buckets)
+            .map_err(past(map_names::V6_TABLE))?;
+        gc.hash = t.hash;
+        gc.v4 = Geometry::new(b4, t.v4.log2, t.v4.any_port);
+        gc.v6 = Geometry::new(b6, t.v6.log2, t.v6.any_port);
+        let macs: Vec<[u8; 6]> = config.peers.iter().map(|p| p.mac).collect();
+        gc.peers = [NO_PEER; PEERS_INLINE];
+        if macs.len() <= PEERS_INLINE {
+            for (w, m) in gc.peers.iter_mut().zip(&macs) {
+                *w = mac_word(*m);
+            }
+        } else {
+            // The first three inline, all of them in the peer table.
+            let pt = table::build_peers(&macs, t.hash, &params)
+                .map_err(failed(map_names::PEER_TABLE))?;
+            let bp = table::generation_base(np, g);
+            peers
+                .write(bp as usize, &pt.buckets)
+                .map_err(past(map_names::PEER_TABLE))?;
+            for (w, m) in gc.peers.iter_mut().zip(&macs[..PEERS_INLINE - 1]) {
+                *w = mac_word(*m);
+            }
+            gc.peers[PEERS_INLINE - 1] =
+                PEERS_IN_TABLE | u64::from(Geometry::new(bp, pt.log2, false).0);
+        }
+        Ok(())
     }
 
     pub fn read_meta(&self) -> Result<AttachMeta> {
@@ -487,6 +829,19 @@ impl MapSet {
         m.set(0, meta, 0)
             .map_err(|e| Error::map(map_names::META, "write", e))
     }
+}
+
+/// The largest power of two of buckets that fits one generation's half of `total`.
+fn table_half(total: u32) -> u32 {
+    let half = table::generation_base(total, 1);
+    if half == 0 { 0 } else { 1 << half.ilog2() }
+}
+
+fn add(sum: &mut VipCounters, v: &VipCounters) {
+    sum.marked_packets += v.marked_packets;
+    sum.marked_bytes += v.marked_bytes;
+    sum.peer_packets += v.peer_packets;
+    sum.peer_bytes += v.peer_bytes;
 }
 
 /// What `stats` shows for a slot: the VIP's position in its config and its name.

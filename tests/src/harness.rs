@@ -13,6 +13,8 @@ pub struct Loaded {
     pub dp: Datapath,
     pub config: Config,
     fd: std::os::fd::RawFd,
+    /// The explaining twin's fd (`lvs_explain`, same maps).
+    pub explain_fd: std::os::fd::RawFd,
 }
 
 impl Loaded {
@@ -27,7 +29,13 @@ impl Loaded {
         dp.apply(&config)
             .unwrap_or_else(|e| panic!("applying config: {e:?}"));
         let fd = dp.program_fd().expect("program fd");
-        Self { dp, config, fd }
+        let explain_fd = dp.explain_fd().expect("explain program fd");
+        Self {
+            dp,
+            config,
+            fd,
+            explain_fd,
+        }
     }
 
     /// Runs one frame through the program once.

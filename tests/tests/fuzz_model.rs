@@ -36,6 +36,23 @@ fn check(dp: &Loaded, frame: &[u8]) -> Result<(), TestCaseError> {
     let expected = model::evaluate(&dp.config, frame).bpf_mark.unwrap_or(pre);
     prop_assert_eq!(out.retval, -1);
     prop_assert_eq!(out.mark, expected, "frame {}", hex(frame));
+    // The explaining twin runs the same decision code: same mark, and a reason that
+    // agrees with it.
+    let e = lvs_loader::testrun::explain(dp.explain_fd, frame)
+        .map_err(|e| TestCaseError::fail(format!("explain failed: {e}")))?;
+    prop_assert_eq!(
+        e.mark.unwrap_or(pre),
+        expected,
+        "explain, frame {}",
+        hex(frame)
+    );
+    prop_assert_eq!(
+        e.reason == lvs_ebpf_common::Reason::Marked,
+        expected != pre,
+        "explain reason {:?}, frame {}",
+        e.reason,
+        hex(frame)
+    );
     Ok(())
 }
 

@@ -210,12 +210,16 @@ pub fn run(n: usize, peers: usize, tmp: &Path) -> Result<Results> {
             .sum()
     };
     let vip_maps = [
-        map_names::VIPS[0],
-        map_names::VIPS[1],
+        map_names::V4_TABLE,
+        map_names::V6_TABLE,
         map_names::VIP_STATS,
         map_names::VIP_INFO,
     ];
-    let peer_maps = [map_names::PEERS[0], map_names::PEERS[1]];
+    let peer_maps = [
+        map_names::PEERS[0],
+        map_names::PEERS[1],
+        map_names::PEER_TABLE,
+    ];
     let total_bytes: u64 = maps_loaded.iter().map(|m| m.memlock).sum();
     let vip_bytes = sum(&vip_maps);
     let peer_bytes = sum(&peer_maps);

@@ -1,13 +1,16 @@
 //! `lvs-bench`: what lvs-ebpf costs per packet, side by side with the iptables recipe and
 //! an nftables map (issue 3).
 //!
-//! * [`progcost`]: the program alone through BPF_PROG_TEST_RUN, against an empty program.
+//! * [`progcost`]: the program alone through BPF_PROG_TEST_RUN, against an empty program,
+//!   lvs-ebpf and its kernel-hash-map contender side by side.
+//! * [`insns`]: the instructions each path executes, and the loaded programs' size.
 //! * [`wholepath`]: packets per second across a veth pair into a director namespace.
 //! * [`memory`]: kernel map memory, loader peak RSS, attach/reload time for 100,000 VIPs.
 //! * [`report`] / [`plot`]: markdown tables and the SVG plot.
 //!
 //! Everything runs as root inside network namespaces the benchmark creates and deletes.
 
+pub mod insns;
 pub mod memory;
 pub mod plot;
 pub mod progcost;
@@ -78,6 +81,11 @@ pub fn bench_cpu() -> usize {
 #[derive(Debug, Clone, Serialize)]
 pub struct Machine {
     pub cpu_model: String,
+    /// The return-thunk mitigations in force (/sys/devices/system/cpu/vulnerabilities):
+    /// with them every kernel function return costs several ns, which is what calls into
+    /// the kernel (hash lookups, helpers) cost on the hot path.
+    pub spec_rstack_overflow: String,
+    pub retbleed: String,
     pub cpus: usize,
     pub kernel: String,
     pub memory_gib: f64,
@@ -117,8 +125,15 @@ impl Machine {
             .and_then(|l| l.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0.0);
+        let vuln = |name: &str| {
+            std::fs::read_to_string(format!("/sys/devices/system/cpu/vulnerabilities/{name}"))
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_else(|_| "unknown".into())
+        };
         Self {
             cpu_model,
+            spec_rstack_overflow: vuln("spec_rstack_overflow"),
+            retbleed: vuln("retbleed"),
             cpus: online_cpus(),
             kernel: lvs_loader::sys::kernel_release(),
             memory_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
@@ -131,6 +146,15 @@ impl Machine {
         format!(
             "{} ({} CPUs), {:.0} GiB, Linux {}, {}, {}",
             self.cpu_model, self.cpus, self.memory_gib, self.kernel, self.iptables, self.nft
+        )
+    }
+
+    /// CPU and return-thunk mitigations, printed next to every table (the ratios depend
+    /// on them).
+    pub fn cpu_line(&self) -> String {
+        format!(
+            "CPU: {}, Linux {}; return-thunk mitigations: spec_rstack_overflow \"{}\", retbleed \"{}\".",
+            self.cpu_model, self.kernel, self.spec_rstack_overflow, self.retbleed
         )
     }
 }

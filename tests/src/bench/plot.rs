@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{
-    progcost::{self, Scenario},
+    progcost::{self, Dp, Scenario},
     wholepath::{self, Contender},
 };
 
@@ -246,7 +246,7 @@ pub fn svg(
             let mut points: Vec<(f64, f64)> = r
                 .cells
                 .iter()
-                .filter(|c| c.scenario == sc && c.peers == peers)
+                .filter(|c| c.scenario == sc && c.peers == peers && c.datapath == Dp::Table)
                 .map(|c| (c.vips as f64, c.median_ns))
                 .collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -257,6 +257,22 @@ pub fn svg(
                 points,
             });
         }
+        // The contender's hit, for comparison.
+        let mut points: Vec<(f64, f64)> = r
+            .cells
+            .iter()
+            .filter(|c| {
+                c.scenario == Scenario::HitNonPeer && c.peers == peers && c.datapath == Dp::Htab
+            })
+            .map(|c| (c.vips as f64, c.median_ns))
+            .collect();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        series.push(Series {
+            label: format!("{} (htab)", Scenario::HitNonPeer.label()),
+            color: COLORS[1],
+            dashed: true,
+            points,
+        });
         panel(
             &mut svg,
             80.0,
@@ -278,7 +294,7 @@ pub fn svg(
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             series.push(Series {
                 label: c.label().into(),
-                color: COLORS[[0, 8, 1, 4, 3][i]],
+                color: COLORS[[0, 8, 1, 2, 4, 3][i]],
                 dashed: matches!(*c, Contender::None | Contender::EmptyTcx),
                 points,
             });

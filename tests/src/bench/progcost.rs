@@ -1,16 +1,22 @@
 //! Program cost through BPF_PROG_TEST_RUN.
 //!
-//! For every (VIPs, peers) cell the real program is loaded with a VIP set holding the
-//! scenario's target, and the scenarios of that set run round-robin together with the
-//! empty program (`lvs-empty`, the floor): `rounds` x (empty, s1, s2, ...). Each run
-//! repeats the frame `repeat` times; the kernel reports the mean ns per repetition. The
-//! returned mark and return value are checked on every run: a run that leaves the wrong
-//! mark aborts the benchmark instead of posting a time.
+//! Two datapaths are loaded side by side: lvs-ebpf (the call-free tables) and the
+//! contender `lvs-ebpf (htab)`, the same program over kernel hash maps. For every
+//! (VIPs, peers) cell both get a VIP set holding the scenario's target, and the scenarios
+//! of that set run round-robin, for both datapaths, together with the empty program
+//! (`lvs-empty`, the floor): `rounds` x (empty, s1, s1', s2, s2', ...). Each run repeats
+//! the frame `repeat` times; the kernel reports the mean ns per repetition. The returned
+//! mark and return value are checked on every run: a run that leaves the wrong mark
+//! aborts the benchmark instead of posting a time.
 
 use std::{net::IpAddr, os::fd::RawFd, time::Instant};
 
 use anyhow::{Context as _, Result, bail};
-use lvs_loader::{bench_support::EmptyProgram, datapath::Datapath, testrun};
+use lvs_loader::{
+    bench_support::EmptyProgram,
+    datapath::{Datapath, Variant},
+    testrun,
+};
 use serde::Serialize;
 
 use super::{
@@ -21,6 +27,16 @@ use crate::frames::{ETH_P_8021Q, ETH_P_ARP, Frame, IPPROTO_TCP};
 
 /// TC_ACT_UNSPEC / TCX_NEXT: what both programs must return.
 const RETVAL: i32 = -1;
+
+/// Which datapath a measurement is of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dp {
+    /// lvs-ebpf: call-free tables.
+    Table,
+    /// The contender: kernel hash maps.
+    Htab,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,7 +98,7 @@ impl Scenario {
     }
 
     /// The VIP set the scenario needs.
-    fn target(self) -> Target {
+    pub fn target(self) -> Target {
         match self {
             Self::V6Hit => Target::V6,
             Self::AnyPortHit => Target::AnyPort,
@@ -91,7 +107,7 @@ impl Scenario {
     }
 
     /// The frame and the mark the program must leave (mark in is 0).
-    fn frame(self, n_peers: usize) -> (Vec<u8>, u32) {
+    pub fn frame(self, n_peers: usize) -> (Vec<u8>, u32) {
         let v4 = |dst, dport| {
             Frame::v4(
                 workload::NON_PEER,
@@ -163,11 +179,31 @@ pub struct Params {
 }
 
 /// One scenario in one (VIPs, peers) cell.
+impl Dp {
+    pub const ALL: [Dp; 2] = [Dp::Table, Dp::Htab];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Table => "lvs-ebpf",
+            Self::Htab => "lvs-ebpf (htab)",
+        }
+    }
+
+    pub fn variant(self) -> Variant {
+        match self {
+            Self::Table => Variant::Table,
+            Self::Htab => Variant::Htab,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Cell {
     pub vips: usize,
     pub peers: usize,
     pub scenario: Scenario,
+    /// The datapath measured (the empty program's cells say `table`).
+    pub datapath: Dp,
     /// Kernel-reported mean ns per repetition, one per round.
     pub kernel_ns: Vec<u32>,
     pub median_ns: f64,
@@ -189,15 +225,21 @@ pub struct Results {
 }
 
 impl Results {
+    /// The lvs-ebpf (table) cell.
     pub fn get(&self, vips: usize, peers: usize, s: Scenario) -> Option<&Cell> {
+        self.get_dp(vips, peers, s, Dp::Table)
+    }
+
+    pub fn get_dp(&self, vips: usize, peers: usize, s: Scenario, dp: Dp) -> Option<&Cell> {
         self.cells
             .iter()
-            .find(|c| c.vips == vips && c.peers == peers && c.scenario == s)
+            .find(|c| c.vips == vips && c.peers == peers && c.scenario == s && c.datapath == dp)
     }
 }
 
 struct Sample {
     scenario: Scenario,
+    dp: Dp,
     kernel: u32,
     wall: f64,
 }
@@ -224,8 +266,13 @@ fn run_checked(
 }
 
 pub fn run(p: &Params) -> Result<Results> {
-    let mut dp = Datapath::load().context("loading lvs-ebpf")?;
-    let lvs_fd = dp.program_fd()?;
+    let mut dps = Vec::new();
+    for d in Dp::ALL {
+        let mut dp = Datapath::load_variant(d.variant())
+            .with_context(|| format!("loading {}", d.label()))?;
+        let fd = dp.program_fd()?;
+        dps.push((d, dp, fd));
+    }
     let mut empty = EmptyProgram::load().context("loading the empty program")?;
     let empty_fd = empty.program_fd()?;
     let cpu = super::bench_cpu();
@@ -237,35 +284,35 @@ pub fn run(p: &Params) -> Result<Results> {
             let mut samples: Vec<Sample> = Vec::new();
             for target in [Target::V4, Target::V6, Target::AnyPort] {
                 let t0 = Instant::now();
-                dp.maps
-                    .apply(&workload::config(n, target, peers))
-                    .with_context(|| format!("installing {n} VIPs / {peers} peers"))?;
+                let config = workload::config(n, target, peers);
+                for (d, dp, _) in &mut dps {
+                    dp.maps.apply(&config).with_context(|| {
+                        format!("installing {n} VIPs / {peers} peers in {}", d.label())
+                    })?;
+                }
                 let applied = t0.elapsed();
-                let scenarios: Vec<Scenario> = std::iter::once(Scenario::Empty)
-                    .chain(Scenario::LVS.into_iter().filter(|s| s.target() == target))
-                    .collect();
+                // (scenario, datapath, fd): the floor, then each scenario on each datapath.
+                let mut runs: Vec<(Scenario, Dp, RawFd)> =
+                    vec![(Scenario::Empty, Dp::Table, empty_fd)];
+                for s in Scenario::LVS.into_iter().filter(|s| s.target() == target) {
+                    for (d, _, fd) in &dps {
+                        runs.push((s, *d, *fd));
+                    }
+                }
                 let frames: Vec<(Vec<u8>, u32)> =
-                    scenarios.iter().map(|s| s.frame(peers)).collect();
+                    runs.iter().map(|(s, _, _)| s.frame(peers)).collect();
                 // Warm-up (caches, branch predictors), checked too.
-                for (s, (f, m)) in scenarios.iter().zip(&frames) {
-                    let fd = if *s == Scenario::Empty {
-                        empty_fd
-                    } else {
-                        lvs_fd
-                    };
-                    run_checked(fd, f, *m, p.repeat.min(100_000), s.key())?;
+                for ((s, _, fd), (f, m)) in runs.iter().zip(&frames) {
+                    run_checked(*fd, f, *m, p.repeat.min(100_000), s.key())?;
                 }
                 for _ in 0..p.rounds {
-                    for (s, (f, m)) in scenarios.iter().zip(&frames) {
-                        let fd = if *s == Scenario::Empty {
-                            empty_fd
-                        } else {
-                            lvs_fd
-                        };
-                        let what = format!("{} with {n} VIPs, {peers} peers", s.key());
-                        let (kernel, wall) = run_checked(fd, f, *m, p.repeat, &what)?;
+                    for ((s, d, fd), (f, m)) in runs.iter().zip(&frames) {
+                        let what =
+                            format!("{} of {} with {n} VIPs, {peers} peers", s.key(), d.label());
+                        let (kernel, wall) = run_checked(*fd, f, *m, p.repeat, &what)?;
                         samples.push(Sample {
                             scenario: *s,
+                            dp: *d,
                             kernel,
                             wall,
                         });
@@ -283,8 +330,16 @@ pub fn run(p: &Params) -> Result<Results> {
                     .map(|s| f64::from(s.kernel))
                     .collect::<Vec<_>>(),
             );
-            for s in std::iter::once(Scenario::Empty).chain(Scenario::LVS) {
-                let mine: Vec<&Sample> = samples.iter().filter(|x| x.scenario == s).collect();
+            let keys = std::iter::once((Scenario::Empty, Dp::Table)).chain(
+                Scenario::LVS
+                    .into_iter()
+                    .flat_map(|s| Dp::ALL.into_iter().map(move |d| (s, d))),
+            );
+            for (s, d) in keys {
+                let mine: Vec<&Sample> = samples
+                    .iter()
+                    .filter(|x| x.scenario == s && x.dp == d)
+                    .collect();
                 let kernel_ns: Vec<u32> = mine.iter().map(|x| x.kernel).collect();
                 let wall_ns: Vec<f64> = mine.iter().map(|x| x.wall).collect();
                 let median_ns =
@@ -293,6 +348,7 @@ pub fn run(p: &Params) -> Result<Results> {
                     vips: n,
                     peers,
                     scenario: s,
+                    datapath: d,
                     median_wall_ns: median(&wall_ns),
                     kernel_ns,
                     wall_ns,

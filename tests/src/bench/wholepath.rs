@@ -29,7 +29,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use lvs_loader::{
-    AttachOptions, Attachment, IfName, ModeChoice, bench_support::EmptyProgram, config::format_mac,
+    AttachOptions, Attachment, IfName, ModeChoice,
+    bench_support::{self, EmptyProgram},
+    config::format_mac,
+    datapath::{Datapath, Variant},
 };
 use serde::Serialize;
 
@@ -57,15 +60,18 @@ pub enum Contender {
     /// The empty program attached with TCX: what the hook alone costs.
     EmptyTcx,
     LvsEbpf,
+    /// The same program over kernel hash maps (the contender lvs-ebpf replaced).
+    LvsHtab,
     Iptables,
     Nftables,
 }
 
 impl Contender {
-    pub const ALL: [Contender; 5] = [
+    pub const ALL: [Contender; 6] = [
         Self::None,
         Self::EmptyTcx,
         Self::LvsEbpf,
+        Self::LvsHtab,
         Self::Iptables,
         Self::Nftables,
     ];
@@ -75,6 +81,7 @@ impl Contender {
             Self::None => "no filter (baseline)",
             Self::EmptyTcx => "empty program (TCX)",
             Self::LvsEbpf => "lvs-ebpf (TCX)",
+            Self::LvsHtab => "lvs-ebpf (htab, TCX)",
             Self::Iptables => "iptables-legacy recipe",
             Self::Nftables => "nftables concat map",
         }
@@ -85,6 +92,7 @@ impl Contender {
             Self::None => "none",
             Self::EmptyTcx => "empty_tcx",
             Self::LvsEbpf => "lvs_ebpf",
+            Self::LvsHtab => "lvs_htab",
             Self::Iptables => "iptables",
             Self::Nftables => "nftables",
         }
@@ -180,6 +188,8 @@ struct Lab {
     pins: PinRoot,
     /// The attached empty program (EmptyTcx only).
     empty: Option<EmptyProgram>,
+    /// The attached kernel-hash-map datapath (LvsHtab only).
+    htab: Option<Datapath>,
 }
 
 fn run_with_stdin(mut cmd: Command, input: &str) -> Result<()> {
@@ -369,6 +379,7 @@ impl Lab {
             frames,
             pins: PinRoot::new(&format!("bench{i}")),
             empty: None,
+            htab: None,
         })
     }
 
@@ -399,6 +410,23 @@ impl Lab {
                 Attachment::create(&self.pins.path, &dir_if(), &config, opts)
                     .context("lvs-ebpf attach/reload")?;
             }
+            Contender::LvsHtab => {
+                let mut config = workload::config(n, workload::Target::V4, 0);
+                config.peers = vec![lvs_loader::config::Peer {
+                    mac: PEER_MAC,
+                    name: None,
+                }];
+                if self.htab.is_none() {
+                    let mut dp = Datapath::load_variant(Variant::Htab)
+                        .context("loading the htab datapath")?;
+                    dp.maps.apply(&config).context("htab: installing VIPs")?;
+                    let _g = self.dir.enter();
+                    bench_support::attach_tcx(&mut dp, DIR_IF).context("attaching htab")?;
+                    self.htab = Some(dp);
+                } else if let Some(dp) = &mut self.htab {
+                    dp.maps.apply(&config).context("htab: reload")?;
+                }
+            }
             Contender::Iptables => {
                 let mut cmd = self.dir.command("iptables-legacy-restore");
                 cmd.arg("-w");
@@ -414,7 +442,7 @@ impl Lab {
     }
 
     /// (delivered, marked) so far in the director.
-    fn counters(&self, n: usize) -> Result<(u64, Option<u64>)> {
+    fn counters(&mut self, n: usize) -> Result<(u64, Option<u64>)> {
         let delivered = {
             let _g = self.dir.enter();
             tcp_in_segs()?
@@ -424,6 +452,11 @@ impl Lab {
             Contender::LvsEbpf => {
                 let _g = self.dir.enter();
                 let g = Attachment::open(&self.pins.path, &dir_if())?.global_counters()?;
+                Some(g.get("marked").copied().context("no marked counter")?)
+            }
+            Contender::LvsHtab => {
+                let dp = self.htab.as_mut().context("htab not loaded")?;
+                let g = dp.maps.global_counters()?;
                 Some(g.get("marked").copied().context("no marked counter")?)
             }
             Contender::Iptables => {
@@ -453,7 +486,7 @@ impl Lab {
         Ok((delivered, marked))
     }
 
-    fn sample(&self, n: usize, dur: Duration, cpu: usize) -> Result<Sample> {
+    fn sample(&mut self, n: usize, dur: Duration, cpu: usize) -> Result<Sample> {
         let (d0, m0) = self.counters(n)?;
         let mut sent = 0u64;
         let k0 = ksoftirqd_ns(cpu);
@@ -520,7 +553,7 @@ pub fn run(p: &Params) -> Result<Results> {
         }
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); labs.len()];
         for _ in 0..p.rounds {
-            for (i, lab) in labs.iter().enumerate() {
+            for (i, lab) in labs.iter_mut().enumerate() {
                 samples[i].push(lab.sample(n, p.sample, cpu)?);
             }
         }

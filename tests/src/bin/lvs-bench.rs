@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, ValueEnum};
 use lvs_tests::bench::{
-    Machine, memory, plot, progcost,
+    Machine, insns, memory, plot, progcost,
     report::{self, Report},
     wholepath,
 };
@@ -37,6 +37,15 @@ struct Cli {
     /// Run only these parts (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Part>,
+    /// Program cost: these VIP counts instead of the default ones.
+    #[arg(long, value_delimiter = ',')]
+    vips: Vec<usize>,
+    /// Program cost: these peer counts instead of the default ones.
+    #[arg(long, value_delimiter = ',')]
+    peers: Vec<usize>,
+    /// Program cost: repetitions per run instead of the default.
+    #[arg(long)]
+    repeat: Option<u32>,
 }
 
 /// Deletes benchmark namespaces left by an earlier run that was killed (their pid is gone).
@@ -88,6 +97,7 @@ fn main() -> Result<()> {
         loadavg_start: loadavg(),
         loadavg_end: String::new(),
         progcost: None,
+        insns: None,
         wholepath: None,
         wholepath_paged: None,
         memory: None,
@@ -104,14 +114,28 @@ fn main() -> Result<()> {
             }
         } else {
             progcost::Params {
-                vip_counts: vec![1, 100, 10_000, 100_000],
-                peer_counts: vec![1, 16, 256],
+                vip_counts: vec![1, 100, 10_000, 131_072],
+                peer_counts: vec![1, 16, 1024],
                 repeat: 1_000_000,
                 rounds: 5,
             }
         };
+        let mut p = p;
+        if !cli.vips.is_empty() {
+            p.vip_counts = cli.vips.clone();
+        }
+        if !cli.peers.is_empty() {
+            p.peer_counts = cli.peers.clone();
+        }
+        if let Some(r) = cli.repeat {
+            p.repeat = r;
+        }
         eprintln!("program cost (BPF_PROG_TEST_RUN): {p:?}");
         report.progcost = Some(progcost::run(&p).context("program cost")?);
+        write_outputs(&mut report, &cli.out, started, false)?;
+        let (n, peers) = if cli.quick { (1000, 1) } else { (10_000, 1) };
+        eprintln!("instructions per path: {n} VIPs, {peers} peer");
+        report.insns = Some(insns::run(n, peers).context("instructions per path")?);
         write_outputs(&mut report, &cli.out, started, false)?;
     }
 
@@ -150,7 +174,7 @@ fn main() -> Result<()> {
         let (n, peers) = if cli.quick {
             (10_000, 16)
         } else {
-            (100_000, 16)
+            (131_072, 16)
         };
         eprintln!("memory and control plane: {n} VIPs, {peers} peers");
         let tmp = std::env::temp_dir().join(format!("lvs-bench-{}", std::process::id()));
@@ -174,6 +198,7 @@ fn write_outputs(
     report.targets = report::targets(
         report.progcost.as_ref(),
         report.wholepath.as_ref(),
+        report.wholepath_paged.as_ref(),
         report.memory.as_ref(),
     );
     let md = report::markdown(report);

@@ -1,0 +1,157 @@
+//! The decision core shared by the attached program and its explaining twin: parse,
+//! find the VIP in the live generation, check the source MAC against the peers, mark
+//! and count.
+//!
+//! Generic over the VIP lookup ([`Backend`]: the call-free table of `lookup.rs`, or the
+//! kernel hash maps of the `htab` benchmark variant) and over counting (`COUNT`): the
+//! explain program runs exactly this code with `COUNT = false`.
+
+use aya_ebpf::programs::TcContext;
+use lvs_ebpf_common::{GenControl, Reason, detail, global};
+
+use crate::{
+    counters,
+    maps::LVS_CONTROL,
+    parse::{self, Kind, Pkt},
+};
+
+/// A VIP entry that matched.
+#[derive(Clone, Copy)]
+pub struct Hit {
+    pub mark: u32,
+    /// Counter slot.
+    pub slot: u32,
+    /// Found through the any-port entry.
+    pub any_port: bool,
+}
+
+/// Where the VIPs and peers of generation `g` (described by `gc`) are looked up.
+pub trait Backend {
+    /// `key` as [`lvs_ebpf_common::v4_key`]; `has_port`: the key carries the packet's
+    /// destination port (otherwise its port is 0 and only an any-port VIP can match).
+    fn find_v4<const COUNT: bool>(gc: &GenControl, g: u32, key: u64, has_port: bool)
+    -> Option<Hit>;
+    /// Address words `w0`, `w1` and `tail` as [`lvs_ebpf_common::v6_tail`].
+    fn find_v6<const COUNT: bool>(
+        gc: &GenControl,
+        g: u32,
+        w0: u64,
+        w1: u64,
+        tail: u32,
+        has_port: bool,
+    ) -> Option<Hit>;
+    /// Whether `mac` ([`lvs_ebpf_common::mac_word`]) is a peer director's.
+    fn is_peer(gc: &GenControl, g: u32, mac: u64) -> bool;
+}
+
+/// What the core decided (the explain program returns it; the main program only marks).
+#[derive(Clone, Copy)]
+#[allow(dead_code)] // the explain program reads them; the htab variant has none
+pub struct Decision {
+    pub reason: Reason,
+    /// The VIP's mark when a VIP matched (set on the skb when `reason` is `Marked`).
+    pub mark: u32,
+    /// The VIP's counter slot when a VIP matched, else `u32::MAX`.
+    pub slot: u32,
+    /// [`detail`] bits.
+    pub detail: u32,
+}
+
+#[inline(always)]
+fn done<const COUNT: bool>(reason: Reason, detail: u32) -> Decision {
+    if COUNT {
+        counters::global_inc(reason as usize);
+    }
+    Decision {
+        reason,
+        mark: 0,
+        slot: u32::MAX,
+        detail,
+    }
+}
+
+/// The live generation's control line and number.
+#[inline(always)]
+fn live_generation<const COUNT: bool>() -> Option<(&'static GenControl, u32)> {
+    let Some(control) = LVS_CONTROL.get_ptr(0) else {
+        // Slot 0 of a one-entry array: cannot fail.
+        if COUNT {
+            counters::global_inc(global::INTERNAL);
+        }
+        return None;
+    };
+    // SAFETY: a value of the array, which lives as long as the program.
+    let c = unsafe { &*control };
+    let g = c.lines[0].active & 1;
+    Some((&c.lines[g as usize].generation, g))
+}
+
+#[inline(always)]
+pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
+    // Parse (pulling the first bytes into the linear data only when a header lies past
+    // it).
+    let pkt = Pkt::<COUNT> { ctx };
+    let mut parsed = parse::parse(&pkt);
+    // A header lies past the linear data (but inside the packet: otherwise the parser
+    // says malformed/not IP): make the first bytes linear and parse once more. The only
+    // pull on the way: the verifier walks the rest once per parse (a pull inside the
+    // parser, at each header, would have it walk the rest once per header).
+    if parsed.kind() == Kind::Done(Reason::Nonlinear) && pkt.pull() {
+        parsed = parse::parse(&pkt);
+    }
+    // Not reported by the explain program: carrying it would double what the verifier
+    // explores after the parser, and test runs hand over linear frames anyway.
+    let pulled = 0;
+
+    let no_port = parsed.no_port();
+    let (hit, family) = match parsed.kind() {
+        Kind::V4 => {
+            let Some((gc, g)) = live_generation::<COUNT>() else {
+                return done::<COUNT>(Reason::NoVip, pulled);
+            };
+            let hit = B::find_v4::<COUNT>(gc, g, parsed.k0, no_port == 0);
+            let peer = hit.map(|_| B::is_peer(gc, g, parsed.mac));
+            (hit.zip(peer), 0)
+        }
+        Kind::V6 => {
+            let Some((gc, g)) = live_generation::<COUNT>() else {
+                return done::<COUNT>(Reason::NoVip, pulled);
+            };
+            let tail = parsed.tail();
+            let hit = B::find_v6::<COUNT>(gc, g, parsed.k0, parsed.k1, tail, no_port == 0);
+            let peer = hit.map(|_| B::is_peer(gc, g, parsed.mac));
+            (hit.zip(peer), detail::IPV6)
+        }
+        Kind::Done(reason) => return done::<COUNT>(reason, pulled),
+    };
+    let detail = no_port | family | pulled;
+    let Some((hit, peer)) = hit else {
+        let reason = match no_port {
+            detail::FRAGMENT => Reason::Fragment,
+            detail::L4_TRUNCATED => Reason::L4Truncated,
+            _ => Reason::NoVip,
+        };
+        return done::<COUNT>(reason, detail);
+    };
+    let detail = detail | if hit.any_port { detail::ANY_PORT } else { 0 };
+    if COUNT {
+        counters::vip_packet(hit.slot, peer, u64::from(ctx.len()));
+        match no_port {
+            detail::FRAGMENT => counters::global_inc(global::HIT_FRAGMENT),
+            detail::L4_TRUNCATED => counters::global_inc(global::HIT_L4_TRUNCATED),
+            _ => {}
+        }
+    }
+    let reason = if peer {
+        Reason::Peer
+    } else {
+        ctx.set_mark(hit.mark);
+        Reason::Marked
+    };
+    Decision {
+        reason,
+        mark: hit.mark,
+        slot: hit.slot,
+        detail,
+    }
+}

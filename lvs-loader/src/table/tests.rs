@@ -1,0 +1,352 @@
+use std::collections::BTreeSet;
+
+use lvs_ebpf_common::{PROTO_SCTP, PROTO_TCP, PROTO_UDP};
+
+use super::*;
+
+fn v4(i: u32, port: u16, proto: u8) -> VipKey {
+    VipKey::v4((0x0a00_0000 | i).to_be_bytes(), port, proto)
+}
+
+fn v6(i: u32, port: u16) -> VipKey {
+    let mut a = [0u8; 16];
+    a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    a[12..].copy_from_slice(&i.to_be_bytes());
+    VipKey::v6(a, port, PROTO_TCP)
+}
+
+fn entries(keys: &[VipKey]) -> Vec<VipEntry> {
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| VipEntry {
+            key: *k,
+            mark: 0x1000 + i as u32,
+            slot: i as u32,
+        })
+        .collect()
+}
+
+/// Every entry is found with its mark and slot, and nothing else is found.
+fn check_all_found(t: &Tables, es: &[VipEntry]) {
+    for e in es {
+        let (found, _) = lookup(t, &e.key);
+        assert_eq!(found, Some((e.mark, e.slot)), "{:?} not found", e.key);
+    }
+    let installed: BTreeSet<VipKey> = es.iter().map(|e| e.key).collect();
+    for i in 0..2000u32 {
+        for k in [v4(0x80_0000 | i, 80, PROTO_TCP), v6(0x8000_0000 | i, 80)] {
+            if !installed.contains(&k) {
+                assert_eq!(lookup(t, &k).0, None, "{k:?} found but not installed");
+            }
+        }
+    }
+    // The tables hold exactly the entries, each once.
+    let mut listed: Vec<VipEntry> = entries_v4(&t.v4.buckets)
+        .chain(entries_v6(&t.v6.buckets))
+        .collect();
+    listed.sort_by_key(|e| e.slot);
+    let mut want = es.to_vec();
+    want.sort_by_key(|e| e.slot);
+    assert_eq!(listed, want);
+}
+
+/// Buckets flagged as spilled are exactly the first buckets of keys placed in their
+/// second bucket.
+fn check_spill_flags(t: &Tables) {
+    let shift = 64 - t.v4.log2;
+    let mut want = vec![false; t.v4.buckets.len()];
+    for (b, bucket) in t.v4.buckets.iter().enumerate() {
+        for e in bucket.e.iter().filter(|e| e.key != 0) {
+            let first = (v4_hash(e.key, t.hash[0]) >> shift) as usize;
+            let second = (v4_hash(e.key, t.hash[1]) >> shift) as usize;
+            assert!(
+                b == first || b == second,
+                "entry in a bucket it does not hash to"
+            );
+            if b != first {
+                want[first] = true;
+            }
+        }
+    }
+    for (b, bucket) in t.v4.buckets.iter().enumerate() {
+        assert_eq!(
+            bucket.e[0].meta & BUCKET_SPILLED != 0,
+            want[b],
+            "bucket {b}"
+        );
+    }
+}
+
+#[test]
+fn every_key_is_found_at_every_size() {
+    for n in [0usize, 1, 2, 3, 4, 5, 9, 100, 1000, 10_000] {
+        let mut keys: Vec<VipKey> = (0..n as u32).map(|i| v4(i, 80, PROTO_TCP)).collect();
+        keys.extend((0..n as u32).map(|i| v6(i, 443)));
+        let es = entries(&keys);
+        let t = build(&es).expect("build");
+        check_all_found(&t, &es);
+        check_spill_flags(&t);
+    }
+}
+
+#[test]
+fn full_capacity_of_both_families() {
+    let n = lvs_ebpf_common::MAX_VIPS;
+    for keys in [
+        (0..n).map(|i| v4(i, 80, PROTO_TCP)).collect::<Vec<_>>(),
+        (0..n).map(|i| v6(i, 80)).collect::<Vec<_>>(),
+    ] {
+        let es = entries(&keys);
+        let t = build(&es).expect("MAX_VIPS VIPs of one family fit");
+        for e in es.iter().step_by(97) {
+            assert_eq!(lookup(&t, &e.key).0, Some((e.mark, e.slot)));
+        }
+        assert!(t.v4.len() as u32 <= V4_GEN_BUCKETS && t.v6.len() as u32 <= V6_GEN_BUCKETS);
+    }
+}
+
+#[test]
+fn size_follows_the_vip_count_with_headroom() {
+    for n in [1usize, 2, 7, 8, 9, 100, 1000, 4096, 5000] {
+        let keys: Vec<VipKey> = (0..n as u32).map(|i| v4(i, 80, PROTO_TCP)).collect();
+        let t = build(&entries(&keys)).expect("build");
+        assert_eq!(t.rebuilds, 0, "{n} keys needed a rebuild");
+        let slots = t.v4.len() * V4_PER_BUCKET;
+        // Load at most 1/2, and the table is the smallest power of two that gives it.
+        assert!(2 * n <= slots, "{n} keys in {slots} slots");
+        assert!(
+            t.v4.len() == 2 || 2 * n > slots / 2,
+            "{n} keys in {slots} slots: not minimal"
+        );
+        assert_eq!(t.v4.len(), 1 << t.v4.log2);
+        assert_eq!(t.v6.len(), 2, "no IPv6 VIPs: the smallest table");
+    }
+}
+
+#[test]
+fn most_lookups_read_one_bucket() {
+    let keys: Vec<VipKey> = (0..50_000).map(|i| v4(i * 7919, 80, PROTO_TCP)).collect();
+    let t = build(&entries(&keys)).expect("build");
+    let one = keys.iter().filter(|k| lookup(&t, k).1 == 1).count();
+    assert!(
+        one * 100 >= keys.len() * 95,
+        "{one} of {} in one bucket",
+        keys.len()
+    );
+    // A miss usually reads one bucket too.
+    let misses = (0..10_000u32)
+        .map(|i| v4(0x40_0000 + i, 81, PROTO_TCP))
+        .filter(|k| lookup(&t, k).1 == 1)
+        .count();
+    assert!(misses >= 9_000, "{misses} of 10000 misses in one bucket");
+}
+
+#[test]
+fn deterministic() {
+    let keys: Vec<VipKey> = (0..3000)
+        .map(|i| v4(i, (i % 7) as u16, PROTO_UDP))
+        .collect();
+    let es = entries(&keys);
+    assert_eq!(build(&es), build(&es));
+}
+
+#[test]
+fn many_ports_on_one_address_and_every_protocol() {
+    let mut keys = Vec::new();
+    for port in 0..3000u16 {
+        for proto in [PROTO_TCP, PROTO_UDP, PROTO_SCTP] {
+            keys.push(v4(1, port, proto));
+        }
+    }
+    keys.extend((0..3000u16).map(|p| v6(1, p)));
+    let es = entries(&keys);
+    let t = build(&es).expect("build");
+    check_all_found(&t, &es);
+    assert!(
+        t.v4.any_port && t.v6.any_port,
+        "port 0 entries are any-port VIPs"
+    );
+}
+
+#[test]
+fn any_port_flag_per_family() {
+    let t = build(&entries(&[v4(1, 0, PROTO_TCP), v6(1, 80)])).expect("build");
+    assert!(t.v4.any_port && !t.v6.any_port);
+    let t = build(&entries(&[v4(1, 80, PROTO_TCP), v6(1, 0)])).expect("build");
+    assert!(!t.v4.any_port && t.v6.any_port);
+}
+
+#[test]
+fn failed_placement_rebuilds_with_new_multipliers_then_more_buckets() {
+    let keys: Vec<VipKey> = (0..1024).map(|i| v4(i, 80, PROTO_TCP)).collect();
+    let es = entries(&keys);
+    // No kicks and a full load: the first multipliers fail, later ones or a larger
+    // table succeed; the result is still exact.
+    let p = Params {
+        headroom: 1,
+        max_kicks: 0,
+        reseeds: 2,
+        ..Params::default()
+    };
+    let t = build_with(&es, &p).expect("build");
+    assert!(t.rebuilds > 0, "expected a rebuild");
+    assert!(
+        t.v4.log2 > buckets_log2(1024, V4_PER_BUCKET, 1),
+        "expected growth"
+    );
+    check_all_found(&t, &es);
+    check_spill_flags(&t);
+    // With kicks a 95% load is reachable at the minimal size.
+    let p = Params {
+        headroom: 1,
+        ..Params::default()
+    };
+    let es = &es[..972];
+    let t = build_with(es, &p).expect("build");
+    assert_eq!(t.v4.log2, 8, "972 keys in 256 buckets of 4");
+    check_all_found(&t, es);
+    check_spill_flags(&t);
+}
+
+#[test]
+fn too_many_for_the_limit_is_an_error() {
+    let keys: Vec<VipKey> = (0..9).map(|i| v4(i, 80, PROTO_TCP)).collect();
+    let p = Params {
+        max_v4_buckets: 2,
+        headroom: 1,
+        ..Params::default()
+    };
+    assert_eq!(
+        build_with(&entries(&keys), &p),
+        Err(TableError::TooMany {
+            family: 4,
+            count: 9,
+            max_buckets: 2
+        })
+    );
+    // Eight fit two buckets of four at full load.
+    let t = build_with(&entries(&keys[..8]), &p).expect("8 fit");
+    check_all_found(&t, &entries(&keys[..8]));
+}
+
+#[test]
+fn duplicates_and_bad_slots_are_rejected() {
+    let mut es = entries(&[v4(1, 80, PROTO_TCP), v4(1, 80, PROTO_TCP)]);
+    assert!(matches!(build(&es), Err(TableError::Duplicate(_))));
+    es.pop();
+    es[0].slot = META_SLOT_MASK + 1;
+    assert!(matches!(build(&es), Err(TableError::BadSlot(_))));
+}
+
+#[test]
+fn multipliers_are_odd_and_distinct() {
+    let mut seen = BTreeSet::new();
+    for attempt in 0..100 {
+        let [a, b] = multipliers(Params::default().seed, attempt);
+        assert!(a & 1 == 1 && b & 1 == 1 && a != b);
+        assert!(seen.insert(a) && seen.insert(b));
+    }
+}
+
+#[test]
+fn generations_take_aligned_halves() {
+    assert_eq!(generation_base(V4_GEN_BUCKETS * 2, 0), 0);
+    assert_eq!(generation_base(V4_GEN_BUCKETS * 2, 1), V4_GEN_BUCKETS);
+    assert_eq!(generation_base(1000, 1) % GEOMETRY_BASE_ALIGN, 0);
+}
+
+fn mac(i: u32) -> [u8; 6] {
+    let b = i.to_be_bytes();
+    [0x02, 0x50, b[0], b[1], b[2], b[3]]
+}
+
+#[test]
+fn every_peer_is_found_and_no_other_mac() {
+    let a = multipliers(Params::default().seed, 0);
+    for n in [5u32, 8, 50, 1024] {
+        let macs: Vec<[u8; 6]> = (0..n).map(mac).collect();
+        let t = build_peers(&macs, a, &Params::default()).expect("peers fit");
+        assert!(t.buckets.len() as u32 <= PEER_GEN_BUCKETS);
+        for m in &macs {
+            assert!(lookup_peer(&t, a, *m).0, "{m:02x?} not found");
+        }
+        for i in n..n + 5000 {
+            assert!(!lookup_peer(&t, a, mac(i)).0, "non-peer found");
+        }
+        // Spill flags: exactly the first buckets of MACs placed in their second bucket.
+        let shift = 64 - t.log2;
+        let mut want = vec![false; t.buckets.len()];
+        for (b, bucket) in t.buckets.iter().enumerate() {
+            for &w in bucket.mac[1..]
+                .iter()
+                .filter(|&&w| w != lvs_ebpf_common::NO_PEER)
+            {
+                let first = (w.wrapping_mul(a[0]) >> shift) as usize;
+                let second = (w.wrapping_mul(a[1]) >> shift) as usize;
+                assert!(b == first || b == second);
+                if b != first {
+                    want[first] = true;
+                }
+            }
+        }
+        for (b, bucket) in t.buckets.iter().enumerate() {
+            assert_eq!(bucket.mac[0] & PEER_BUCKET_SPILLED != 0, want[b]);
+        }
+    }
+}
+
+#[test]
+fn too_many_peers_is_an_error() {
+    let a = multipliers(Params::default().seed, 0);
+    let macs: Vec<[u8; 6]> = (0..15).map(mac).collect();
+    let p = Params {
+        max_peer_buckets: 2,
+        ..Params::default()
+    };
+    assert_eq!(
+        build_peers(&macs, a, &p),
+        Err(TableError::TooManyPeers {
+            count: 15,
+            max_buckets: 2
+        })
+    );
+}
+
+/// A bijection on u32 that scatters sequential numbers (lowbias32).
+fn scatter(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^ (x >> 16)
+}
+
+/// Sequential addresses spread evenly under multiply-shift hashing (no bucket overflows);
+/// scattered ones overflow some first buckets, so keys live in their second bucket and
+/// buckets are flagged.
+#[test]
+fn scattered_keys_use_second_buckets_and_are_all_found() {
+    let mut keys: Vec<VipKey> = (1..30_000u32)
+        .map(|i| VipKey::v4(scatter(i).to_be_bytes(), 80, PROTO_TCP))
+        .collect();
+    keys.extend((1..30_000u32).map(|i| v6(scatter(i), 443)));
+    let es = entries(&keys);
+    let t = build(&es).expect("build");
+    check_all_found(&t, &es);
+    check_spill_flags(&t);
+    let second = keys.iter().filter(|k| lookup(&t, k).1 == 2).count();
+    let spilled4 =
+        t.v4.buckets
+            .iter()
+            .filter(|b| b.e[0].meta & BUCKET_SPILLED != 0)
+            .count();
+    let spilled6 =
+        t.v6.buckets
+            .iter()
+            .filter(|b| b.e[0].meta & BUCKET_SPILLED != 0)
+            .count();
+    assert!(
+        second > 0 && spilled4 > 0 && spilled6 > 0,
+        "{second} {spilled4} {spilled6}"
+    );
+}
