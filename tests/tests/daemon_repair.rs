@@ -7,7 +7,6 @@
 
 use std::{
     os::fd::{AsFd as _, BorrowedFd, OwnedFd},
-    process::Command,
     time::Duration,
 };
 
@@ -134,21 +133,6 @@ fn metric(lab: &DaemonLab, port: u16, line_start: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {line_start} in:\n{body}"))
 }
 
-/// Renames an interface as an operator would: live where the kernel allows it, else
-/// (before Linux 6.x an up device answers EBUSY) down, rename, up.
-fn rename(ns: &NetNs, from: &str, to: &str) {
-    let live = Command::new("ip")
-        .args(["-n", &ns.name, "link", "set", from, "name", to])
-        .output()
-        .expect("ip");
-    if live.status.success() {
-        return;
-    }
-    ip(ns, &["link", "set", from, "down"]);
-    ip(ns, &["link", "set", from, "name", to]);
-    ip(ns, &["link", "set", to, "up"]);
-}
-
 /// The cases both modes share: delete/re-create, rename, move away (a new interface
 /// takes the name), down + unhook + up.
 fn common_cases(
@@ -180,8 +164,8 @@ fn common_cases(
             lab,
             d,
             &mut t,
-            Some(&|| rename(&lab.director, DEV, "lvs0old")),
-            || rename(&lab.director, "lvs0new", DEV),
+            Some(&|| lab.director.rename_link(DEV, "lvs0old")),
+            || lab.director.rename_link("lvs0new", DEV),
         );
         // The marker leaves the renamed device (right after the new one is hooked).
         wait_for("the renamed device to lose the marker", timeout(), || {
@@ -202,7 +186,7 @@ fn common_cases(
             d,
             &mut t,
             Some(&|| ip(&lab.director, &["link", "set", DEV, "netns", &y.name])),
-            || rename(&lab.director, "lvs0new", DEV),
+            || lab.director.rename_link("lvs0new", DEV),
         );
         wait_for("the moved interface to lose the marker", timeout(), || {
             !hooks_in(&y, DEV).iter().any(|h| h.is_marker())
