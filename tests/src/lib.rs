@@ -13,3 +13,14 @@ pub mod lab;
 pub mod model;
 pub mod netns;
 pub mod sender;
+
+/// Sets its flag when dropped: a sender thread inside `std::thread::scope` that loops
+/// until the flag is set stops however the scope's closure ends (a failed assertion would
+/// otherwise leave the scope waiting for the sender forever).
+pub struct StopOnDrop<'a>(pub &'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -69,15 +69,7 @@ fn reloads_under_traffic_sighup_and_file_change() {
                 sent.fetch_add(tx.send_batch(&batch) as u64, Ordering::Relaxed);
             }
         });
-        // Stops the sender however this closure ends (a failed assertion would
-        // otherwise leave the scope waiting for it forever).
-        struct StopOnDrop<'a>(&'a AtomicBool);
-        impl Drop for StopOnDrop<'_> {
-            fn drop(&mut self) {
-                self.0.store(true, Ordering::Relaxed);
-            }
-        }
-        let _stop = StopOnDrop(&stop);
+        let _stop = lvs_tests::StopOnDrop(&stop);
         // 1. A file change, written in place: applied.
         let from = d.mark();
         std::fs::write(&cfg, config_text(200..700)).unwrap();
