@@ -47,7 +47,9 @@ pub fn vip_packet(slot: u32, peer: bool, bytes: u64, already_marked: bool) {
     match LVS_VIP_STATS.get_ptr_mut(slot) {
         // SAFETY: per-CPU slot.
         Some(c) => unsafe {
-            (*c).already_marked += u64::from(already_marked);
+            if already_marked {
+                (*c).already_marked += 1;
+            }
             if peer {
                 (*c).peer_packets += 1;
                 (*c).peer_bytes += bytes;

@@ -259,10 +259,12 @@ mod tests {
                 port: None,
                 protocol: "tcp".into(),
                 mark: 3,
+                mark_mask: u32::MAX,
                 marked_packets: 7,
                 marked_bytes: 8,
                 peer_packets: 9,
                 peer_bytes: 10,
+                already_marked: 11,
             }],
             peers: vec!["00:0c:29:57:88:ce".into()],
             totals: [("packets_seen".to_owned(), 20), ("marked".to_owned(), 7)]
