@@ -70,7 +70,7 @@ fn ifaces_label(ifaces: &[String]) -> String {
 
 type Signature = (
     Vec<[u8; 6]>,
-    Vec<(std::net::IpAddr, Option<u16>, config::Protocol, u32)>,
+    Vec<(std::net::IpAddr, Option<u16>, config::Protocol, u32, u32)>,
 );
 
 /// Builds and validates the configs.
@@ -89,7 +89,7 @@ pub fn configs(
             res.peers.iter().copied().collect(),
             entries
                 .iter()
-                .map(|e| (e.addr, e.port, e.proto, e.mark))
+                .map(|e| (e.addr, e.port, e.proto, e.mark, e.mask))
                 .collect(),
         );
         groups.entry(sig).or_default().push(iface.clone());
@@ -194,6 +194,9 @@ pub fn configs(
             }
             let _ = writeln!(s, "protocol = {}", toml_str(e.proto.as_str()));
             let _ = writeln!(s, "mark = {:#x}", e.mark);
+            if e.mask != u32::MAX {
+                let _ = writeln!(s, "mark_mask = {:#x}", e.mask);
+            }
             if let Some(n) = name {
                 let _ = writeln!(s, "name = {}", toml_str(&n));
             }
