@@ -585,3 +585,65 @@ fn export_prints_set_xmark_and_its_import_round_trips() {
         "{rules}"
     );
 }
+
+#[test]
+fn check_keepalived_warns_that_ipvs_matches_all_32_bits() {
+    use lvs_loader::keepalived::{check, parse};
+    let dir = std::env::temp_dir().join(format!("lvs-marks-ka-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        "vrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 51\n  priority 100\n  virtual_ipaddress {\n    172.17.85.56\n  }\n}\n\
+         virtual_server fwmark 3 {\n  lb_algo rr\n  lb_kind DR\n  real_server 172.17.85.54 80 {\n  }\n}\n\
+         virtual_server fwmark 4 {\n  lb_algo rr\n  lb_kind DR\n  real_server 172.17.85.54 80 {\n  }\n}\n",
+    )
+    .unwrap();
+    let k = parse::parse_file(&conf, Some("dr1".into()));
+    let config = |mask3: &str| {
+        config::parse(
+            &format!(
+                "{HEAD}[[vip]]\naddress = \"172.17.85.56\"\nport = 80\nmark = 3\n{mask3}\
+                 [[vip]]\naddress = \"172.17.85.56\"\nport = 443\nmark = 4\n"
+            ),
+            "m.toml",
+        )
+        .unwrap()
+    };
+    let warnings = |c: &Config| -> Vec<String> {
+        check::check(c, Some(&k), None, &Default::default())
+            .findings
+            .into_iter()
+            .filter(|f| f.message.contains("IPVS schedules"))
+            .map(|f| {
+                assert_eq!(f.level, check::Level::Warning, "{}", f.message);
+                format!("{}: {}", f.loc.map_or(0, |l| l.line), f.message)
+            })
+            .collect()
+    };
+    assert_eq!(
+        warnings(&config("")),
+        Vec::<String>::new(),
+        "full masks: nothing to say"
+    );
+    let w = warnings(&config("mark_mask = 0xff\n"));
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("10: mark 0x3/0xff (172.17.85.56:80/tcp): lvs-ebpf sets only the bits 0xff, but IPVS schedules `virtual_server fwmark 3` only when all 32 bits of the mark equal 3: a packet that arrives with any of the bits 0xffffff00 set"),
+        "{w:?}"
+    );
+    assert!(w[0].contains("--and-mark 0xff"), "{w:?}");
+    // A warning, not a problem: the exit status stays 0 for an otherwise good setup.
+    let r = check::check(
+        &config("mark_mask = 0xff\n"),
+        Some(&k),
+        None,
+        &Default::default(),
+    );
+    assert!(
+        r.findings.iter().all(|f| f.level == check::Level::Warning),
+        "{:?}",
+        r.findings.iter().map(|f| &f.message).collect::<Vec<_>>()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -83,7 +83,12 @@ pub fn configs(
 ) -> (Vec<Imported>, Vec<Problem>) {
     let mut groups: BTreeMap<Signature, Vec<String>> = BTreeMap::new();
     for (iface, res) in &an.ifaces {
-        let mut entries: Vec<&Entry> = res.entries.iter().collect();
+        // Value bits outside the mask: reported against their rule, left out here.
+        let mut entries: Vec<&Entry> = res
+            .entries
+            .iter()
+            .filter(|e| e.mark & !e.mask == 0)
+            .collect();
         entries.sort_by_key(|e| (e.addr.is_ipv6(), e.addr, e.proto, e.port));
         let sig = (
             res.peers.iter().copied().collect(),
@@ -164,7 +169,12 @@ pub fn configs(
             }
             let _ = writeln!(s, "mac = {}\n", toml_str(&format_mac(mac)));
         }
-        let mut entries: Vec<&Entry> = res.entries.iter().collect();
+        // Value bits outside the mask: reported against their rule, left out here.
+        let mut entries: Vec<&Entry> = res
+            .entries
+            .iter()
+            .filter(|e| e.mark & !e.mask == 0)
+            .collect();
         entries.sort_by_key(|e| (e.addr.is_ipv6(), e.addr, e.proto, e.port));
         let mut per_rule: BTreeMap<usize, usize> = BTreeMap::new();
         for e in &entries {
