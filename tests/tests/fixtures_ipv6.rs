@@ -7,6 +7,18 @@ use lvs_tests::{fixture::*, frames::*};
 fn cases() -> Vec<Case> {
     vec![
         (
+            // Found by `cargo xtask mutants` (a fragment-offset mask keeping the reserved
+            // bits survived): ipv6_find_hdr masks them off (`& ~0x7`), and so must we.
+            "v6 first fragment with the two reserved bits set is a first fragment: marked",
+            {
+                let mut b = tcp6(80).with_fragment(0, true).bytes();
+                b[14 + 40 + 3] |= 0x6; // fragment header: offset (13 bits), res (2), M
+                b
+            },
+            0x6,
+            Reason::Marked,
+        ),
+        (
             "any-port v6 udp VIP marked",
             Frame::v6(CLIENT, SRC6, ANY6, IPPROTO_UDP, 1, 4242).bytes(),
             0x60,

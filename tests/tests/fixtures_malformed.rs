@@ -10,6 +10,26 @@ use lvs_tests::{fixture::*, frames::*};
 fn cases() -> Vec<Case> {
     vec![
         (
+            // Found by `cargo xtask mutants` (reading an extension header with only one
+            // byte of it inside the payload survived): -EBADMSG, no port is read.
+            "v6 extension header with 1 of its 2 first bytes inside payload_len untouched",
+            tcp6(80)
+                .with_ext(Ext::DestOpts { len8: 0 })
+                .with_payload_len(1)
+                .bytes(),
+            UNTOUCHED,
+            Reason::Malformed,
+        ),
+        (
+            "v6 extension header with 1 byte inside payload_len, any-port VIP: untouched",
+            Frame::v6(CLIENT, SRC6, ANY6, IPPROTO_UDP, 1, 4242)
+                .with_ext(Ext::DestOpts { len8: 0 })
+                .with_payload_len(1)
+                .bytes(),
+            UNTOUCHED,
+            Reason::Malformed,
+        ),
+        (
             "v4 tcp header of 10 bytes (padded frame) untouched",
             tcp4(80).with_l4_len(10).bytes(),
             UNTOUCHED,
