@@ -5,6 +5,8 @@
 use std::{net::Ipv4Addr, ops::Range};
 
 /// The seed's DR1: peer DR2 (`PEER_MAC`), one VIP `web` on 172.17.85.56:80/tcp, mark 3.
+/// No comments or blank lines in the file: tests check the file:line:column of errors in
+/// configs built on it ([`web_with`]).
 pub const WEB: &str = include_str!("../fixtures/web.toml");
 /// The peer director's MAC in [`WEB`].
 pub const PEER_MAC: &str = "00:0C:29:57:88:CE";
@@ -26,7 +28,7 @@ pub fn web_with(peer: &str, extra: Range<u32>) -> String {
     let mut s = WEB.replace(PEER_MAC, peer);
     for i in extra {
         s.push_str(&format!(
-            "\n[[vip]]\naddress = \"198.18.{}.{}\"\nport = 443\nmark = {}\n",
+            "[[vip]]\naddress = \"198.18.{}.{}\"\nport = 443\nmark = {}\n",
             i >> 8,
             i & 0xff,
             0x100 + i
@@ -56,5 +58,11 @@ mod tests {
         assert_eq!(web.peers[0].mac, crate::frames::parse_mac(PEER_MAC));
         let more = lvs_loader::config::parse(&web_with(PEER_MAC, 0..3), "x").expect("web_with");
         assert_eq!(more.vips.len(), 4);
+        // The exact text the daemon and reload tests have always used (their error
+        // positions are line numbers in it).
+        assert_eq!(
+            web_with("P", 0..1),
+            "[[peer]]\nmac = \"P\"\n[[vip]]\naddress = \"172.17.85.56\"\nport = 80\nmark = 0x3\nname = \"web\"\n[[vip]]\naddress = \"198.18.0.0\"\nport = 443\nmark = 256\n"
+        );
     }
 }
