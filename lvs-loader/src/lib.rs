@@ -21,6 +21,8 @@
 //! * [`frames`]: hand-built Ethernet frames (verification and tests).
 //! * [`import`], [`export`]: the iptables recipe to vips.toml and back.
 //! * [`keepalived`]: keepalived.conf parsing and the cross-check against a vips.toml.
+//! * [`explain`]: why a frame is (not) marked, from the kernel's own decision code;
+//!   [`pcap`]: reading captures for it.
 
 pub mod attachment;
 pub mod batch;
@@ -31,6 +33,7 @@ pub mod daemon;
 pub mod datapath;
 pub mod elsewhere;
 pub mod error;
+pub mod explain;
 pub mod export;
 pub mod failpoint;
 pub mod frames;
@@ -44,6 +47,7 @@ pub mod lock;
 pub mod maps;
 pub mod meta;
 pub mod netns;
+pub mod pcap;
 pub mod pins;
 pub mod slots;
 pub mod stats;

@@ -60,6 +60,9 @@ enum Command {
     Import(cmd::import::Args),
     /// Print a config as the equivalent iptables-restore input (the rollback path).
     Export(cmd::export::Args),
+    /// Why is a packet (not) marked: run frames through a private copy of the program
+    /// on IFACE's live maps (no counter touched) and say what happens and why.
+    Explain(cmd::explain::Args),
     /// Attach (or adopt) and keep the marker on interfaces: repair within a second,
     /// reload on SIGHUP or file change, /metrics and /healthz, systemd Type=notify.
     Daemon(cmd::daemon::Args),
@@ -110,6 +113,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Import(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Export(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
+        Command::Explain(a) => a.run(&ctx),
         Command::Daemon(a) => a.run(&ctx),
         Command::Man(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Completions(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),

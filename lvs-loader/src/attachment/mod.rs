@@ -439,6 +439,15 @@ impl Attachment {
         self.open_maps()?.global_counters()
     }
 
+    /// A private copy of the explaining program bound to this attachment's live maps
+    /// (`lvs-loader explain`): no map is changed, no counter moves.
+    pub fn explainer(&self) -> Result<crate::explain::Explainer> {
+        let maps = self.open_maps()?;
+        let dir = self.dir();
+        let meta = read_meta_from(&maps, &dir, &self.ifname)?;
+        crate::explain::Explainer::attached(&dir, &meta)
+    }
+
     /// This attachment's line of `status`.
     pub fn status(&self) -> Result<crate::status::StatusEntry> {
         crate::status::one(&self.root, &self.netns, &self.ifname)
