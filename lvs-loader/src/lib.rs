@@ -21,6 +21,7 @@
 //! * [`frames`]: hand-built Ethernet frames (verification and tests).
 //! * [`import`], [`export`]: the iptables recipe to vips.toml and back.
 //! * [`keepalived`]: keepalived.conf parsing and the cross-check against a vips.toml.
+//! * [`diff`]: what a reload would change (`diff`, `reload --dry-run`).
 //! * [`explain`]: why a frame is (not) marked, from the kernel's own decision code;
 //!   [`pcap`]: reading captures for it.
 
@@ -31,6 +32,7 @@ pub mod bpf;
 pub mod config;
 pub mod daemon;
 pub mod datapath;
+pub mod diff;
 pub mod elsewhere;
 pub mod error;
 pub mod explain;

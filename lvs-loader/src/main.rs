@@ -63,6 +63,9 @@ enum Command {
     /// Why is a packet (not) marked: run frames through a private copy of the program
     /// on IFACE's live maps (no counter touched) and say what happens and why.
     Explain(cmd::explain::Args),
+    /// What `reload IFACE --config FILE` would add, remove and change, against the live
+    /// maps (nothing is written; same as `reload --dry-run`).
+    Diff(cmd::diff::Args),
     /// Attach (or adopt) and keep the marker on interfaces: repair within a second,
     /// reload on SIGHUP or file change, /metrics and /healthz, systemd Type=notify.
     Daemon(cmd::daemon::Args),
@@ -114,6 +117,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Import(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Export(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Explain(a) => a.run(&ctx),
+        Command::Diff(a) => a.run(&ctx),
         Command::Daemon(a) => a.run(&ctx),
         Command::Man(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Completions(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),

@@ -448,6 +448,14 @@ impl Attachment {
         crate::explain::Explainer::attached(&dir, &meta)
     }
 
+    /// What a reload with `config` would change, against the live maps (`lvs-loader
+    /// diff`, `reload --dry-run`): nothing is written, no lock is taken.
+    pub fn diff(&self, config: &Config) -> Result<crate::diff::Diff> {
+        let mut maps = self.open_maps()?;
+        let meta = read_meta_from(&maps, &self.dir(), &self.ifname)?;
+        crate::diff::compute(&mut maps, &meta, config, &self.ifname.escaped())
+    }
+
     /// This attachment's line of `status`.
     pub fn status(&self) -> Result<crate::status::StatusEntry> {
         crate::status::one(&self.root, &self.netns, &self.ifname)

@@ -7,6 +7,7 @@ pub mod check_keepalived;
 pub mod completions;
 pub mod daemon;
 pub mod detach;
+pub mod diff;
 pub mod explain;
 pub mod export;
 pub mod import;
