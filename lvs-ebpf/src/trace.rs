@@ -16,8 +16,8 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use lvs_ebpf_common::{
-    TRACE_HEADER_BYTES, TRACE_MAC, TRACE_PORT, TRACE_RING_BYTES, TRACE_V4, TRACE_V6,
-    TraceBucket, TraceEvent, TraceFilter,
+    TRACE_HEADER_BYTES, TRACE_MAC, TRACE_PORT, TRACE_RING_BYTES, TRACE_V4, TRACE_V6, TraceBucket,
+    TraceEvent, TraceFilter,
 };
 
 use crate::{decide::Decision, maps::LVS_CONTROL};

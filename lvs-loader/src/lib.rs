@@ -23,7 +23,7 @@
 //! * [`keepalived`]: keepalived.conf parsing and the cross-check against a vips.toml.
 //! * [`diff`]: what a reload would change (`diff`, `reload --dry-run`).
 //! * [`explain`]: why a frame is (not) marked, from the kernel's own decision code;
-//!   [`pcap`]: reading captures for it.
+//!   [`pcap`]: reading captures for it; [`trace`]: live decisions through a ring buffer.
 
 pub mod attachment;
 pub mod batch;
@@ -58,6 +58,7 @@ pub mod sys;
 pub mod table;
 pub mod testrun;
 pub mod text;
+pub mod trace;
 
 pub use attachment::{
     Action, AttachOptions, AttachReport, Attachment, DetachReport, Placement, RepairReport,

@@ -66,6 +66,9 @@ enum Command {
     /// What `reload IFACE --config FILE` would add, remove and change, against the live
     /// maps (nothing is written; same as `reload --dry-run`).
     Diff(cmd::diff::Args),
+    /// Live per-packet decisions of the program on IFACE (time, source MAC, destination,
+    /// verdict, mark, reason) for the packets a filter selects; rate-limited in the kernel.
+    Trace(cmd::trace::Args),
     /// Attach (or adopt) and keep the marker on interfaces: repair within a second,
     /// reload on SIGHUP or file change, /metrics and /healthz, systemd Type=notify.
     Daemon(cmd::daemon::Args),
@@ -118,6 +121,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Explain(a) => a.run(&ctx),
         Command::Diff(a) => a.run(&ctx),
+        Command::Trace(a) => a.run(&ctx),
         Command::Daemon(a) => a.run(&ctx),
         Command::Man(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Completions(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),

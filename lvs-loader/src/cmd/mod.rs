@@ -14,6 +14,7 @@ pub mod import;
 pub mod man;
 pub mod stats;
 pub mod status;
+pub mod trace;
 
 use std::{io::Write as _, path::PathBuf, time::Duration};
 

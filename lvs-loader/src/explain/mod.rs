@@ -129,10 +129,51 @@ pub struct Explainer {
     /// Holds the explaining program (`fd`) and its maps.
     _dp: Datapath,
     fd: RawFd,
-    vips: Vec<VipView>,
-    peers: Vec<PeerView>,
+    namer: Namer,
     /// Why peer names are missing, if they are.
     pub names_note: Option<String>,
+}
+
+/// What names a decision: the live VIPs and peers.
+#[derive(Debug, Clone, Default)]
+pub struct Namer {
+    vips: Vec<VipView>,
+    peers: Vec<PeerView>,
+}
+
+/// The names of the live configuration of an attachment (its maps, its record): VIPs
+/// from the maps, peer names from the applied config file when it is unchanged; and why
+/// peer names are missing, if they are.
+pub(crate) fn live_namer(maps: &mut MapSet, meta: &Meta) -> Result<(Namer, Option<String>)> {
+    let live = maps.active_generation()?;
+    let generation = meta.generation(live);
+    // Peer names live only in the config file: use them if the file is still the one the
+    // live generation was applied from.
+    let (names, names_note) = match &generation.config_path {
+        None => (
+            None,
+            Some("the live config was not applied from a file".into()),
+        ),
+        Some(p) => match config::load(p) {
+            Ok(c) if c.digest == generation.digest => (Some(c), None),
+            Ok(_) => (
+                None,
+                Some(format!(
+                    "peer names unknown: {} changed since it was applied",
+                    crate::text::escape_path(p)
+                )),
+            ),
+            Err(e) => (None, Some(format!("peer names unknown: {e}"))),
+        },
+    };
+    let peers = named_peers(maps.live_peers()?, names.as_ref());
+    Ok((
+        Namer {
+            vips: live_views(maps)?,
+            peers,
+        },
+        names_note,
+    ))
 }
 
 impl Explainer {
@@ -140,54 +181,34 @@ impl Explainer {
     /// [`crate::Attachment::explainer`] checks they belong here).
     pub(crate) fn attached(dir: &Path, meta: &Meta) -> Result<Self> {
         let mut dp = Datapath::load_pinned(dir)?;
-        let live = dp.maps.active_generation()?;
-        let generation = meta.generation(live);
-        // Peer names live only in the config file: use them if the file is still the
-        // one the live generation was applied from.
-        let (names, names_note) = match &generation.config_path {
-            None => (
-                None,
-                Some("the live config was not applied from a file".into()),
-            ),
-            Some(p) => match config::load(p) {
-                Ok(c) if c.digest == generation.digest => (Some(c), None),
-                Ok(_) => (
-                    None,
-                    Some(format!(
-                        "peer names unknown: {} changed since it was applied",
-                        crate::text::escape_path(p)
-                    )),
-                ),
-                Err(e) => (None, Some(format!("peer names unknown: {e}"))),
-            },
-        };
-        let peers = named_peers(dp.maps.live_peers()?, names.as_ref());
-        Self::finish(dp, peers, names_note)
+        let (namer, names_note) = live_namer(&mut dp.maps, meta)?;
+        Self::finish(dp, namer, names_note)
     }
 
     /// Against private maps filled from `config` (nothing attached is consulted).
     pub fn from_config(config: &Config) -> Result<Self> {
         let mut dp = Datapath::load()?;
         dp.apply(config)?;
-        let peers = named_peers(dp.maps.live_peers()?, Some(config));
-        Self::finish(dp, peers, None)
+        let namer = Namer {
+            peers: named_peers(dp.maps.live_peers()?, Some(config)),
+            vips: live_views(&mut dp.maps)?,
+        };
+        Self::finish(dp, namer, None)
     }
 
-    fn finish(mut dp: Datapath, peers: Vec<PeerView>, names_note: Option<String>) -> Result<Self> {
-        let vips = live_views(&mut dp.maps)?;
+    fn finish(mut dp: Datapath, namer: Namer, names_note: Option<String>) -> Result<Self> {
         let fd = dp.explain_fd()?;
         Ok(Self {
             _dp: dp,
             fd,
-            vips,
-            peers,
+            namer,
             names_note,
         })
     }
 
     /// The live VIPs (config order).
     pub fn vips(&self) -> &[VipView] {
-        &self.vips
+        &self.namer.vips
     }
 
     /// The explanation of one Ethernet frame. `wire_len`: its length on the wire when a
@@ -237,11 +258,13 @@ impl Explainer {
             }
             Err(e) => return Err(e),
         };
-        let mut v = self.words(&e, summary);
+        let mut v = self.namer.words(&e, summary);
         v.note = note;
         Ok(v)
     }
+}
 
+impl Namer {
     fn vip_of(&self, slot: u32) -> Option<&VipView> {
         self.vips.iter().find(|v| v.slot == slot)
     }
@@ -268,7 +291,7 @@ impl Explainer {
         })
     }
 
-    fn words(&self, e: &Explanation, s: Summary) -> Verdict {
+    pub(crate) fn words(&self, e: &Explanation, s: Summary) -> Verdict {
         let vip = e.vip.and_then(|m| self.vip_of(m.slot).cloned());
         let vip_words = |v: &Option<VipView>, slot: Option<u32>| match v {
             Some(v) => format!("VIP {} ({})", crate::text::escape(&v.name), v.endpoint()),
