@@ -112,10 +112,7 @@ pub fn compute(maps: &mut MapSet, meta: &Meta, config: &Config, interface: &str)
     let mut d = Diff {
         interface: interface.to_owned(),
         live_digest: hex(&g.digest),
-        live_config: g
-            .config_path
-            .as_deref()
-            .map(|p| crate::text::escape_path(p)),
+        live_config: g.config_path.as_deref().map(crate::text::escape_path),
         config_digest: config.digest_hex(),
         ..Diff::default()
     };

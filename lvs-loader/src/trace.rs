@@ -105,7 +105,10 @@ fn trace_maps(prog: &aya::programs::ProgramInfo) -> Result<Option<(MapData, MapD
         let Ok(m) = MapData::from_id(id) else {
             continue;
         };
-        let name = m.info().ok().and_then(|i| i.name_as_str().map(str::to_owned));
+        let name = m
+            .info()
+            .ok()
+            .and_then(|i| i.name_as_str().map(str::to_owned));
         match name.as_deref() {
             Some(map_names::TRACE) => filter_map = Some(m),
             Some(map_names::TRACE_BUCKET) => bucket = Some(m),
@@ -113,7 +116,10 @@ fn trace_maps(prog: &aya::programs::ProgramInfo) -> Result<Option<(MapData, MapD
             _ => {}
         }
     }
-    Ok(filter_map.zip(bucket).zip(events).map(|((f, b), e)| (f, b, e)))
+    Ok(filter_map
+        .zip(bucket)
+        .zip(events)
+        .map(|((f, b), e)| (f, b, e)))
 }
 
 /// For the benchmark: the trace state of a loaded (unattached) datapath: `Some(filter)`
@@ -125,8 +131,8 @@ pub fn bench_set(dp: &mut crate::datapath::Datapath, filter: Option<TraceFilter>
         .find(|p| p.id() == id)
         .ok_or_else(|| kernel("the loaded program is gone"))?;
     let (f, _, _) = trace_maps(&prog)?.ok_or_else(|| kernel("no trace maps"))?;
-    let mut f: Array<MapData, TraceFilter> = Array::try_from(Map::Array(f))
-        .map_err(|e| Error::map(map_names::TRACE, "open", e))?;
+    let mut f: Array<MapData, TraceFilter> =
+        Array::try_from(Map::Array(f)).map_err(|e| Error::map(map_names::TRACE, "open", e))?;
     let value = filter.map_or_else(TraceFilter::default, |mut x| {
         x.expires_ns = u64::MAX;
         x

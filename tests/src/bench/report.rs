@@ -67,10 +67,9 @@ pub fn target_ratio(sc: Scenario) -> Option<f64> {
         Scenario::Miss => Some(1.3),
         Scenario::NonIp => Some(1.1),
         Scenario::AnyPortHit => Some(1.6),
-        Scenario::Empty
-        | Scenario::TraceOff
-        | Scenario::TraceFiltered
-        | Scenario::TraceLimited => None,
+        Scenario::Empty | Scenario::TraceOff | Scenario::TraceFiltered | Scenario::TraceLimited => {
+            None
+        }
     }
 }
 
@@ -159,7 +158,11 @@ pub fn progcost_table(r: &progcost::Results, d: Dp) -> String {
     }
     s.push('\n');
     // The trace rows exist for lvs-ebpf only.
-    let trace_rows = if d == Dp::Table { &Scenario::TRACE[..] } else { &[] };
+    let trace_rows = if d == Dp::Table {
+        &Scenario::TRACE[..]
+    } else {
+        &[]
+    };
     for sc in std::iter::once(Scenario::Empty)
         .chain(Scenario::LVS)
         .chain(trace_rows.iter().copied())
