@@ -106,14 +106,38 @@ impl VipKey {
     }
 }
 
-/// Value of the `htab` variant's VIP maps.
+/// Value of the `htab` variant's VIP maps, and a VIP's marking as the loader reads it
+/// back.
+///
+/// A VIP packet from a non-peer gets `skb->mark = (skb->mark & !mask) ^ mark`, exactly
+/// the kernel's xt_MARK target (`--set-xmark mark/mask`); `mask = u32::MAX` sets all 32
+/// bits (`--set-mark mark`).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VipValue {
-    /// What `skb->mark` is set to for VIP traffic from a non-peer (never 0).
+    /// The mark bits (never 0; the loader's configs keep it inside `mask`).
     pub mark: u32,
     /// Slot of this VIP in the per-VIP counter and info arrays.
     pub index: u32,
+    /// The bits of `skb->mark` this VIP owns.
+    pub mask: u32,
+}
+
+impl Default for VipValue {
+    fn default() -> Self {
+        Self {
+            mark: 0,
+            index: 0,
+            mask: u32::MAX,
+        }
+    }
+}
+
+/// xt_MARK (`net/netfilter/xt_mark.c`, `mark_tg`): the mark a packet that arrived with
+/// `old` leaves with, for `--set-xmark value/mask`.
+#[inline(always)]
+pub const fn xt_mark(old: u32, value: u32, mask: u32) -> u32 {
+    (old & !mask) ^ value
 }
 
 /// Key of the peer maps: a source MAC, padded to 8 bytes with zeros.
@@ -217,6 +241,25 @@ impl Default for GenControl {
     }
 }
 
+/// Mask classes of a generation: the distinct `mark_mask`es of its VIPs, at most
+/// [`MASK_CLASSES`]. A VIP entry names its class in `meta` ([`META_CLASS_SHIFT`]); the
+/// program reads the class's `keep` word from the generation's [`KeepLine`] in
+/// [`Control`] (the value it has already looked up: no extra map access) and sets
+/// `skb->mark = (skb->mark & keep) ^ mark`.
+pub const MASK_CLASSES: usize = 16;
+/// `meta >> META_CLASS_SHIFT & META_CLASS_BITS`: an entry's mask class.
+pub const META_CLASS_SHIFT: u32 = 24;
+pub const META_CLASS_BITS: u32 = (MASK_CLASSES - 1) as u32;
+
+/// `keep[c] = !mask` of mask class `c` of one generation (unused classes and a zeroed
+/// line: 0, the full mask, so an entry of class 0 in a never-written line sets all 32
+/// bits as before masks existed).
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct KeepLine {
+    pub keep: [u32; MASK_CLASSES],
+}
+
 /// One cache line of [`Control`].
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -238,11 +281,13 @@ pub struct ControlLine {
 ///
 /// The loader writes the standby generation's line (the live line is rewritten with
 /// identical bytes), then flips `active` with a second update that changes one byte:
-/// the flip is a single map update, atomic for every packet.
+/// the flip is a single map update, atomic for every packet. Generation `g`'s mask
+/// classes are in `keep[g]`, written with its line.
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Control {
     pub lines: [ControlLine; 2],
+    pub keep: [KeepLine; 2],
 }
 
 impl Control {
@@ -264,7 +309,8 @@ pub struct V4Entry {
     /// [`v4_key`]; 0 = empty (a real key has a non-zero protocol byte).
     pub key: u64,
     pub mark: u32,
-    /// Counter slot (low 24 bits) and, in entry 0 only, [`BUCKET_SPILLED`].
+    /// Counter slot (low 24 bits), mask class ([`META_CLASS_SHIFT`]) and, in entry 0
+    /// only, [`BUCKET_SPILLED`].
     pub meta: u32,
 }
 
@@ -284,7 +330,8 @@ pub struct V6Entry {
     pub addr: [u64; 2],
     /// `port | proto << 16` ([`v6_tail`]); 0 = empty.
     pub tail: u32,
-    /// Counter slot (low 24 bits) and, in entry 0 only, [`BUCKET_SPILLED`].
+    /// Counter slot (low 24 bits), mask class ([`META_CLASS_SHIFT`]) and, in entry 0
+    /// only, [`BUCKET_SPILLED`].
     pub meta: u32,
     pub mark: u32,
     pub _pad: u32,
@@ -374,6 +421,9 @@ pub struct VipCounters {
     /// Packets for the VIP from a peer director, left unmarked.
     pub peer_packets: u64,
     pub peer_bytes: u64,
+    /// Packets (marked or from a peer) that arrived with `skb->mark != 0`: another
+    /// user of the mark got there first. Counted in the same update as the others.
+    pub already_marked: u64,
 }
 
 /// Why the program did what it did with a packet: the return value of
@@ -451,11 +501,32 @@ pub mod detail {
 
 /// Per-CPU global counters: the single value of [`map_names::GLOBAL_STATS`]. Packets
 /// that hit a VIP are counted in their VIP's slot only; every other packet in exactly
-/// one `count[reason]`. The loader derives the totals users see ([`global::NAMES`]).
+/// one `count[reason]` when it arrived with `skb->mark == 0`, else in
+/// `count[global::SLOTS + reason]` (one increment either way). The loader derives the
+/// totals users see ([`global::NAMES`]).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GlobalCounters {
-    pub count: [u64; global::SLOTS],
+    pub count: [u64; 2 * global::SLOTS],
+}
+
+impl Default for GlobalCounters {
+    fn default() -> Self {
+        Self {
+            count: [0; 2 * global::SLOTS],
+        }
+    }
+}
+
+impl GlobalCounters {
+    /// Slot `i` whatever the packets' mark on arrival.
+    pub const fn total(&self, i: usize) -> u64 {
+        self.count[i] + self.count[global::SLOTS + i]
+    }
+    /// Packets counted here that arrived with a non-zero mark.
+    pub fn already_marked(&self) -> u64 {
+        self.count[global::SLOTS..].iter().sum()
+    }
 }
 
 /// Slots of [`GlobalCounters::count`] and the totals `stats` shows.
@@ -468,6 +539,9 @@ pub mod global {
     /// Internal errors: a map lookup that cannot fail did, `bpf_skb_pull_data` failed.
     pub const INTERNAL: usize = 9;
     pub const SLOTS: usize = 10;
+    /// The total `stats` shows beside [`NAMES`]: packets that arrived with
+    /// `skb->mark != 0` (VIP packets and all others), `lvs_ebpf_packets_already_marked_total`.
+    pub const ALREADY_MARKED: &str = "already_marked";
 
     /// Names of the totals `lvs-loader stats` shows (derived by the loader).
     pub const NAMES: [&str; 10] = [
@@ -525,7 +599,8 @@ pub const HOOK_PRIORITY: u32 = 2;
 pub const META_MAGIC: u32 = 0x4c56_5345; // "LVSE"
 /// 2: netns cookie, per-generation config descriptions, full-length config paths.
 /// 3: hook order (first, last, or a tc priority), kept by re-hooks and repairs.
-pub const META_VERSION: u32 = 3;
+/// 4: mark masks (mask classes in `LVS_CONTROL`), already-marked counters.
+pub const META_VERSION: u32 = 4;
 /// `PATH_MAX`: a config path is stored whole, never truncated.
 pub const META_PATH_LEN: usize = 4096;
 
@@ -670,13 +745,17 @@ pub struct TraceEvent {
 
 // No implicit padding anywhere: sizes equal the sum of the fields.
 const _: () = assert!(core::mem::size_of::<VipKey>() == 20);
-const _: () = assert!(core::mem::size_of::<VipValue>() == 8);
+const _: () = assert!(core::mem::size_of::<VipValue>() == 12);
 const _: () = assert!(core::mem::size_of::<MacKey>() == 8);
-const _: () = assert!(core::mem::size_of::<VipCounters>() == 32);
-const _: () = assert!(core::mem::size_of::<GlobalCounters>() == 8 * global::SLOTS);
+const _: () = assert!(core::mem::size_of::<VipCounters>() == 40);
+const _: () = assert!(core::mem::size_of::<GlobalCounters>() == 16 * global::SLOTS);
+const _: () = assert!(core::mem::size_of::<KeepLine>() == 64);
 const _: () = assert!(core::mem::size_of::<GenControl>() == 56);
 const _: () = assert!(core::mem::size_of::<ControlLine>() == 64);
-const _: () = assert!(core::mem::size_of::<Control>() == 128);
+const _: () = assert!(core::mem::size_of::<Control>() == 256);
+// The mask class sits between the counter slot and BUCKET_SPILLED.
+const _: () = assert!(META_SLOT_MASK < 1 << META_CLASS_SHIFT);
+const _: () = assert!((META_CLASS_BITS << META_CLASS_SHIFT) & BUCKET_SPILLED == 0);
 const _: () = assert!(core::mem::size_of::<V4Entry>() == 16);
 const _: () = assert!(core::mem::size_of::<V4Bucket>() == 64);
 const _: () = assert!(core::mem::size_of::<V6Entry>() == 32);

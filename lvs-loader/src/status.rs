@@ -175,6 +175,19 @@ pub(crate) enum NsLoc {
     Gone,
 }
 
+impl NsLoc {
+    /// Whether this is provably the namespace that made the pins of `id`: same cookie
+    /// (the inode alone may be a later namespace's).
+    fn proves(&self, id: &NetnsId) -> bool {
+        id.cookie.is_some()
+            && match self {
+                Self::Here => true,
+                Self::There(f) => f.id == *id,
+                Self::Gone => false,
+            }
+    }
+}
+
 pub(crate) fn here() -> Result<NetnsId> {
     netns::current().map_err(|e| Error::io("reading this network namespace", e))
 }
@@ -327,7 +340,8 @@ fn entry_status(
     }
     let dir = shown_dir.clone();
     let prog_id = s.program_id;
-    let result = in_ns(loc, || hook_state(&dir, &meta, prog_id, id));
+    let proven = loc.proves(&id);
+    let result = in_ns(loc, || hook_state(&dir, &meta, prog_id, proven));
     match result {
         Some((state, detail, hooks)) => {
             s.state = state;
@@ -386,7 +400,7 @@ fn hook_state(
     dir: &Path,
     meta: &Meta,
     prog_id: Option<u32>,
-    id: NetnsId,
+    proven: bool,
 ) -> (State, Option<String>, Vec<HookEntry>) {
     let Some(prog_id) = prog_id else {
         return (
@@ -403,10 +417,10 @@ fn hook_state(
     if now == Some(meta.ifindex) && hooked_now {
         return (State::Ok, None, hooks);
     }
-    if id.cookie.is_none() && !hooked_now {
+    if !proven && !hooked_now {
         return (
             State::Unverified,
-            Some("no namespace cookie on this kernel and the program is not on the hook: these pins may belong to a namespace that is gone".into()),
+            Some("the namespace's identity can't be read (no namespace cookie, no netlink_diag) and the program is not on the hook: these pins may belong to a namespace that is gone".into()),
             hooks,
         );
     }

@@ -53,6 +53,21 @@ impl NetNs {
         run_ok(Command::new("ip").arg("-n").arg(&self.name).args(args))
     }
 
+    /// Renames an interface as an operator would: live where the kernel allows it, else
+    /// (5.10 answers EBUSY for an up device) down, rename, up.
+    pub fn rename_link(&self, from: &str, to: &str) {
+        let live = Command::new("ip")
+            .args(["-n", &self.name, "link", "set", from, "name", to])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot start ip: {e}"));
+        if live.status.success() {
+            return;
+        }
+        self.ip(&["link", "set", from, "down"]);
+        self.ip(&["link", "set", from, "name", to]);
+        self.ip(&["link", "set", to, "up"]);
+    }
+
     /// A command run inside the namespace with `nsenter --net` (unlike `ip netns exec`
     /// this keeps the host's /sys, and with it /sys/fs/bpf).
     pub fn command(&self, program: &str) -> Command {

@@ -164,8 +164,8 @@ fn common_cases(
             lab,
             d,
             &mut t,
-            Some(&|| ip(&lab.director, &["link", "set", DEV, "name", "lvs0old"])),
-            || ip(&lab.director, &["link", "set", "lvs0new", "name", DEV]),
+            Some(&|| lab.director.rename_link(DEV, "lvs0old")),
+            || lab.director.rename_link("lvs0new", DEV),
         );
         // The marker leaves the renamed device (right after the new one is hooked).
         wait_for("the renamed device to lose the marker", timeout(), || {
@@ -186,7 +186,7 @@ fn common_cases(
             d,
             &mut t,
             Some(&|| ip(&lab.director, &["link", "set", DEV, "netns", &y.name])),
-            || ip(&lab.director, &["link", "set", "lvs0new", "name", DEV]),
+            || lab.director.rename_link("lvs0new", DEV),
         );
         wait_for("the moved interface to lose the marker", timeout(), || {
             !hooks_in(&y, DEV).iter().any(|h| h.is_marker())

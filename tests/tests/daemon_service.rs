@@ -69,6 +69,15 @@ fn reloads_under_traffic_sighup_and_file_change() {
                 sent.fetch_add(tx.send_batch(&batch) as u64, Ordering::Relaxed);
             }
         });
+        // Stops the sender however this closure ends (a failed assertion would
+        // otherwise leave the scope waiting for it forever).
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop = StopOnDrop(&stop);
         // 1. A file change, written in place: applied.
         let from = d.mark();
         std::fs::write(&cfg, config_text(200..700)).unwrap();
@@ -112,7 +121,6 @@ fn reloads_under_traffic_sighup_and_file_change() {
         let from = d.mark();
         d.signal(libc::SIGHUP);
         d.wait_line_after(from, "config unchanged", T);
-        stop.store(true, Ordering::Relaxed);
     });
     let sent = sent.load(Ordering::Relaxed);
     let (marked, unmarked) = lab.marks();
@@ -162,6 +170,10 @@ fn metrics_equal_stats_and_http_refusals() {
             ("lvs_ebpf_vip_marked_bytes_total", "marked_bytes"),
             ("lvs_ebpf_vip_peer_packets_total", "peer_packets"),
             ("lvs_ebpf_vip_peer_bytes_total", "peer_bytes"),
+            (
+                "lvs_ebpf_vip_already_marked_packets_total",
+                "already_marked",
+            ),
         ] {
             let key = format!("{metric}{labels}");
             assert_eq!(
@@ -178,6 +190,9 @@ fn metrics_equal_stats_and_http_refusals() {
     for (k, v) in s["totals"].as_object().unwrap() {
         let key = match k.as_str() {
             "packets_seen" => "lvs_ebpf_packets_seen_total{interface=\"lvs0\"}".to_owned(),
+            "already_marked" => {
+                "lvs_ebpf_packets_already_marked_total{interface=\"lvs0\"}".to_owned()
+            }
             k if k.ends_with("_packets") || k.ends_with("_bytes") => continue,
             k => format!("lvs_ebpf_packets_total{{interface=\"lvs0\",result=\"{k}\"}}"),
         };

@@ -751,6 +751,7 @@ fn reload_replacing_every_vip_of_a_huge_config() {
                 port: Some(80),
                 protocol: Protocol::Tcp,
                 mark,
+                mark_mask: u32::MAX,
                 name: None,
             })
             .collect(),
@@ -969,6 +970,7 @@ fn every_vip_of_a_large_config_is_marked_and_counted() {
         port: Some(80 + (i % 3) as u16),
         protocol: Protocol::Tcp,
         mark,
+        mark_mask: u32::MAX,
         name: None,
     };
     let config = Config {

@@ -83,9 +83,9 @@ fn run_checks(lab: &DaemonLab, mode: &str) {
     check(lab, &[DEV], 0, "ok");
 
     // Renamed away: the name no longer carries it.
-    lab.director.ip(&["link", "set", DEV, "name", "lvs0old"]);
+    lab.director.rename_link(DEV, "lvs0old");
     check(lab, &[DEV], 1, "lvs0:");
-    lab.director.ip(&["link", "set", "lvs0old", "name", DEV]);
+    lab.director.rename_link("lvs0old", DEV);
     check(lab, &[DEV], 0, "ok");
 
     // Moved to another namespace.

@@ -55,11 +55,19 @@ fn no_packet_misses_its_mark_during_reloads() {
                 sent.fetch_add(n as u64, Ordering::Relaxed);
             }
         });
+        // Stops the sender however this closure ends: a failed reload panics, and the
+        // scope would otherwise wait forever for the sender thread.
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop = StopOnDrop(&stop);
         for i in 0..reloads {
             let cfg = if i % 2 == 0 { &b } else { &a };
             lab.loader_ok(&["reload", DEV, "--config", path_str(cfg)]);
         }
-        stop.store(true, Ordering::Relaxed);
     });
     let sent = sent.load(Ordering::Relaxed);
     let marked = lab.mark_count(vip, 3);

@@ -95,6 +95,18 @@ fn main() -> Result<()> {
         } => {
             setup(false)?;
             let root = workspace_root();
+            // Each stage's wall time, so CI logs show where its budget goes.
+            let started = std::time::Instant::now();
+            let mut stage_start = started;
+            let mut lap = |name: &str| {
+                let now = std::time::Instant::now();
+                println!(
+                    "stage {name}: {:.0} s (total {:.0} s)",
+                    (now - stage_start).as_secs_f64(),
+                    (now - started).as_secs_f64()
+                );
+                stage_start = now;
+            };
             let mut cmd = Command::new("cargo");
             cmd.current_dir(&root)
                 .args(["test", "--workspace", "--exclude", "lvs-ebpf"]);
@@ -102,6 +114,7 @@ fn main() -> Result<()> {
                 cmd.arg("--").args(args);
             }
             util::run(&mut cmd)?;
+            lap("host tests");
             let mut stages = 1;
             if !no_bench {
                 // Benchmark smoke run: tiny repeat counts, marks still checked on every
@@ -119,10 +132,12 @@ fn main() -> Result<()> {
                 let _ = std::fs::remove_dir_all(&out);
                 r?;
                 println!("benchmark smoke run: OK");
+                lap("benchmark smoke");
                 stages += 1;
             }
             if !no_package {
                 package::test_stage()?;
+                lap("package");
                 stages += 1;
             }
             if !no_vm {
@@ -135,6 +150,7 @@ fn main() -> Result<()> {
                         .current_dir(&root)
                         .args(["vm-test", "--ci"]),
                 )?;
+                lap("VM guests");
                 stages += 1;
             }
             // Each stage fails the task on its first failing test, so reaching here means

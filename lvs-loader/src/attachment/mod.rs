@@ -482,8 +482,8 @@ impl Attachment {
         crate::status::one(&self.root, &self.netns, &self.ifname)
     }
 
-    /// The published maps, trusted: without a namespace cookie (old kernels) only while
-    /// the program is on the hook (an inode may belong to a namespace that is gone).
+    /// The published maps, trusted: without a namespace identity (see [`NetnsId`]) only
+    /// while the program is on the hook (an inode may belong to a namespace that is gone).
     fn open_maps(&self) -> Result<MapSet> {
         let dir = self.dir();
         if !dir.exists() {
@@ -503,7 +503,7 @@ impl Attachment {
                 return Err(Error::Unverified {
                     iface: self.ifname.clone(),
                     dir: ShownPath(dir),
-                    why: "this kernel has no network namespace cookies (Linux < 5.14) and the program is not on the interface's hook",
+                    why: "its identity can't be read here (no namespace cookie before Linux 5.14, and no netlink_diag) and the program is not on the interface's hook",
                 });
             }
         }

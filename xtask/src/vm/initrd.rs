@@ -71,7 +71,15 @@ const ON_DEMAND_MODULE_DIRS: &[&str] = &[
     "drivers/net/netdevsim",
 ];
 const ON_DEMAND_MODULES: &[&str] = &[
-    "ifb", "geneve", "macvtap", "veth", "dummy", "macvlan", "tun",
+    "ifb",
+    "geneve",
+    "macvtap",
+    "veth",
+    "dummy",
+    "macvlan",
+    "tun",
+    // sock_diag for netlink: the namespace identity before SO_NETNS_COOKIE (5.14).
+    "netlink_diag",
 ];
 
 /// Host tools copied into the guest at their own paths (with their libraries): the real ones

@@ -4,8 +4,10 @@
 //! in: the nsfs inode plus the namespace cookie (`SO_NETNS_COOKIE`, Linux >= 5.14). An
 //! inode number is reused once a namespace is gone; a cookie never is (within a boot, and
 //! bpffs does not outlive a boot), so a new namespace can never inherit a dead one's
-//! pins. Without cookies (older kernels) the inode alone names the directory and the
-//! loader trusts such pins only while their program is on the recorded device's hook.
+//! pins. Before 5.14 the cookie is the one of the namespace's rtnetlink kernel socket,
+//! read through sock_diag ([`instance`]): as unique, and born and gone with the
+//! namespace. Without either (no `netlink_diag`) the inode alone names the directory and
+//! the loader trusts such pins only while their program is on the recorded device's hook.
 //!
 //! Namespaces are found by scanning what can keep one alive: `/run/netns` and other nsfs
 //! bind mounts, and every process's and thread's namespace and open namespace fds.
@@ -25,6 +27,8 @@ use serde::Serialize;
 
 use crate::sys::NETNS_RUN_DIR;
 
+mod instance;
+
 /// `SO_NETNS_COOKIE` (include/uapi/asm-generic/socket.h).
 const SO_NETNS_COOKIE: libc::c_int = 71;
 
@@ -33,7 +37,8 @@ const SO_NETNS_COOKIE: libc::c_int = 71;
 pub struct NetnsId {
     /// nsfs inode (what `ls -iL /proc/self/ns/net` shows).
     pub inode: u64,
-    /// `SO_NETNS_COOKIE`; `None` on kernels without it (before 5.14).
+    /// `SO_NETNS_COOKIE`; before 5.14 the socket cookie of the namespace's rtnetlink
+    /// kernel socket; `None` when neither can be read.
     pub cookie: Option<u64>,
 }
 
@@ -65,7 +70,8 @@ impl NetnsId {
     }
 }
 
-/// Cookie of the calling thread's namespace, `None` when the kernel has none.
+/// Cookie of the calling thread's namespace (see [`NetnsId::cookie`]), `None` when the
+/// kernel can give none.
 fn own_cookie() -> io::Result<Option<u64>> {
     // SAFETY: plain socket(2); AF_UNIX exists in every namespace.
     let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
@@ -91,7 +97,7 @@ fn own_cookie() -> io::Result<Option<u64>> {
     }
     let e = io::Error::last_os_error();
     if e.raw_os_error() == Some(libc::ENOPROTOOPT) {
-        Ok(None)
+        Ok(instance::rtnl_kernel_socket_cookie())
     } else {
         Err(e)
     }
@@ -273,9 +279,17 @@ impl Scan {
         Self { found }
     }
 
+    /// The live namespace `id` names: the one with its cookie; without a cookie on
+    /// either side (pins of a cookie-less layout, or a namespace whose cookie can't be
+    /// read now), the one with its inode, which may be another namespace than the one
+    /// that made the pins (the found id then differs from `id`).
     pub fn get(&self, id: &NetnsId) -> Option<&Found> {
         match id.cookie {
-            Some(_) => self.found.get(id),
+            Some(_) => self.found.get(id).or_else(|| {
+                self.found
+                    .values()
+                    .find(|f| f.id.inode == id.inode && f.id.cookie.is_none())
+            }),
             // No cookie: the inode is all we have.
             None => self.found.values().find(|f| f.id.inode == id.inode),
         }
