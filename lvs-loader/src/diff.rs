@@ -19,6 +19,8 @@ use crate::{
 pub struct Entry {
     pub endpoint: String,
     pub mark: u32,
+    /// `mark_mask`: the bits of `skb->mark` the VIP sets.
+    pub mask: u32,
     pub name: String,
 }
 
@@ -90,6 +92,7 @@ pub fn compute(maps: &mut MapSet, meta: &Meta, config: &Config, interface: &str)
                 Entry {
                     endpoint: endpoint(&v.key),
                     mark: v.value.mark,
+                    mask: v.value.mask,
                     name,
                 },
             )
@@ -104,6 +107,7 @@ pub fn compute(maps: &mut MapSet, meta: &Meta, config: &Config, interface: &str)
                 Entry {
                     endpoint: endpoint(&v.key()),
                     mark: v.mark,
+                    mask: v.mark_mask,
                     name: v.display_name(),
                 },
             )

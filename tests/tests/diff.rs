@@ -104,6 +104,19 @@ fn diff_and_dry_run_show_the_reload_and_change_nothing() {
     let after = lab.loader_ok(&["diff", DEV, "--config", path_str(&next)]);
     assert!(after.contains("no change (3 VIP(s) unchanged)"), "{after}");
 
+    // A changed mark_mask alone is a change.
+    let masked = lab.config(
+        "masked.toml",
+        &NEXT.replace("mark = 0x8\n", "mark = 0x8\nmark_mask = 0xff\n"),
+    );
+    let out = lab.loader_ok(&["diff", DEV, "--config", path_str(&masked)]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("~ vip  172.17.85.58:*/udp")
+                && l.ends_with("mark_mask 0xffffffff -> 0xff")),
+        "{out}"
+    );
+
     // Errors: a bad config (file:line:column), an interface not attached.
     let bad = lab.config("bad.toml", "[[vip]]\naddress = \"1.2.3.4\"\nmark = 0\n");
     let o = lab.loader(&["diff", DEV, "--config", path_str(&bad)]);

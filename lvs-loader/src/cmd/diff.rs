@@ -90,6 +90,12 @@ fn print_text(d: &Diff, path: &Path) {
         if c.live.mark != c.config.mark {
             what.push(format!("mark {:#x} -> {:#x}", c.live.mark, c.config.mark));
         }
+        if c.live.mask != c.config.mask {
+            what.push(format!(
+                "mark_mask {:#x} -> {:#x}",
+                c.live.mask, c.config.mask
+            ));
+        }
         if c.live.name != c.config.name {
             what.push(format!(
                 "name {} -> {}",
