@@ -28,6 +28,12 @@ pub mod map_names {
     pub const GLOBAL_STATS: &str = "LVS_GLOBAL";
     pub const VIP_INFO: &str = "LVS_VIP_INFO";
     pub const META: &str = "LVS_META";
+    /// `lvs-loader trace`: the filter, lease and rate of the trace ([`crate::TraceFilter`]).
+    pub const TRACE: &str = "LVS_TRACE";
+    /// `lvs-loader trace`: per-CPU token buckets ([`crate::TraceBucket`]).
+    pub const TRACE_BUCKET: &str = "LVS_TRACE_RL";
+    /// `lvs-loader trace`: the events (a ring buffer of [`crate::TraceEvent`]).
+    pub const TRACE_EVENTS: &str = "LVS_TRACE_EV";
 }
 
 /// Name of the TC classifier in the object file.
@@ -260,8 +266,10 @@ pub struct KeepLine {
 pub struct ControlLine {
     /// Line 0: the live generation (0 or 1). Line 1: unused, 0.
     pub active: u32,
-    /// Line 0: reserved for a trace switch (issue 8), 0 today; the program does not read
-    /// it yet. Line 1: unused, 0.
+    /// Line 0: the trace switch (`lvs-loader trace`): 0 = off (the program's only cost:
+    /// this load and a branch); otherwise the program checks [`TraceFilter`] for each
+    /// packet, and switches itself off (writes 0) once the filter's lease has expired.
+    /// Line 1: unused, 0.
     pub trace: u32,
     /// Generation `i` lives in line `i`.
     pub generation: GenControl,
@@ -661,6 +669,80 @@ pub struct AttachMeta {
     pub generations: [GenerationMeta; 2],
 }
 
+// ---------------------------------------------------------------------------------------
+// Trace (`lvs-loader trace`).
+
+/// [`TraceFilter::flags`]: only packets from [`TraceFilter::mac`].
+pub const TRACE_MAC: u32 = 1;
+/// [`TraceFilter::flags`]: only IPv4 packets to `addr[0..4]`.
+pub const TRACE_V4: u32 = 2;
+/// [`TraceFilter::flags`]: only IPv6 packets to `addr`.
+pub const TRACE_V6: u32 = 4;
+/// [`TraceFilter::flags`]: only packets to [`TraceFilter::port`] (when the program can
+/// read it in the first [`TRACE_HEADER_BYTES`]; otherwise lvs-loader filters).
+pub const TRACE_PORT: u32 = 8;
+/// Bytes of each traced frame copied into its event (headers for lvs-loader to name it).
+pub const TRACE_HEADER_BYTES: usize = 96;
+/// Size of the event ring buffer.
+pub const TRACE_RING_BYTES: u32 = 256 * 1024;
+
+/// The only value of [`map_names::TRACE`], written by `lvs-loader trace` only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TraceFilter {
+    /// The lease: `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) after which the program emits
+    /// nothing and turns the control line's trace switch off. `lvs-loader trace` renews
+    /// it; a killed trace stops at the latest this long after its last renewal.
+    pub expires_ns: u64,
+    /// Token bucket, per CPU: an event costs `cost_ns` of credit; credit accrues with
+    /// time up to `burst_ns` (`1e9 / rate` and `burst * cost_ns`).
+    pub cost_ns: u64,
+    pub burst_ns: u64,
+    /// [`mac_word`] of the source MAC with [`TRACE_MAC`].
+    pub mac: u64,
+    /// Destination address with [`TRACE_V4`] (first 4 bytes) or [`TRACE_V6`].
+    pub addr: [u8; 16],
+    pub flags: u32,
+    /// Destination port with [`TRACE_PORT`] (host order).
+    pub port: u32,
+    /// pid of the `lvs-loader trace` that owns the lease.
+    pub owner: u32,
+    pub _pad: u32,
+}
+
+/// Per-CPU rate-limit state of the trace (value of [`map_names::TRACE_BUCKET`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TraceBucket {
+    pub credit_ns: u64,
+    pub last_ns: u64,
+    /// Matching packets not emitted since the last event on this CPU.
+    pub suppressed: u64,
+}
+
+/// One traced packet (a record of [`map_names::TRACE_EVENTS`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceEvent {
+    /// `bpf_ktime_get_ns()`.
+    pub time_ns: u64,
+    /// Matching packets this CPU left out (rate limit) just before this one.
+    pub suppressed: u64,
+    /// [`Reason`] as u32.
+    pub reason: u32,
+    /// The VIP's mark when a VIP matched (set on the skb when `reason` is `Marked`).
+    pub mark: u32,
+    /// The VIP's counter slot, or `u32::MAX`.
+    pub slot: u32,
+    /// [`detail`] bits.
+    pub detail: u32,
+    /// `skb->len`.
+    pub len: u32,
+    /// Bytes of `headers` copied from the frame.
+    pub captured: u32,
+    pub headers: [u8; TRACE_HEADER_BYTES],
+}
+
 // No implicit padding anywhere: sizes equal the sum of the fields.
 const _: () = assert!(core::mem::size_of::<VipKey>() == 20);
 const _: () = assert!(core::mem::size_of::<VipValue>() == 12);
@@ -682,6 +764,9 @@ const _: () = assert!(core::mem::size_of::<PeerBucket>() == 64);
 const _: () = assert!(PEER_GEN_BUCKETS.is_multiple_of(GEOMETRY_BASE_ALIGN));
 const _: () = assert!(PEER_GEN_BUCKETS as usize * PEERS_PER_BUCKET >= 2 * MAX_PEERS as usize);
 const _: () = assert!(core::mem::size_of::<VipInfo>() == 8 + MAX_NAME_LEN);
+const _: () = assert!(core::mem::size_of::<TraceFilter>() == 8 * 4 + 16 + 4 * 4);
+const _: () = assert!(core::mem::size_of::<TraceBucket>() == 24);
+const _: () = assert!(core::mem::size_of::<TraceEvent>() == 8 * 2 + 4 * 6 + TRACE_HEADER_BYTES);
 const _: () = assert!(core::mem::size_of::<GenerationMeta>() == 8 * 2 + 4 * 4 + 32 + META_PATH_LEN);
 const _: () = assert!(
     core::mem::size_of::<AttachMeta>()
@@ -708,4 +793,6 @@ mod pod {
     unsafe impl aya::Pod for VipInfo {}
     unsafe impl aya::Pod for AttachMeta {}
     unsafe impl aya::Pod for GenerationMeta {}
+    unsafe impl aya::Pod for TraceFilter {}
+    unsafe impl aya::Pod for TraceBucket {}
 }

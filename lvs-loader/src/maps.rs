@@ -218,6 +218,19 @@ impl MapSet {
             .map_err(|e| Error::map(map_names::CONTROL, what, e))
     }
 
+    /// The control line's trace switch (`lvs-loader trace`; 0 = off).
+    pub fn trace_switch(&self) -> Result<u32> {
+        Ok(self.read_control()?.lines[0].trace)
+    }
+
+    /// Sets the trace switch: a read-modify-write of the control value, so only under the
+    /// attachment's lock (as every other control write).
+    pub(crate) fn set_trace_switch(&mut self, value: u32) -> Result<()> {
+        let mut c = self.read_control()?;
+        c.lines[0].trace = value;
+        self.write_control(&c, "write the trace switch")
+    }
+
     /// The live generation (0 or 1).
     pub fn active_generation(&mut self) -> Result<u32> {
         Ok(self.read_control()?.active())

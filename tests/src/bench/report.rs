@@ -67,7 +67,9 @@ pub fn target_ratio(sc: Scenario) -> Option<f64> {
         Scenario::Miss => Some(1.3),
         Scenario::NonIp => Some(1.1),
         Scenario::AnyPortHit => Some(1.6),
-        Scenario::Empty => None,
+        Scenario::Empty | Scenario::TraceOff | Scenario::TraceFiltered | Scenario::TraceLimited => {
+            None
+        }
     }
 }
 
@@ -155,7 +157,16 @@ pub fn progcost_table(r: &progcost::Results, d: Dp) -> String {
         s.push_str("---:|");
     }
     s.push('\n');
-    for sc in std::iter::once(Scenario::Empty).chain(Scenario::LVS) {
+    // The trace rows exist for lvs-ebpf only.
+    let trace_rows = if d == Dp::Table {
+        &Scenario::TRACE[..]
+    } else {
+        &[]
+    };
+    for sc in std::iter::once(Scenario::Empty)
+        .chain(Scenario::LVS)
+        .chain(trace_rows.iter().copied())
+    {
         for (pi, p) in peers.iter().enumerate() {
             if sc == Scenario::Empty && pi > 0 {
                 continue;
