@@ -7,8 +7,6 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::util;
-
 /// One test executable and where `cargo test` would run it from.
 pub struct TestExe {
     pub executable: PathBuf,
@@ -25,21 +23,6 @@ pub struct Payload {
     pub tests: Vec<TestExe>,
     /// The scenarios' UDP service and client (xtask's `lvs-vm-udp`).
     pub udp_helper: PathBuf,
-}
-
-/// cargo's target directory for the workspace at `root` (honours `CARGO_TARGET_DIR` and
-/// `.cargo/config.toml`).
-pub fn target_dir(root: &Path) -> Result<PathBuf> {
-    let meta = util::output(
-        Command::new("cargo")
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .current_dir(root),
-    )?;
-    let v: serde_json::Value = serde_json::from_str(&meta).context("parsing cargo metadata")?;
-    v["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .context("cargo metadata has no target_directory")
 }
 
 /// Builds lvs-loader and the test executables; returns their paths from cargo's JSON.
