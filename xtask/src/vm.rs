@@ -157,7 +157,7 @@ pub fn run(mut args: VmTestArgs) -> Result<()> {
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
 
     let t_build = Instant::now();
-    let payload = payload::build(&root, args.profile == Profile::Release)?;
+    let payload = payload::build(&root, args.profile == Profile::Release, !args.no_tests)?;
     let kernels = args
         .kernel
         .expand()

@@ -25,10 +25,17 @@ pub struct Payload {
     pub udp_helper: PathBuf,
 }
 
-/// Builds lvs-loader and the test executables; returns their paths from cargo's JSON.
-pub fn build(root: &Path, release: bool) -> Result<Payload> {
+/// Builds lvs-loader and (with `tests`) the test executables; returns their paths from
+/// cargo's JSON. Without `tests` (`vm-test --no-tests`: the scenarios only) the payload has
+/// no test executables.
+pub fn build(root: &Path, release: bool, tests: bool) -> Result<Payload> {
     eprintln!(
-        "[vm-test] building lvs-loader and the test executables ({} profile)",
+        "[vm-test] building lvs-loader{} ({} profile)",
+        if tests {
+            " and the test executables"
+        } else {
+            ""
+        },
         if release { "release" } else { "dev" }
     );
     let profile: &[&str] = if release { &["--release"] } else { &[] };
@@ -43,16 +50,20 @@ pub fn build(root: &Path, release: bool) -> Result<Payload> {
         .find(|a| a.kind.iter().any(|k| k == "bin") && a.name == "lvs-loader")
         .map(|a| a.executable)
         .context("cargo build -p lvs-loader produced no lvs-loader executable")?;
-    let tests = cargo_artifacts(root, &test)?
-        .into_iter()
-        .filter(|a| a.test)
-        .map(|a| TestExe {
-            executable: a.executable,
-            package_dir: a.manifest_dir,
-            package: a.package,
-            name: a.name,
-        })
-        .collect();
+    let tests = if !tests {
+        Vec::new()
+    } else {
+        cargo_artifacts(root, &test)?
+            .into_iter()
+            .filter(|a| a.test)
+            .map(|a| TestExe {
+                executable: a.executable,
+                package_dir: a.manifest_dir,
+                package: a.package,
+                name: a.name,
+            })
+            .collect()
+    };
     let helper = [
         &["build", "-p", "xtask", "--bin", "lvs-vm-udp"][..],
         profile,
