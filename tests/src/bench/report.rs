@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{
-    Machine, memory,
+    Machine, daemon, memory,
     progcost::{self, Dp, Scenario},
     wholepath::{self, Contender},
 };
@@ -27,6 +27,8 @@ pub struct Report {
     /// The same with paged skbs (AF_PACKET's default layout), fewer VIP counts.
     pub wholepath_paged: Option<wholepath::Results>,
     pub memory: Option<memory::Results>,
+    /// The daemon's idle cost.
+    pub daemon: Option<daemon::Results>,
     pub targets: Vec<Target>,
 }
 
@@ -627,6 +629,11 @@ pub fn markdown(r: &Report) -> String {
         s.push_str("\n### Memory and control plane\n\n");
         s.push_str(&cpu);
         s.push_str(&memory_table(m));
+    }
+    if let Some(d) = &r.daemon {
+        s.push_str("\n### The daemon, idle\n\n");
+        s.push_str(&cpu);
+        s.push_str(&daemon::table(d));
     }
     s
 }
