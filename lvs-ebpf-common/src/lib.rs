@@ -28,6 +28,12 @@ pub mod map_names {
     pub const GLOBAL_STATS: &str = "LVS_GLOBAL";
     pub const VIP_INFO: &str = "LVS_VIP_INFO";
     pub const META: &str = "LVS_META";
+    /// `lvs-loader trace`: the filter, lease and rate of the trace ([`crate::TraceFilter`]).
+    pub const TRACE: &str = "LVS_TRACE";
+    /// `lvs-loader trace`: per-CPU token buckets ([`crate::TraceBucket`]).
+    pub const TRACE_BUCKET: &str = "LVS_TRACE_RL";
+    /// `lvs-loader trace`: the events (a ring buffer of [`crate::TraceEvent`]).
+    pub const TRACE_EVENTS: &str = "LVS_TRACE_EV";
 }
 
 /// Name of the TC classifier in the object file.
@@ -100,14 +106,38 @@ impl VipKey {
     }
 }
 
-/// Value of the `htab` variant's VIP maps.
+/// Value of the `htab` variant's VIP maps, and a VIP's marking as the loader reads it
+/// back.
+///
+/// A VIP packet from a non-peer gets `skb->mark = (skb->mark & !mask) ^ mark`, exactly
+/// the kernel's xt_MARK target (`--set-xmark mark/mask`); `mask = u32::MAX` sets all 32
+/// bits (`--set-mark mark`).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VipValue {
-    /// What `skb->mark` is set to for VIP traffic from a non-peer (never 0).
+    /// The mark bits (never 0; the loader's configs keep it inside `mask`).
     pub mark: u32,
     /// Slot of this VIP in the per-VIP counter and info arrays.
     pub index: u32,
+    /// The bits of `skb->mark` this VIP owns.
+    pub mask: u32,
+}
+
+impl Default for VipValue {
+    fn default() -> Self {
+        Self {
+            mark: 0,
+            index: 0,
+            mask: u32::MAX,
+        }
+    }
+}
+
+/// xt_MARK (`net/netfilter/xt_mark.c`, `mark_tg`): the mark a packet that arrived with
+/// `old` leaves with, for `--set-xmark value/mask`.
+#[inline(always)]
+pub const fn xt_mark(old: u32, value: u32, mask: u32) -> u32 {
+    (old & !mask) ^ value
 }
 
 /// Key of the peer maps: a source MAC, padded to 8 bytes with zeros.
@@ -211,14 +241,35 @@ impl Default for GenControl {
     }
 }
 
+/// Mask classes of a generation: the distinct `mark_mask`es of its VIPs, at most
+/// [`MASK_CLASSES`]. A VIP entry names its class in `meta` ([`META_CLASS_SHIFT`]); the
+/// program reads the class's `keep` word from the generation's [`KeepLine`] in
+/// [`Control`] (the value it has already looked up: no extra map access) and sets
+/// `skb->mark = (skb->mark & keep) ^ mark`.
+pub const MASK_CLASSES: usize = 16;
+/// `meta >> META_CLASS_SHIFT & META_CLASS_BITS`: an entry's mask class.
+pub const META_CLASS_SHIFT: u32 = 24;
+pub const META_CLASS_BITS: u32 = (MASK_CLASSES - 1) as u32;
+
+/// `keep[c] = !mask` of mask class `c` of one generation (unused classes and a zeroed
+/// line: 0, the full mask, so an entry of class 0 in a never-written line sets all 32
+/// bits as before masks existed).
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct KeepLine {
+    pub keep: [u32; MASK_CLASSES],
+}
+
 /// One cache line of [`Control`].
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ControlLine {
     /// Line 0: the live generation (0 or 1). Line 1: unused, 0.
     pub active: u32,
-    /// Line 0: reserved for a trace switch (issue 8), 0 today; the program does not read
-    /// it yet. Line 1: unused, 0.
+    /// Line 0: the trace switch (`lvs-loader trace`): 0 = off (the program's only cost:
+    /// this load and a branch); otherwise the program checks [`TraceFilter`] for each
+    /// packet, and switches itself off (writes 0) once the filter's lease has expired.
+    /// Line 1: unused, 0.
     pub trace: u32,
     /// Generation `i` lives in line `i`.
     pub generation: GenControl,
@@ -230,11 +281,13 @@ pub struct ControlLine {
 ///
 /// The loader writes the standby generation's line (the live line is rewritten with
 /// identical bytes), then flips `active` with a second update that changes one byte:
-/// the flip is a single map update, atomic for every packet.
+/// the flip is a single map update, atomic for every packet. Generation `g`'s mask
+/// classes are in `keep[g]`, written with its line.
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Control {
     pub lines: [ControlLine; 2],
+    pub keep: [KeepLine; 2],
 }
 
 impl Control {
@@ -256,7 +309,8 @@ pub struct V4Entry {
     /// [`v4_key`]; 0 = empty (a real key has a non-zero protocol byte).
     pub key: u64,
     pub mark: u32,
-    /// Counter slot (low 24 bits) and, in entry 0 only, [`BUCKET_SPILLED`].
+    /// Counter slot (low 24 bits), mask class ([`META_CLASS_SHIFT`]) and, in entry 0
+    /// only, [`BUCKET_SPILLED`].
     pub meta: u32,
 }
 
@@ -276,7 +330,8 @@ pub struct V6Entry {
     pub addr: [u64; 2],
     /// `port | proto << 16` ([`v6_tail`]); 0 = empty.
     pub tail: u32,
-    /// Counter slot (low 24 bits) and, in entry 0 only, [`BUCKET_SPILLED`].
+    /// Counter slot (low 24 bits), mask class ([`META_CLASS_SHIFT`]) and, in entry 0
+    /// only, [`BUCKET_SPILLED`].
     pub meta: u32,
     pub mark: u32,
     pub _pad: u32,
@@ -366,6 +421,9 @@ pub struct VipCounters {
     /// Packets for the VIP from a peer director, left unmarked.
     pub peer_packets: u64,
     pub peer_bytes: u64,
+    /// Packets (marked or from a peer) that arrived with `skb->mark != 0`: another
+    /// user of the mark got there first. Counted in the same update as the others.
+    pub already_marked: u64,
 }
 
 /// Why the program did what it did with a packet: the return value of
@@ -443,11 +501,32 @@ pub mod detail {
 
 /// Per-CPU global counters: the single value of [`map_names::GLOBAL_STATS`]. Packets
 /// that hit a VIP are counted in their VIP's slot only; every other packet in exactly
-/// one `count[reason]`. The loader derives the totals users see ([`global::NAMES`]).
+/// one `count[reason]` when it arrived with `skb->mark == 0`, else in
+/// `count[global::SLOTS + reason]` (one increment either way). The loader derives the
+/// totals users see ([`global::NAMES`]).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GlobalCounters {
-    pub count: [u64; global::SLOTS],
+    pub count: [u64; 2 * global::SLOTS],
+}
+
+impl Default for GlobalCounters {
+    fn default() -> Self {
+        Self {
+            count: [0; 2 * global::SLOTS],
+        }
+    }
+}
+
+impl GlobalCounters {
+    /// Slot `i` whatever the packets' mark on arrival.
+    pub const fn total(&self, i: usize) -> u64 {
+        self.count[i] + self.count[global::SLOTS + i]
+    }
+    /// Packets counted here that arrived with a non-zero mark.
+    pub fn already_marked(&self) -> u64 {
+        self.count[global::SLOTS..].iter().sum()
+    }
 }
 
 /// Slots of [`GlobalCounters::count`] and the totals `stats` shows.
@@ -460,6 +539,9 @@ pub mod global {
     /// Internal errors: a map lookup that cannot fail did, `bpf_skb_pull_data` failed.
     pub const INTERNAL: usize = 9;
     pub const SLOTS: usize = 10;
+    /// The total `stats` shows beside [`NAMES`]: packets that arrived with
+    /// `skb->mark != 0` (VIP packets and all others), `lvs_ebpf_packets_already_marked_total`.
+    pub const ALREADY_MARKED: &str = "already_marked";
 
     /// Names of the totals `lvs-loader stats` shows (derived by the loader).
     pub const NAMES: [&str; 10] = [
@@ -517,7 +599,8 @@ pub const HOOK_PRIORITY: u32 = 2;
 pub const META_MAGIC: u32 = 0x4c56_5345; // "LVSE"
 /// 2: netns cookie, per-generation config descriptions, full-length config paths.
 /// 3: hook order (first, last, or a tc priority), kept by re-hooks and repairs.
-pub const META_VERSION: u32 = 3;
+/// 4: mark masks (mask classes in `LVS_CONTROL`), already-marked counters.
+pub const META_VERSION: u32 = 4;
 /// `PATH_MAX`: a config path is stored whole, never truncated.
 pub const META_PATH_LEN: usize = 4096;
 
@@ -586,15 +669,93 @@ pub struct AttachMeta {
     pub generations: [GenerationMeta; 2],
 }
 
+// ---------------------------------------------------------------------------------------
+// Trace (`lvs-loader trace`).
+
+/// [`TraceFilter::flags`]: only packets from [`TraceFilter::mac`].
+pub const TRACE_MAC: u32 = 1;
+/// [`TraceFilter::flags`]: only IPv4 packets to `addr[0..4]`.
+pub const TRACE_V4: u32 = 2;
+/// [`TraceFilter::flags`]: only IPv6 packets to `addr`.
+pub const TRACE_V6: u32 = 4;
+/// [`TraceFilter::flags`]: only packets to [`TraceFilter::port`] (when the program can
+/// read it in the first [`TRACE_HEADER_BYTES`]; otherwise lvs-loader filters).
+pub const TRACE_PORT: u32 = 8;
+/// Bytes of each traced frame copied into its event (headers for lvs-loader to name it).
+pub const TRACE_HEADER_BYTES: usize = 96;
+/// Size of the event ring buffer.
+pub const TRACE_RING_BYTES: u32 = 256 * 1024;
+
+/// The only value of [`map_names::TRACE`], written by `lvs-loader trace` only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TraceFilter {
+    /// The lease: `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) after which the program emits
+    /// nothing and turns the control line's trace switch off. `lvs-loader trace` renews
+    /// it; a killed trace stops at the latest this long after its last renewal.
+    pub expires_ns: u64,
+    /// Token bucket, per CPU: an event costs `cost_ns` of credit; credit accrues with
+    /// time up to `burst_ns` (`1e9 / rate` and `burst * cost_ns`).
+    pub cost_ns: u64,
+    pub burst_ns: u64,
+    /// [`mac_word`] of the source MAC with [`TRACE_MAC`].
+    pub mac: u64,
+    /// Destination address with [`TRACE_V4`] (first 4 bytes) or [`TRACE_V6`].
+    pub addr: [u8; 16],
+    pub flags: u32,
+    /// Destination port with [`TRACE_PORT`] (host order).
+    pub port: u32,
+    /// pid of the `lvs-loader trace` that owns the lease.
+    pub owner: u32,
+    pub _pad: u32,
+}
+
+/// Per-CPU rate-limit state of the trace (value of [`map_names::TRACE_BUCKET`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TraceBucket {
+    pub credit_ns: u64,
+    pub last_ns: u64,
+    /// Matching packets not emitted since the last event on this CPU.
+    pub suppressed: u64,
+}
+
+/// One traced packet (a record of [`map_names::TRACE_EVENTS`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceEvent {
+    /// `bpf_ktime_get_ns()`.
+    pub time_ns: u64,
+    /// Matching packets this CPU left out (rate limit) just before this one.
+    pub suppressed: u64,
+    /// [`Reason`] as u32.
+    pub reason: u32,
+    /// The VIP's mark when a VIP matched (set on the skb when `reason` is `Marked`).
+    pub mark: u32,
+    /// The VIP's counter slot, or `u32::MAX`.
+    pub slot: u32,
+    /// [`detail`] bits.
+    pub detail: u32,
+    /// `skb->len`.
+    pub len: u32,
+    /// Bytes of `headers` copied from the frame.
+    pub captured: u32,
+    pub headers: [u8; TRACE_HEADER_BYTES],
+}
+
 // No implicit padding anywhere: sizes equal the sum of the fields.
 const _: () = assert!(core::mem::size_of::<VipKey>() == 20);
-const _: () = assert!(core::mem::size_of::<VipValue>() == 8);
+const _: () = assert!(core::mem::size_of::<VipValue>() == 12);
 const _: () = assert!(core::mem::size_of::<MacKey>() == 8);
-const _: () = assert!(core::mem::size_of::<VipCounters>() == 32);
-const _: () = assert!(core::mem::size_of::<GlobalCounters>() == 8 * global::SLOTS);
+const _: () = assert!(core::mem::size_of::<VipCounters>() == 40);
+const _: () = assert!(core::mem::size_of::<GlobalCounters>() == 16 * global::SLOTS);
+const _: () = assert!(core::mem::size_of::<KeepLine>() == 64);
 const _: () = assert!(core::mem::size_of::<GenControl>() == 56);
 const _: () = assert!(core::mem::size_of::<ControlLine>() == 64);
-const _: () = assert!(core::mem::size_of::<Control>() == 128);
+const _: () = assert!(core::mem::size_of::<Control>() == 256);
+// The mask class sits between the counter slot and BUCKET_SPILLED.
+const _: () = assert!(META_SLOT_MASK < 1 << META_CLASS_SHIFT);
+const _: () = assert!((META_CLASS_BITS << META_CLASS_SHIFT) & BUCKET_SPILLED == 0);
 const _: () = assert!(core::mem::size_of::<V4Entry>() == 16);
 const _: () = assert!(core::mem::size_of::<V4Bucket>() == 64);
 const _: () = assert!(core::mem::size_of::<V6Entry>() == 32);
@@ -603,6 +764,9 @@ const _: () = assert!(core::mem::size_of::<PeerBucket>() == 64);
 const _: () = assert!(PEER_GEN_BUCKETS.is_multiple_of(GEOMETRY_BASE_ALIGN));
 const _: () = assert!(PEER_GEN_BUCKETS as usize * PEERS_PER_BUCKET >= 2 * MAX_PEERS as usize);
 const _: () = assert!(core::mem::size_of::<VipInfo>() == 8 + MAX_NAME_LEN);
+const _: () = assert!(core::mem::size_of::<TraceFilter>() == 8 * 4 + 16 + 4 * 4);
+const _: () = assert!(core::mem::size_of::<TraceBucket>() == 24);
+const _: () = assert!(core::mem::size_of::<TraceEvent>() == 8 * 2 + 4 * 6 + TRACE_HEADER_BYTES);
 const _: () = assert!(core::mem::size_of::<GenerationMeta>() == 8 * 2 + 4 * 4 + 32 + META_PATH_LEN);
 const _: () = assert!(
     core::mem::size_of::<AttachMeta>()
@@ -629,4 +793,6 @@ mod pod {
     unsafe impl aya::Pod for VipInfo {}
     unsafe impl aya::Pod for AttachMeta {}
     unsafe impl aya::Pod for GenerationMeta {}
+    unsafe impl aya::Pod for TraceFilter {}
+    unsafe impl aya::Pod for TraceBucket {}
 }

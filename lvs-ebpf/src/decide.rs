@@ -2,12 +2,17 @@
 //! find the VIP in the live generation, check the source MAC against the peers, mark
 //! and count.
 //!
+//! The mark is written as the kernel's xt_MARK target writes it (`mark_tg`):
+//! `skb->mark = (skb->mark & keep) ^ mark`, `keep = !mark_mask` loaded with the VIP
+//! (full mask: `keep = 0`, the mark is set whole). Every packet is counted once, and
+//! that one count also says whether it arrived with `skb->mark != 0`.
+//!
 //! Generic over the VIP lookup ([`Backend`]: the call-free table of `lookup.rs`, or the
 //! kernel hash maps of the `htab` benchmark variant) and over counting (`COUNT`): the
 //! explain program runs exactly this code with `COUNT = false`.
 
 use aya_ebpf::programs::TcContext;
-use lvs_ebpf_common::{GenControl, Reason, detail, global};
+use lvs_ebpf_common::{GenControl, KeepLine, Reason, detail, global};
 
 use crate::{
     counters,
@@ -19,6 +24,8 @@ use crate::{
 #[derive(Clone, Copy)]
 pub struct Hit {
     pub mark: u32,
+    /// `!mark_mask`: the bits of `skb->mark` the VIP leaves alone.
+    pub keep: u32,
     /// Counter slot.
     pub slot: u32,
     /// Found through the any-port entry.
@@ -29,11 +36,18 @@ pub struct Hit {
 pub trait Backend {
     /// `key` as [`lvs_ebpf_common::v4_key`]; `has_port`: the key carries the packet's
     /// destination port (otherwise its port is 0 and only an any-port VIP can match).
-    fn find_v4<const COUNT: bool>(gc: &GenControl, g: u32, key: u64, has_port: bool)
-    -> Option<Hit>;
+    /// `keep`: the generation's mask classes.
+    fn find_v4<const COUNT: bool>(
+        gc: &GenControl,
+        keep: &KeepLine,
+        g: u32,
+        key: u64,
+        has_port: bool,
+    ) -> Option<Hit>;
     /// Address words `w0`, `w1` and `tail` as [`lvs_ebpf_common::v6_tail`].
     fn find_v6<const COUNT: bool>(
         gc: &GenControl,
+        keep: &KeepLine,
         g: u32,
         w0: u64,
         w1: u64,
@@ -57,10 +71,17 @@ pub struct Decision {
     pub detail: u32,
 }
 
+/// `skb->mark` as the packet arrived (nothing before us in this program writes it).
 #[inline(always)]
-fn done<const COUNT: bool>(reason: Reason, detail: u32) -> Decision {
+fn mark_in(ctx: &TcContext) -> u32 {
+    // SAFETY: the context's skb pointer is valid for the whole run.
+    unsafe { (*ctx.skb.skb).mark }
+}
+
+#[inline(always)]
+fn done<const COUNT: bool>(ctx: &TcContext, reason: Reason, detail: u32) -> Decision {
     if COUNT {
-        counters::global_inc(reason as usize);
+        counters::global_count(reason as usize, mark_in(ctx) != 0);
     }
     Decision {
         reason,
@@ -70,9 +91,9 @@ fn done<const COUNT: bool>(reason: Reason, detail: u32) -> Decision {
     }
 }
 
-/// The live generation's control line and number.
+/// The live generation's control line, mask classes and number.
 #[inline(always)]
-fn live_generation<const COUNT: bool>() -> Option<(&'static GenControl, u32)> {
+fn live_generation<const COUNT: bool>() -> Option<(&'static GenControl, &'static KeepLine, u32)> {
     let Some(control) = LVS_CONTROL.get_ptr(0) else {
         // Slot 0 of a one-entry array: cannot fail.
         if COUNT {
@@ -83,7 +104,7 @@ fn live_generation<const COUNT: bool>() -> Option<(&'static GenControl, u32)> {
     // SAFETY: a value of the array, which lives as long as the program.
     let c = unsafe { &*control };
     let g = c.lines[0].active & 1;
-    Some((&c.lines[g as usize].generation, g))
+    Some((&c.lines[g as usize].generation, &c.keep[g as usize], g))
 }
 
 #[inline(always)]
@@ -106,23 +127,23 @@ pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
     let no_port = parsed.no_port();
     let (hit, family) = match parsed.kind() {
         Kind::V4 => {
-            let Some((gc, g)) = live_generation::<COUNT>() else {
-                return done::<COUNT>(Reason::NoVip, pulled);
+            let Some((gc, kl, g)) = live_generation::<COUNT>() else {
+                return done::<COUNT>(ctx, Reason::NoVip, pulled);
             };
-            let hit = B::find_v4::<COUNT>(gc, g, parsed.k0, no_port == 0);
+            let hit = B::find_v4::<COUNT>(gc, kl, g, parsed.k0, no_port == 0);
             let peer = hit.map(|_| B::is_peer(gc, g, parsed.mac));
             (hit.zip(peer), 0)
         }
         Kind::V6 => {
-            let Some((gc, g)) = live_generation::<COUNT>() else {
-                return done::<COUNT>(Reason::NoVip, pulled);
+            let Some((gc, kl, g)) = live_generation::<COUNT>() else {
+                return done::<COUNT>(ctx, Reason::NoVip, pulled);
             };
             let tail = parsed.tail();
-            let hit = B::find_v6::<COUNT>(gc, g, parsed.k0, parsed.k1, tail, no_port == 0);
+            let hit = B::find_v6::<COUNT>(gc, kl, g, parsed.k0, parsed.k1, tail, no_port == 0);
             let peer = hit.map(|_| B::is_peer(gc, g, parsed.mac));
             (hit.zip(peer), detail::IPV6)
         }
-        Kind::Done(reason) => return done::<COUNT>(reason, pulled),
+        Kind::Done(reason) => return done::<COUNT>(ctx, reason, pulled),
     };
     let detail = no_port | family | pulled;
     let Some((hit, peer)) = hit else {
@@ -131,11 +152,12 @@ pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
             detail::L4_TRUNCATED => Reason::L4Truncated,
             _ => Reason::NoVip,
         };
-        return done::<COUNT>(reason, detail);
+        return done::<COUNT>(ctx, reason, detail);
     };
     let detail = detail | if hit.any_port { detail::ANY_PORT } else { 0 };
+    let old = mark_in(ctx);
     if COUNT {
-        counters::vip_packet(hit.slot, peer, u64::from(ctx.len()));
+        counters::vip_packet(hit.slot, peer, u64::from(ctx.len()), old != 0);
         match no_port {
             detail::FRAGMENT => counters::global_inc(global::HIT_FRAGMENT),
             detail::L4_TRUNCATED => counters::global_inc(global::HIT_L4_TRUNCATED),
@@ -145,7 +167,8 @@ pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
     let reason = if peer {
         Reason::Peer
     } else {
-        ctx.set_mark(hit.mark);
+        // xt_MARK: (mark & ~mask) ^ value.
+        ctx.set_mark((old & hit.keep) ^ hit.mark);
         Reason::Marked
     };
     Decision {

@@ -10,9 +10,9 @@
 
 use aya_ebpf::{macros::map, maps::Array};
 use lvs_ebpf_common::{
-    BUCKET_SPILLED, GenControl, Geometry, META_SLOT_MASK, PEER_BUCKET_SPILLED, PEER_TABLE_BUCKETS,
-    PEERS_IN_TABLE, PeerBucket, V4_TABLE_BUCKETS, V4Bucket, V6_TABLE_BUCKETS, V6Bucket, global,
-    v4_hash, v6_hash,
+    BUCKET_SPILLED, GenControl, Geometry, KeepLine, META_CLASS_BITS, META_CLASS_SHIFT,
+    META_SLOT_MASK, PEER_BUCKET_SPILLED, PEER_TABLE_BUCKETS, PEERS_IN_TABLE, PeerBucket,
+    V4_TABLE_BUCKETS, V4Bucket, V6_TABLE_BUCKETS, V6Bucket, global, v4_hash, v6_hash,
 };
 
 use crate::{
@@ -69,7 +69,7 @@ fn v6_bucket<const COUNT: bool>(geo: Geometry, h: u64) -> Option<*const V6Bucket
 }
 
 #[inline(always)]
-fn scan_v4(b: *const V4Bucket, key: u64) -> Option<Hit> {
+fn scan_v4(b: *const V4Bucket, kl: &KeepLine, key: u64) -> Option<Hit> {
     // SAFETY: a value of the array.
     let e = unsafe { &(*b).e };
     // Compare the four keys first, then read the one entry that matched.
@@ -85,34 +85,37 @@ fn scan_v4(b: *const V4Bucket, key: u64) -> Option<Hit> {
         return None;
     };
     let e = &e[i];
-    Some(Hit {
-        mark: e.mark,
-        slot: e.meta & META_SLOT_MASK,
+    Some(hit(kl, e.mark, e.meta))
+}
+
+/// An entry that matched: its mark, the keep word of its mask class, its slot.
+#[inline(always)]
+fn hit(kl: &KeepLine, mark: u32, meta: u32) -> Hit {
+    Hit {
+        mark,
+        keep: kl.keep[((meta >> META_CLASS_SHIFT) & META_CLASS_BITS) as usize],
+        slot: meta & META_SLOT_MASK,
         any_port: false,
-    })
+    }
 }
 
 #[inline(always)]
-fn scan_v6(b: *const V6Bucket, w0: u64, w1: u64, tail: u32) -> Option<Hit> {
+fn scan_v6(b: *const V6Bucket, kl: &KeepLine, w0: u64, w1: u64, tail: u32) -> Option<Hit> {
     // SAFETY: a value of the array.
     let e = unsafe { &(*b).e };
     for e in e {
         if e.addr[0] == w0 && e.addr[1] == w1 && e.tail == tail {
-            return Some(Hit {
-                mark: e.mark,
-                slot: e.meta & META_SLOT_MASK,
-                any_port: false,
-            });
+            return Some(hit(kl, e.mark, e.meta));
         }
     }
     None
 }
 
 #[inline(always)]
-fn probe_v4<const COUNT: bool>(gc: &GenControl, key: u64) -> Option<Hit> {
+fn probe_v4<const COUNT: bool>(gc: &GenControl, kl: &KeepLine, key: u64) -> Option<Hit> {
     let geo = gc.v4;
     let b1 = v4_bucket::<COUNT>(geo, v4_hash(key, gc.hash[0]))?;
-    if let Some(h) = scan_v4(b1, key) {
+    if let Some(h) = scan_v4(b1, kl, key) {
         return Some(h);
     }
     // SAFETY: a value of the array.
@@ -120,14 +123,20 @@ fn probe_v4<const COUNT: bool>(gc: &GenControl, key: u64) -> Option<Hit> {
         return None;
     }
     let b2 = v4_bucket::<COUNT>(geo, v4_hash(key, gc.hash[1]))?;
-    scan_v4(b2, key)
+    scan_v4(b2, kl, key)
 }
 
 #[inline(always)]
-fn probe_v6<const COUNT: bool>(gc: &GenControl, w0: u64, w1: u64, tail: u32) -> Option<Hit> {
+fn probe_v6<const COUNT: bool>(
+    gc: &GenControl,
+    kl: &KeepLine,
+    w0: u64,
+    w1: u64,
+    tail: u32,
+) -> Option<Hit> {
     let geo = gc.v6;
     let b1 = v6_bucket::<COUNT>(geo, v6_hash(w0, w1, tail, gc.hash[0]))?;
-    if let Some(h) = scan_v6(b1, w0, w1, tail) {
+    if let Some(h) = scan_v6(b1, kl, w0, w1, tail) {
         return Some(h);
     }
     // SAFETY: a value of the array.
@@ -135,7 +144,7 @@ fn probe_v6<const COUNT: bool>(gc: &GenControl, w0: u64, w1: u64, tail: u32) -> 
         return None;
     }
     let b2 = v6_bucket::<COUNT>(geo, v6_hash(w0, w1, tail, gc.hash[1]))?;
-    scan_v6(b2, w0, w1, tail)
+    scan_v6(b2, kl, w0, w1, tail)
 }
 
 /// The table datapath.
@@ -145,19 +154,20 @@ impl Backend for Table {
     #[inline(always)]
     fn find_v4<const COUNT: bool>(
         gc: &GenControl,
+        kl: &KeepLine,
         _g: u32,
         key: u64,
         has_port: bool,
     ) -> Option<Hit> {
         if has_port {
-            if let Some(h) = probe_v4::<COUNT>(gc, key) {
+            if let Some(h) = probe_v4::<COUNT>(gc, kl, key) {
                 return Some(h);
             }
         }
         if !gc.v4.any_port() {
             return None;
         }
-        probe_v4::<COUNT>(gc, key & !V4_PORT_MASK).map(|h| Hit {
+        probe_v4::<COUNT>(gc, kl, key & !V4_PORT_MASK).map(|h| Hit {
             any_port: true,
             ..h
         })
@@ -166,6 +176,7 @@ impl Backend for Table {
     #[inline(always)]
     fn find_v6<const COUNT: bool>(
         gc: &GenControl,
+        kl: &KeepLine,
         _g: u32,
         w0: u64,
         w1: u64,
@@ -173,14 +184,14 @@ impl Backend for Table {
         has_port: bool,
     ) -> Option<Hit> {
         if has_port {
-            if let Some(h) = probe_v6::<COUNT>(gc, w0, w1, tail) {
+            if let Some(h) = probe_v6::<COUNT>(gc, kl, w0, w1, tail) {
                 return Some(h);
             }
         }
         if !gc.v6.any_port() {
             return None;
         }
-        probe_v6::<COUNT>(gc, w0, w1, tail & !V6_PORT_MASK).map(|h| Hit {
+        probe_v6::<COUNT>(gc, kl, w0, w1, tail & !V6_PORT_MASK).map(|h| Hit {
             any_port: true,
             ..h
         })

@@ -4,7 +4,9 @@
 //! into the kernel (`__htab_map_lookup_elem`).
 
 use aya_ebpf::{macros::map, maps::HashMap};
-use lvs_ebpf_common::{FAMILY_V4, FAMILY_V6, GenControl, MAX_VIPS, MacKey, VipKey, VipValue};
+use lvs_ebpf_common::{
+    FAMILY_V4, FAMILY_V6, GenControl, KeepLine, MAX_VIPS, MacKey, VipKey, VipValue,
+};
 
 use crate::{
     decide::{Backend, Hit},
@@ -36,6 +38,7 @@ fn lookup(g: u32, k: KeyWords) -> Option<Hit> {
     let v = unsafe { *v };
     Some(Hit {
         mark: v.mark,
+        keep: !v.mask,
         slot: v.index,
         any_port: false,
     })
@@ -48,6 +51,7 @@ impl Backend for Htab {
     #[inline(always)]
     fn find_v4<const COUNT: bool>(
         gc: &GenControl,
+        _keep: &KeepLine,
         g: u32,
         key: u64,
         has_port: bool,
@@ -73,6 +77,7 @@ impl Backend for Htab {
     #[inline(always)]
     fn find_v6<const COUNT: bool>(
         gc: &GenControl,
+        _keep: &KeepLine,
         g: u32,
         w0: u64,
         w1: u64,

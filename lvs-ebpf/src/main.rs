@@ -20,6 +20,7 @@ mod decide;
 mod lookup;
 mod maps;
 mod parse;
+mod trace;
 
 use aya_ebpf::{macros::classifier, programs::TcContext};
 
@@ -31,7 +32,8 @@ const TC_ACT_UNSPEC: i32 = -1;
 
 #[classifier]
 pub fn lvs_ingress(ctx: TcContext) -> i32 {
-    decide::<true, Table>(&ctx);
+    let d = decide::<true, Table>(&ctx);
+    trace::maybe_emit(&ctx, &d);
     TC_ACT_UNSPEC
 }
 

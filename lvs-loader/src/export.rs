@@ -5,7 +5,11 @@
 //! exact-port rule's mark wins (what lvs-ebpf's lookup does), marks in hex. The output
 //! is `iptables-save` format with one `*mangle` section per family: `--family ipv4` for
 //! `iptables-restore --noflush`, `--family ipv6` for `ip6tables-restore --noflush`.
-//! `lvs-loader import` reads it back to the same VIPs, peers and marks.
+//! `lvs-loader import` reads it back to the same VIPs, peers, marks and masks.
+//!
+//! A VIP with a `mark_mask` other than 0xffffffff becomes `--set-xmark MARK/MASK`, which
+//! the kernel's xt_MARK applies as lvs-ebpf does (`(mark & ~MASK) ^ MARK`); a full mask
+//! stays `--set-mark MARK`.
 
 use std::{fmt::Write as _, net::IpAddr};
 
@@ -58,13 +62,35 @@ pub fn rule_args(vip: &Vip, peers: &[[u8; 6]]) -> Vec<String> {
     if let Some(n) = &vip.name {
         a.extend(["-m".into(), "comment".into(), "--comment".into(), n.clone()]);
     }
-    a.extend([
-        "-j".into(),
-        "MARK".into(),
-        "--set-mark".into(),
-        format!("{:#x}", vip.mark),
-    ]);
+    a.extend(["-j".into(), "MARK".into()]);
+    if vip.mark_mask == u32::MAX {
+        a.extend(["--set-mark".into(), format!("{:#x}", vip.mark)]);
+    } else {
+        a.extend([
+            "--set-xmark".into(),
+            format!("{:#x}/{:#x}", vip.mark, vip.mark_mask),
+        ]);
+    }
     a
+}
+
+/// Exact-port VIPs whose any-port VIP (same address and protocol) owns mark bits they
+/// don't: iptables runs both rules on their packets (the any-port rule's bits stay
+/// set), lvs-ebpf only the exact one. `(exact, any-port)` pairs.
+pub fn overlapping_masks(config: &Config) -> Vec<(&Vip, &Vip)> {
+    let mut out = Vec::new();
+    for a in config.vips.iter().filter(|v| v.port.is_none()) {
+        for e in config
+            .vips
+            .iter()
+            .filter(|v| v.port.is_some() && v.address == a.address && v.protocol == a.protocol)
+        {
+            if a.mark_mask & !e.mark_mask != 0 {
+                out.push((e, a));
+            }
+        }
+    }
+    out
 }
 
 fn family_of(v: &Vip) -> Family {
@@ -107,6 +133,18 @@ pub fn iptables_restore(config: &Config, only: Option<Family>) -> String {
             out,
             "# Load with: {restore} --noflush (adds to mangle PREROUTING, leaves other rules alone)"
         );
+        for (e, a) in overlapping_masks(config)
+            .into_iter()
+            .filter(|(e, _)| family_of(e) == fam)
+        {
+            let _ = writeln!(
+                out,
+                "# WARNING: {} matches the any-port rule of {} too: iptables leaves that rule's bits {:#x} set on its packets, lvs-ebpf does not (its exact-port entry wins whole)",
+                crate::text::escape(&e.display_name()),
+                crate::text::escape(&a.display_name()),
+                a.mark_mask & !e.mark_mask
+            );
+        }
         out.push_str("*mangle\n");
         for v in vips {
             let args: Vec<String> = rule_args(v, &peers).iter().map(|a| quote(a)).collect();

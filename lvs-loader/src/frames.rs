@@ -299,11 +299,6 @@ impl Frame {
         self
     }
 
-    pub fn with_min_len(mut self, n: usize) -> Self {
-        self.min_len = n;
-        self
-    }
-
     pub fn cut(mut self, n: usize) -> Self {
         self.cut_to = Some(n);
         self

@@ -21,6 +21,9 @@
 //! * [`frames`]: hand-built Ethernet frames (verification and tests).
 //! * [`import`], [`export`]: the iptables recipe to vips.toml and back.
 //! * [`keepalived`]: keepalived.conf parsing and the cross-check against a vips.toml.
+//! * [`diff`]: what a reload would change (`diff`, `reload --dry-run`).
+//! * [`explain`]: why a frame is (not) marked, from the kernel's own decision code;
+//!   [`pcap`]: reading captures for it; [`trace`]: live decisions through a ring buffer.
 
 pub mod attachment;
 pub mod batch;
@@ -29,8 +32,10 @@ pub mod bpf;
 pub mod config;
 pub mod daemon;
 pub mod datapath;
+pub mod diff;
 pub mod elsewhere;
 pub mod error;
+pub mod explain;
 pub mod export;
 pub mod failpoint;
 pub mod frames;
@@ -44,6 +49,7 @@ pub mod lock;
 pub mod maps;
 pub mod meta;
 pub mod netns;
+pub mod pcap;
 pub mod pins;
 pub mod slots;
 pub mod stats;
@@ -52,6 +58,7 @@ pub mod sys;
 pub mod table;
 pub mod testrun;
 pub mod text;
+pub mod trace;
 
 pub use attachment::{
     Action, AttachOptions, AttachReport, Attachment, DetachReport, Placement, RepairReport,

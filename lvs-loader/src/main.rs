@@ -60,6 +60,15 @@ enum Command {
     Import(cmd::import::Args),
     /// Print a config as the equivalent iptables-restore input (the rollback path).
     Export(cmd::export::Args),
+    /// Why is a packet (not) marked: run frames through a private copy of the program
+    /// on IFACE's live maps (no counter touched) and say what happens and why.
+    Explain(cmd::explain::Args),
+    /// What `reload IFACE --config FILE` would add, remove and change, against the live
+    /// maps (nothing is written; same as `reload --dry-run`).
+    Diff(cmd::diff::Args),
+    /// Live per-packet decisions of the program on IFACE (time, source MAC, destination,
+    /// verdict, mark, reason) for the packets a filter selects; rate-limited in the kernel.
+    Trace(cmd::trace::Args),
     /// Attach (or adopt) and keep the marker on interfaces: repair within a second,
     /// reload on SIGHUP or file change, /metrics and /healthz, systemd Type=notify.
     Daemon(cmd::daemon::Args),
@@ -110,6 +119,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Import(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Export(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
+        Command::Explain(a) => a.run(&ctx),
+        Command::Diff(a) => a.run(&ctx),
+        Command::Trace(a) => a.run(&ctx),
         Command::Daemon(a) => a.run(&ctx),
         Command::Man(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),
         Command::Completions(a) => a.run(&ctx).map(|()| ExitCode::SUCCESS),

@@ -11,9 +11,10 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues},
 };
 use lvs_ebpf_common::{
-    AttachMeta, Control, GenControl, Geometry, GlobalCounters, MAX_NAME_LEN, MAX_PEERS, MAX_VIPS,
-    MacKey, NO_PEER, PEERS_IN_TABLE, PEERS_INLINE, PeerBucket, RETIRED_SLOT, Reason, V4Bucket,
-    V6Bucket, VIP_STAT_SLOTS, VipCounters, VipInfo, VipKey, VipValue, global, mac_word, map_names,
+    AttachMeta, Control, GenControl, Geometry, GlobalCounters, KeepLine, MASK_CLASSES,
+    MAX_NAME_LEN, MAX_PEERS, MAX_VIPS, MacKey, NO_PEER, PEERS_IN_TABLE, PEERS_INLINE, PeerBucket,
+    RETIRED_SLOT, Reason, V4Bucket, V6Bucket, VIP_STAT_SLOTS, VipCounters, VipInfo, VipKey,
+    VipValue, global, mac_word, map_names,
 };
 
 use crate::{
@@ -217,6 +218,19 @@ impl MapSet {
             .map_err(|e| Error::map(map_names::CONTROL, what, e))
     }
 
+    /// The control line's trace switch (`lvs-loader trace`; 0 = off).
+    pub fn trace_switch(&self) -> Result<u32> {
+        Ok(self.read_control()?.lines[0].trace)
+    }
+
+    /// Sets the trace switch: a read-modify-write of the control value, so only under the
+    /// attachment's lock (as every other control write).
+    pub(crate) fn set_trace_switch(&mut self, value: u32) -> Result<()> {
+        let mut c = self.read_control()?;
+        c.lines[0].trace = value;
+        self.write_control(&c, "write the trace switch")
+    }
+
     /// The live generation (0 or 1).
     pub fn active_generation(&mut self) -> Result<u32> {
         Ok(self.read_control()?.active())
@@ -275,7 +289,9 @@ impl MapSet {
     /// VIPs of generation `g`, as (key, value) pairs.
     fn vip_entries(&mut self, generation: u32) -> Result<Vec<(VipKey, VipValue)>> {
         if self.has_tables() {
-            let gc = *self.read_control()?.generation(generation);
+            let control = self.read_control()?;
+            let gc = *control.generation(generation);
+            let kl = control.keep[generation as usize & 1];
             let MappedTables { v4, v6, .. } = self.mapped()?;
             let region = |geo: Geometry| (geo.base() as usize, geo.buckets() as usize);
             let bad = |name: &'static str| {
@@ -297,6 +313,7 @@ impl MapSet {
                         VipValue {
                             mark: e.mark,
                             index: e.slot,
+                            mask: !kl.keep[e.class as usize & (MASK_CLASSES - 1)],
                         },
                     )
                 })
@@ -378,6 +395,7 @@ impl MapSet {
                     VipValue {
                         mark: vip.mark,
                         index: p.index,
+                        mask: vip.mark_mask,
                     },
                     p.slot,
                 )
@@ -414,13 +432,16 @@ impl MapSet {
 
         // 3. Fill the standby generation.
         let mut standby_control = GenControl::default();
+        let (standby_keep, classes) = mask_classes(config)?;
         if self.has_tables() {
             let entries: Vec<VipEntry> = assignment
                 .iter()
-                .map(|(key, v, _)| VipEntry {
+                .zip(&classes)
+                .map(|((key, v, _), class)| VipEntry {
                     key: *key,
                     mark: v.mark,
                     slot: v.index,
+                    class: *class,
                 })
                 .collect();
             self.fill_tables(standby, &entries, config, &mut standby_control)?;
@@ -462,6 +483,7 @@ impl MapSet {
         // selector are rewritten with the bytes they hold; no packet reads this line).
         let mut control = self.read_control()?;
         control.lines[standby as usize].generation = standby_control;
+        control.keep[standby as usize] = standby_keep;
         self.write_control(&control, "write")?;
 
         let kept = plan.count(Slot::Kept);
@@ -603,6 +625,7 @@ impl MapSet {
                 c.marked_bytes += v.marked_bytes;
                 c.peer_packets += v.peer_packets;
                 c.peer_bytes += v.peer_bytes;
+                c.already_marked += v.already_marked;
             }
             let i = info
                 .get(&value.index, 0)
@@ -630,12 +653,13 @@ impl MapSet {
         let per_cpu = g
             .get(&0, 0)
             .map_err(|e| Error::map(map_names::GLOBAL_STATS, "read", e))?;
-        let mut c = [0u64; global::SLOTS];
+        let mut sums = GlobalCounters::default();
         for v in per_cpu.iter() {
-            for (sum, x) in c.iter_mut().zip(v.count) {
+            for (sum, x) in sums.count.iter_mut().zip(v.count) {
                 *sum += x;
             }
         }
+        let c: [u64; global::SLOTS] = std::array::from_fn(|i| sums.total(i));
         let live = self.active_generation()?;
         let mut slots: Vec<u32> = self
             .vip_entries(live)?
@@ -661,6 +685,10 @@ impl MapSet {
                 r(Reason::L4Truncated) + c[global::HIT_L4_TRUNCATED],
             ),
             ("internal_errors", c[global::INTERNAL]),
+            (
+                global::ALREADY_MARKED,
+                sums.already_marked() + vips.already_marked,
+            ),
             ("nonlinear", r(Reason::Nonlinear)),
             (
                 "packets_seen",
@@ -842,6 +870,39 @@ fn add(sum: &mut VipCounters, v: &VipCounters) {
     sum.marked_bytes += v.marked_bytes;
     sum.peer_packets += v.peer_packets;
     sum.peer_bytes += v.peer_bytes;
+    sum.already_marked += v.already_marked;
+}
+
+/// The mask classes of `config`: the keep words (`!mask`) of a generation's
+/// [`KeepLine`] and each VIP's class. Class 0 is the full mask (keep 0); the other
+/// masks get classes 1.. in config order.
+pub fn mask_classes(config: &Config) -> Result<(KeepLine, Vec<u32>)> {
+    let mut line = KeepLine::default();
+    let mut used = 1usize;
+    let mut classes = Vec::with_capacity(config.vips.len());
+    for v in &config.vips {
+        let keep = !v.mark_mask;
+        let class = if keep == 0 {
+            0
+        } else if let Some(c) = line.keep[1..used].iter().position(|&k| k == keep) {
+            c + 1
+        } else if used < MASK_CLASSES {
+            line.keep[used] = keep;
+            used += 1;
+            used - 1
+        } else {
+            return Err(Error::Map {
+                map: map_names::CONTROL,
+                what: format!(
+                    "more than {} distinct mark masks besides 0xffffffff",
+                    MASK_CLASSES - 1
+                ),
+                source: None,
+            });
+        };
+        classes.push(class as u32);
+    }
+    Ok((line, classes))
 }
 
 /// What `stats` shows for a slot: the VIP's position in its config and its name.

@@ -23,10 +23,14 @@ pub struct VipStats {
     pub port: Option<u16>,
     pub protocol: String,
     pub mark: u32,
+    /// The bits of `skb->mark` the VIP sets (0xffffffff: all).
+    pub mark_mask: u32,
     pub marked_packets: u64,
     pub marked_bytes: u64,
     pub peer_packets: u64,
     pub peer_bytes: u64,
+    /// Packets of this VIP (marked or from a peer) that arrived with a non-zero mark.
+    pub already_marked: u64,
 }
 
 impl VipStats {
@@ -88,10 +92,12 @@ pub fn from_maps(maps: &mut MapSet, interface: &str) -> Result<Stats> {
                 port,
                 protocol,
                 mark: v.value.mark,
+                mark_mask: v.value.mask,
                 marked_packets: v.counters.marked_packets,
                 marked_bytes: v.counters.marked_bytes,
                 peer_packets: v.counters.peer_packets,
                 peer_bytes: v.counters.peer_bytes,
+                already_marked: v.counters.already_marked,
             }
         })
         .collect();

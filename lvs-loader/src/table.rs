@@ -14,18 +14,30 @@
 //! same VIPs in the same order give the same table.
 
 use lvs_ebpf_common::{
-    BUCKET_SPILLED, FAMILY_V4, GEOMETRY_BASE_ALIGN, META_SLOT_MASK, PEER_BUCKET_SPILLED,
-    PEER_GEN_BUCKETS, PEERS_PER_BUCKET, PeerBucket, V4_GEN_BUCKETS, V4_PER_BUCKET, V4Bucket,
-    V4Entry, V6_GEN_BUCKETS, V6_PER_BUCKET, V6Bucket, V6Entry, VipKey, mac_word, v4_hash, v4_key,
-    v6_hash, v6_tail,
+    BUCKET_SPILLED, FAMILY_V4, GEOMETRY_BASE_ALIGN, MASK_CLASSES, META_CLASS_BITS,
+    META_CLASS_SHIFT, META_SLOT_MASK, PEER_BUCKET_SPILLED, PEER_GEN_BUCKETS, PEERS_PER_BUCKET,
+    PeerBucket, V4_GEN_BUCKETS, V4_PER_BUCKET, V4Bucket, V4Entry, V6_GEN_BUCKETS, V6_PER_BUCKET,
+    V6Bucket, V6Entry, VipKey, mac_word, v4_hash, v4_key, v6_hash, v6_tail,
 };
 
-/// One VIP to install: its identity, mark and counter slot.
+/// One VIP to install: its identity, mark, counter slot and mask class (an index into
+/// the generation's [`lvs_ebpf_common::KeepLine`]; 0 = the full mask).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VipEntry {
     pub key: VipKey,
     pub mark: u32,
     pub slot: u32,
+    pub class: u32,
+}
+
+impl VipEntry {
+    fn meta(&self) -> u32 {
+        self.slot | self.class << META_CLASS_SHIFT
+    }
+}
+
+fn class_of(meta: u32) -> u32 {
+    (meta >> META_CLASS_SHIFT) & META_CLASS_BITS
 }
 
 /// The tables of one family for one generation.
@@ -101,6 +113,8 @@ pub enum TableError {
     Duplicate(VipKey),
     #[error("counter slot {0} is out of range")]
     BadSlot(u32),
+    #[error("mask class {0} is out of range (at most {MASK_CLASSES} distinct mark masks)")]
+    BadClass(u32),
     #[error("{count} peers do not fit a table of at most {max_buckets} buckets")]
     TooManyPeers { count: usize, max_buckets: u32 },
 }
@@ -169,7 +183,7 @@ impl Family for V4 {
         b.e[i] = V4Entry {
             key: v4_words(&e.key),
             mark: e.mark,
-            meta: e.slot | spilled,
+            meta: e.meta() | spilled,
         };
     }
     fn set_spilled(b: &mut V4Bucket) {
@@ -190,7 +204,7 @@ impl Family for V6 {
         b.e[i] = V6Entry {
             addr: [w0, w1],
             tail,
-            meta: e.slot | spilled,
+            meta: e.meta() | spilled,
             mark: e.mark,
             _pad: 0,
         };
@@ -311,6 +325,9 @@ pub fn build_with(entries: &[VipEntry], p: &Params) -> Result<Tables, TableError
         }
         if e.slot > META_SLOT_MASK {
             return Err(TableError::BadSlot(e.slot));
+        }
+        if e.class > META_CLASS_BITS {
+            return Err(TableError::BadClass(e.class));
         }
     }
     let v4: Vec<&VipEntry> = entries
@@ -455,6 +472,7 @@ pub fn entries_v4(buckets: &[V4Bucket]) -> impl Iterator<Item = VipEntry> + '_ {
                 key: VipKey::v4(a, (e.key >> 32) as u16, (e.key >> 48) as u8),
                 mark: e.mark,
                 slot: e.meta & META_SLOT_MASK,
+                class: class_of(e.meta),
             }
         })
 }
@@ -472,6 +490,7 @@ pub fn entries_v6(buckets: &[V6Bucket]) -> impl Iterator<Item = VipEntry> + '_ {
                 key: VipKey::v6(a, e.tail as u16, (e.tail >> 16) as u8),
                 mark: e.mark,
                 slot: e.meta & META_SLOT_MASK,
+                class: class_of(e.meta),
             }
         })
 }

@@ -2,6 +2,18 @@
 //! kernel and read back the `__sk_buff` it left (ctx_out), in particular `skb->mark`;
 //! [`explain`] runs the program's explaining twin; [`prog_image`] reads what the kernel
 //! made of a loaded program (its xlated instructions).
+//!
+//! Why not aya's own `TestRun`: aya 0.14 has `aya::programs::TestRun`
+//! (`SchedClassifier::test_run(TestRunOptions { data_in, data_out, ctx_in, ctx_out,
+//! repeat, .. })` returning `return_value` and `duration`), which covers every field we
+//! use, but only as a method of a `SchedClassifier` that owns its program. Our callers
+//! hold a program only by fd (a datapath's program, its `lvs_explain` twin, the programs
+//! `import --verify` and the benchmark load), and aya 0.14 cannot run a test on a bare
+//! fd: `ProgramFd` has no public constructor from a raw fd, `sys::bpf_prog_test_run` is
+//! `pub(crate)`, and `SchedClassifier::from_pin` needs a bpffs pin. So the syscall stays
+//! hand-written here, on the same `union bpf_attr` layout aya uses. Likewise
+//! `BPF_OBJ_GET_INFO_BY_FD` below: aya's `ProgramInfo` (0.14) exposes no xlated
+//! instructions.
 
 use std::os::fd::RawFd;
 

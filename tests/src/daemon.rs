@@ -16,30 +16,20 @@ use std::{
 use lvs_loader::hook::{HookEntry, HookPosition};
 
 use crate::{
+    cmd, conf,
     frames::{Frame, IPPROTO_TCP},
     lab::{DEV, DIRECTOR_MAC, DIRECTOR_MAC_STR, mark_count, watch_marks},
-    netns::{NetNs, PinRoot, loader_bin, run_ok},
+    netns::{NetNs, PinRoot, loader_at, loader_cmd, loader_ok_at},
     sender::Sender,
 };
 
 /// The VIP every daemon test config has (mark 3).
-pub const VIP: Ipv4Addr = Ipv4Addr::new(172, 17, 85, 56);
-pub const PEER: &str = "00:0C:29:57:88:CE";
+pub const VIP: Ipv4Addr = conf::WEB_VIP;
+pub const PEER: &str = conf::PEER_MAC;
 
 /// A config: the web VIP (mark 3) plus `extra` VIPs 198.18.x.y:443 (mark 0x100+i).
 pub fn config_text(extra: std::ops::Range<u32>) -> String {
-    let mut s = format!(
-        "[[peer]]\nmac = \"{PEER}\"\n[[vip]]\naddress = \"{VIP}\"\nport = 80\nmark = 0x3\nname = \"web\"\n"
-    );
-    for i in extra {
-        s.push_str(&format!(
-            "[[vip]]\naddress = \"198.18.{}.{}\"\nport = 443\nmark = {}\n",
-            i >> 8,
-            i & 0xff,
-            0x100 + i
-        ));
-    }
-    s
+    conf::web_with(PEER, extra)
 }
 
 /// A client frame to the web VIP.
@@ -152,39 +142,20 @@ impl DaemonLab {
 
     /// `lvs-loader --pin-dir PINS --netns DIRECTOR ARGS...`
     pub fn loader(&self, args: &[&str]) -> Output {
-        Command::new(loader_bin())
-            .arg("--pin-dir")
-            .arg(&self.pins.path)
-            .arg("--netns")
-            .arg(&self.director.name)
-            .args(args)
-            .output()
-            .expect("run lvs-loader")
+        loader_at(&self.pins.path, &self.director.name, args)
     }
 
     /// [`DaemonLab::loader`] with extra environment variables (failpoints).
     pub fn loader_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
-        Command::new(loader_bin())
-            .arg("--pin-dir")
-            .arg(&self.pins.path)
-            .arg("--netns")
-            .arg(&self.director.name)
-            .args(args)
-            .envs(env.iter().copied())
-            .output()
-            .expect("run lvs-loader")
+        cmd::output(
+            loader_cmd(&self.pins.path, &self.director.name)
+                .args(args)
+                .envs(env.iter().copied()),
+        )
     }
 
     pub fn loader_ok(&self, args: &[&str]) -> String {
-        let out = self.loader(args);
-        assert!(
-            out.status.success(),
-            "lvs-loader {args:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        loader_ok_at(&self.pins.path, &self.director.name, args)
     }
 
     /// `status --check [IFACE...]`: exit code and output.
@@ -204,12 +175,8 @@ impl DaemonLab {
 
     /// Starts `lvs-loader --pin-dir PINS --netns DIRECTOR daemon ARGS...`.
     pub fn daemon(&self, args: &[&str], env: &[(&str, &str)]) -> DaemonProc {
-        let mut cmd = Command::new(loader_bin());
-        cmd.arg("--pin-dir")
-            .arg(&self.pins.path)
-            .arg("--netns")
-            .arg(&self.director.name)
-            .arg("daemon")
+        let mut cmd = loader_cmd(&self.pins.path, &self.director.name);
+        cmd.arg("daemon")
             .args(args)
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
@@ -474,7 +441,7 @@ impl Drop for DaemonProc {
 
 /// `ip` in `ns` (panics on failure).
 pub fn ip(ns: &NetNs, args: &[&str]) {
-    run_ok(Command::new("ip").arg("-n").arg(&ns.name).args(args));
+    ns.ip(args);
 }
 
 /// Repair times of one case: min, median and the largest (the p99 of a few runs).

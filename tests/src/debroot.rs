@@ -15,7 +15,7 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use crate::netns::run_ok;
+use crate::cmd::{self, run_ok};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -133,10 +133,7 @@ impl DebRoot {
     }
 
     pub fn output(&self, program: &str, args: &[&str]) -> Output {
-        self.command(program)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("chroot {program}: {e}"))
+        cmd::output(self.command(program).args(args))
     }
 
     /// Every path under `ROOT/rel` (recursive), relative to the root.

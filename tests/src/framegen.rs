@@ -9,51 +9,7 @@ use crate::frames::*;
 
 /// The config the generated frames are aimed at: TCP/UDP/SCTP, IPv4/IPv6, exact and
 /// any-port VIPs, two peers.
-pub const CONFIG: &str = r#"
-[[peer]]
-mac = "00:0C:29:57:88:CE"
-[[peer]]
-mac = "00:0C:29:57:88:D8"
-[[vip]]
-address = "172.17.85.56"
-port = 80
-mark = 0x3
-[[vip]]
-address = "172.17.85.56"
-port = 53
-protocol = "udp"
-mark = 0x13
-[[vip]]
-address = "172.17.85.56"
-port = 9
-protocol = "sctp"
-mark = 0x23
-[[vip]]
-address = "192.0.2.10"
-mark = 0x40
-[[vip]]
-address = "192.0.2.10"
-port = 443
-mark = 0x41
-[[vip]]
-address = "192.0.2.10"
-protocol = "udp"
-port = 443
-mark = 0x42
-[[vip]]
-address = "2001:db8::56"
-port = 80
-mark = 0x6
-[[vip]]
-address = "2001:db8::57"
-protocol = "udp"
-mark = 0x60
-[[vip]]
-address = "2001:db8::57"
-protocol = "udp"
-port = 4789
-mark = 0x61
-"#;
+pub const CONFIG: &str = crate::conf::RANDOM_FRAMES;
 
 pub const MACS: [[u8; 6]; 3] = [
     [0x52, 0x54, 0, 0x12, 0x34, 0x56],
@@ -142,19 +98,7 @@ prop_compose! {
         if let Some(n) = l4_len { f = f.with_l4_len(n); }
         f = f.with_payload(&payload);
         for (tpid, vid) in tags.iter().take(nvlans) { f = f.with_vlan(*tpid, *vid); }
-        if let Some(d) = len_fudge {
-            match &mut f.l3 {
-                L3::V4 { tot_len, payload, options, .. } => {
-                    let real = 20 + options.len().div_ceil(4) * 4 + payload.len();
-                    *tot_len = Some((real as i32 + d).clamp(0, 0xffff) as u16);
-                }
-                L3::V6 { payload_len, payload, ext, .. } => {
-                    let real: usize = payload.len() + ext.len() * 8;
-                    *payload_len = Some((real as i32 + d).clamp(0, 0xffff) as u16);
-                }
-                L3::Raw { .. } => {}
-            }
-        }
+        if let Some(d) = len_fudge { f = f.with_ip_len_off_by(d); }
         f.bytes()
     }
 }

@@ -6,11 +6,12 @@
 use std::{
     net::IpAddr,
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Output,
 };
 
 use crate::{
-    netns::{NetNs, PinRoot, loader_bin, loader_ok_at, run_ok, veth},
+    cmd,
+    netns::{NetNs, PinRoot, loader_at, loader_cmd, loader_ok_at, veth},
     sender::Sender,
 };
 
@@ -69,28 +70,17 @@ impl Lab {
     }
 
     pub fn loader_in(&self, ns: &NetNs, args: &[&str]) -> Output {
-        Command::new(loader_bin())
-            .arg("--pin-dir")
-            .arg(&self.pins.path)
-            .arg("--netns")
-            .arg(&ns.name)
-            .args(args)
-            .output()
-            .expect("run lvs-loader")
+        loader_at(&self.pins.path, &ns.name, args)
     }
 
     /// `lvs-loader --pin-dir PINS --netns DIRECTOR ARGS...` with extra environment
     /// variables (failpoints).
     pub fn loader_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
-        Command::new(loader_bin())
-            .arg("--pin-dir")
-            .arg(&self.pins.path)
-            .arg("--netns")
-            .arg(&self.director.name)
-            .args(args)
-            .envs(env.iter().copied())
-            .output()
-            .expect("run lvs-loader")
+        cmd::output(
+            loader_cmd(&self.pins.path, &self.director.name)
+                .args(args)
+                .envs(env.iter().copied()),
+        )
     }
 
     /// `status --json`: exit code and the parsed entries.
@@ -292,8 +282,4 @@ pub fn stderr(o: &Output) -> String {
 
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
-}
-
-pub fn cmd_ok(cmd: &mut Command) -> String {
-    run_ok(cmd)
 }

@@ -4,8 +4,11 @@
 //! Used by the integration tests in `tests/` and by the benchmark binary.
 
 pub mod bench;
+pub mod cmd;
+pub mod conf;
 pub mod daemon;
 pub mod debroot;
+pub mod fixture;
 pub mod framegen;
 pub mod frames;
 pub mod harness;

@@ -12,21 +12,8 @@ use std::{
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Runs `cmd`, panicking with its command line, status and stderr if it fails.
-pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    if !out.status.success() {
-        panic!(
-            "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::cmd;
+pub use crate::cmd::run_ok;
 
 /// A network namespace under /run/netns, deleted on drop.
 pub struct NetNs {
@@ -83,10 +70,7 @@ impl NetNs {
     }
 
     pub fn output(&self, program: &str, args: &[&str]) -> Output {
-        self.command(program)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"))
+        cmd::output(self.command(program).args(args))
     }
 
     /// Moves the calling thread into the namespace until the guard drops.
@@ -168,15 +152,16 @@ pub fn loader_bin() -> PathBuf {
     p
 }
 
+/// `lvs-loader --pin-dir PINS --netns NS`, ready for more arguments.
+pub fn loader_cmd(pins: &std::path::Path, ns: &str) -> Command {
+    let mut c = Command::new(loader_bin());
+    c.arg("--pin-dir").arg(pins).args(["--netns", ns]);
+    c
+}
+
 /// Runs `lvs-loader --pin-dir PINS --netns NS ARGS...`.
 pub fn loader_at(pins: &std::path::Path, ns: &str, args: &[&str]) -> Output {
-    Command::new(loader_bin())
-        .arg("--pin-dir")
-        .arg(pins)
-        .args(["--netns", ns])
-        .args(args)
-        .output()
-        .expect("run lvs-loader")
+    cmd::output(loader_cmd(pins, ns).args(args))
 }
 
 /// `status --json` as (exit code, entries).
@@ -201,21 +186,7 @@ pub fn netns_inode(ns: &NetNs) -> u64 {
 /// Runs `lvs-loader --pin-dir PINS --netns NS ARGS...` and panics with its output unless it
 /// succeeds; returns stdout.
 pub fn loader_ok_at(pins: &std::path::Path, ns: &str, args: &[&str]) -> String {
-    let out = Command::new(loader_bin())
-        .arg("--pin-dir")
-        .arg(pins)
-        .args(["--netns", ns])
-        .args(args)
-        .output()
-        .expect("run lvs-loader");
-    assert!(
-        out.status.success(),
-        "lvs-loader --netns {ns} {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    cmd::run_ok(loader_cmd(pins, ns).args(args))
 }
 
 /// A fresh pin root under /sys/fs/bpf for one test, removed (with anything left in it)

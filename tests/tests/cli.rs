@@ -12,7 +12,7 @@ use lvs_tests::{
     netns::loader_bin,
 };
 
-const GOOD: &str = "[[peer]]\nmac = \"00:0C:29:57:88:CE\"\n[[vip]]\naddress = \"172.17.85.56\"\nport = 80\nmark = 0x3\nname = \"web\"\n";
+const GOOD: &str = lvs_tests::conf::WEB;
 const BAD: &str = "[[peer]]\nmac = \"00:0C:29:57:88:CE\"\n[[vip]]\naddress = \"119.253.282.6\"\nport = 80\nmark = 0x5\n";
 
 fn web() -> Vec<u8> {

@@ -67,7 +67,7 @@ fn vip_set(vips: &serde_json::Value) -> VipSet {
 
 fn cfg(lab: &Lab, name: &'static str, text: &str) -> Cfg {
     let path = lab.config(&format!("{name}.toml"), text);
-    let out = lvs_tests::lab::cmd_ok(
+    let out = lvs_tests::cmd::run_ok(
         std::process::Command::new(lvs_tests::netns::loader_bin()).args([
             "check",
             "--config",

@@ -162,6 +162,10 @@ fn metrics_equal_stats_and_http_refusals() {
             ("lvs_ebpf_vip_marked_bytes_total", "marked_bytes"),
             ("lvs_ebpf_vip_peer_packets_total", "peer_packets"),
             ("lvs_ebpf_vip_peer_bytes_total", "peer_bytes"),
+            (
+                "lvs_ebpf_vip_already_marked_packets_total",
+                "already_marked",
+            ),
         ] {
             let key = format!("{metric}{labels}");
             assert_eq!(
@@ -178,6 +182,9 @@ fn metrics_equal_stats_and_http_refusals() {
     for (k, v) in s["totals"].as_object().unwrap() {
         let key = match k.as_str() {
             "packets_seen" => "lvs_ebpf_packets_seen_total{interface=\"lvs0\"}".to_owned(),
+            "already_marked" => {
+                "lvs_ebpf_packets_already_marked_total{interface=\"lvs0\"}".to_owned()
+            }
             k if k.ends_with("_packets") || k.ends_with("_bytes") => continue,
             k => format!("lvs_ebpf_packets_total{{interface=\"lvs0\",result=\"{k}\"}}"),
         };

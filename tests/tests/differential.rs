@@ -7,13 +7,23 @@
 //! The one intended difference: frames the recipe's xt matches "hot-drop" (a TCP header
 //! cut short, a TCP fragment at offset 8, unreadable IPv6 extension headers) are dropped
 //! by iptables; lvs-ebpf never drops, it leaves them as the model says.
+//!
+//! A second run gives every VIP a partial `mark_mask` (the recipe then uses `--set-xmark
+//! M/MASK`) and makes every frame arrive already marked: frames from a client namespace
+//! lose their mark crossing into the director (`skb_scrub_packet`), so these are sent
+//! from a packet socket with `SO_MARK` inside the director namespace, over a veth pair
+//! whose both ends live there (the mark survives), into the interface the marker or the
+//! recipe watches.
 
 use std::{collections::BTreeSet, net::IpAddr};
 
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+
+use lvs_ebpf_common::xt_mark;
 use lvs_tests::{
     framegen,
     frames::*,
-    lab::{DEV, DIRECTOR_MAC, Lab, mark_count, path_str},
+    lab::{DEV, DIRECTOR_MAC, DIRECTOR_MAC_STR, Lab, mark_count, path_str},
     model::{self, Netfilter},
     netns::NetNs,
 };
@@ -153,18 +163,38 @@ fn observe(
     marks: &BTreeSet<u32>,
     last: &mut Counters,
 ) -> Result<Option<u32>, String> {
-    lab.sender().send(frame);
-    lab.sender().send(&sync_frame(v6));
+    observe_via(
+        &lab.director,
+        &|f| lab.sender().send(f),
+        frame,
+        v6,
+        marks,
+        last,
+    )
+}
+
+/// [`observe`] with frames handed to `send`, counted in `director`.
+fn observe_via(
+    director: &NetNs,
+    send: &dyn Fn(&[u8]),
+    frame: &[u8],
+    v6: bool,
+    marks: &BTreeSet<u32>,
+    last: &mut Counters,
+) -> Result<Option<u32>, String> {
+    send(frame);
+    send(&sync_frame(v6));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let lab_director = director;
     let now = loop {
-        let c = snapshot(&lab.director, v6, marks);
+        let c = snapshot(lab_director, v6, marks);
         if c.sync > last.sync {
             break c;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "the sync frame never reached netfilter in {}",
-            lab.director.name
+            lab_director.name
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
@@ -379,4 +409,204 @@ fn fixture_addresses_round_trip_through_iptables() {
     ]);
     assert_eq!(mark_count(&lab.director, vip, 3), 2);
     assert_eq!(mark_count(&lab.director, vip, 0), 1);
+}
+
+/// An AF_PACKET socket on `dev` inside `ns` whose frames carry `skb->mark = mark`.
+struct MarkedSender {
+    fd: OwnedFd,
+    ifindex: i32,
+}
+
+impl MarkedSender {
+    fn open(ns: &NetNs, dev: &str, mark: u32) -> Self {
+        let _guard = ns.enter();
+        let name = lvs_loader::IfName::new(dev).expect("interface name");
+        let ifindex = lvs_loader::sys::ifindex(&name).expect("ifindex") as i32;
+        // SAFETY: plain socket(2).
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        // SAFETY: fd is ours.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: a u32 option value.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_MARK,
+                (&mark as *const u32).cast(),
+                4,
+            )
+        };
+        assert_eq!(rc, 0, "SO_MARK: {}", std::io::Error::last_os_error());
+        Self { fd, ifindex }
+    }
+
+    fn send(&self, frame: &[u8]) {
+        // SAFETY: all-zero sockaddr_ll is valid.
+        let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_ifindex = self.ifindex;
+        sa.sll_halen = 6;
+        // SAFETY: valid buffer and address.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&sa as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(
+            n,
+            frame.len() as isize,
+            "send: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// The marker (or the recipe) watches `MARKED_DEV`; frames come in from `INJECT_DEV`, its
+/// veth peer in the same namespace.
+const INJECT_DEV: &str = "lvsinj0";
+const MARKED_DEV: &str = "lvsm0";
+
+fn add_inject_pair(ns: &NetNs) {
+    ns.ip(&[
+        "link", "add", INJECT_DEV, "type", "veth", "peer", "name", MARKED_DEV,
+    ]);
+    ns.ip(&[
+        "link",
+        "set",
+        "dev",
+        MARKED_DEV,
+        "address",
+        DIRECTOR_MAC_STR,
+    ]);
+    ns.ip(&["link", "set", INJECT_DEV, "up"]);
+    ns.ip(&["link", "set", MARKED_DEV, "up"]);
+}
+
+#[test]
+fn masked_marks_on_premarked_frames_like_the_iptables_recipe() {
+    const PREMARK: u32 = 0x5aa5_c33c;
+    const MASK: u32 = 0xff;
+    let text = format!("mark_mask = {MASK:#x}\n{}", framegen::CONFIG);
+    let config = lvs_loader::config::parse(&text, "framegen.toml").expect("config");
+    assert!(config.vips.iter().all(|v| v.mark_mask == MASK));
+    let bpf = Lab::new("dmb");
+    let ipt = Lab::new("dmi");
+    for lab in [&bpf, &ipt] {
+        add_inject_pair(&lab.director);
+    }
+    // The recipe with --set-xmark M/MASK (what `export --iptables` prints), any-port first.
+    let peers: Vec<[u8; 6]> = config.peers.iter().map(|p| p.mac).collect();
+    for vip in model::rule_order(&config) {
+        let mut a: Vec<String> = ["-w", "-t", "mangle", "-A", "PREROUTING"]
+            .map(String::from)
+            .to_vec();
+        a.extend(lvs_loader::export::rule_args(vip, &peers));
+        assert!(a.contains(&"--set-xmark".to_owned()), "{a:?}");
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        ipt.director.run(tables(vip.address.is_ipv6()).0, &a);
+    }
+    let cfg = bpf.config("vips.toml", &text);
+    bpf.loader_ok(&["attach", MARKED_DEV, "--config", path_str(&cfg)]);
+
+    let expect = |m: Option<u32>| m.map_or(PREMARK, |m| xt_mark(PREMARK, m, MASK));
+    let mut marks: BTreeSet<u32> = config.vips.iter().map(|v| expect(Some(v.mark))).collect();
+    marks.insert(PREMARK);
+    watch_all(&bpf.director, &marks);
+    watch_all(&ipt.director, &marks);
+    let tx_bpf = MarkedSender::open(&bpf.director, INJECT_DEV, PREMARK);
+    let tx_ipt = MarkedSender::open(&ipt.director, INJECT_DEV, PREMARK);
+
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = framegen::frame();
+    let wanted = if std::env::var_os("LVS_IN_VM").is_some() {
+        60
+    } else {
+        200
+    };
+    let mut frames = Vec::new();
+    while frames.len() < wanted {
+        let mut f = strategy.new_tree(&mut runner).expect("tree").current();
+        f[0..6].copy_from_slice(&DIRECTOR_MAC);
+        if matches!(u16::from_be_bytes([f[12], f[13]]), ETH_P_IP | ETH_P_IPV6) {
+            frames.push(f);
+        }
+    }
+    let mut last_bpf = [
+        snapshot(&bpf.director, false, &marks),
+        snapshot(&bpf.director, true, &marks),
+    ];
+    let mut last_ipt = [
+        snapshot(&ipt.director, false, &marks),
+        snapshot(&ipt.director, true, &marks),
+    ];
+    let (mut failures, mut same, mut marked) = (Vec::new(), 0, 0);
+    for f in &frames {
+        let v6 = is_v6(f);
+        let b = observe_via(
+            &bpf.director,
+            &|x| tx_bpf.send(x),
+            f,
+            v6,
+            &marks,
+            &mut last_bpf[usize::from(v6)],
+        );
+        let i = observe_via(
+            &ipt.director,
+            &|x| tx_ipt.send(x),
+            f,
+            v6,
+            &marks,
+            &mut last_ipt[usize::from(v6)],
+        );
+        let (Ok(got_bpf), Ok(got_ipt)) = (&b, &i) else {
+            failures.push(format!(
+                "frame {}: bpf {b:?} iptables {i:?}",
+                lvs_tests::harness::hex(f)
+            ));
+            continue;
+        };
+        let exp = model::evaluate(&config, f);
+        let ok = if exp.dropped_before_netfilter {
+            got_bpf.is_none() && got_ipt.is_none()
+        } else {
+            match exp.netfilter {
+                Netfilter::HotDrop => got_ipt.is_none() && *got_bpf == Some(expect(exp.bpf_mark)),
+                Netfilter::Mark(_) if exp.chain_past_end && got_ipt.is_none() => {
+                    *got_bpf == Some(expect(exp.bpf_mark))
+                }
+                Netfilter::Mark(m) => {
+                    same += 1;
+                    if m.is_some() {
+                        marked += 1;
+                    }
+                    *got_ipt == Some(expect(m)) && got_bpf == got_ipt
+                }
+            }
+        };
+        if !ok {
+            failures.push(format!(
+                "frame {}:\n    lvs-ebpf saw {got_bpf:?}, iptables saw {got_ipt:?}, model {exp:?}",
+                lvs_tests::harness::hex(f)
+            ));
+        }
+    }
+    eprintln!(
+        "{} frames arriving with mark {PREMARK:#x}, mask {MASK:#x}: {same} compared mark for mark ({marked} marked)",
+        frames.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(marked >= wanted / 5, "too few marked frames: {marked}");
+    assert!(same >= wanted * 3 / 4, "too few comparable frames: {same}");
+    bpf.loader_ok(&["detach", MARKED_DEV]);
 }

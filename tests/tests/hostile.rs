@@ -15,7 +15,7 @@ use lvs_tests::{
     netns::{PinRoot, loader_bin},
 };
 
-const A: &str = "[[peer]]\nmac = \"00:0C:29:57:88:CE\"\n[[vip]]\naddress = \"172.17.85.56\"\nport = 80\nmark = 0x3\nname = \"web\"\n";
+const A: &str = lvs_tests::conf::WEB;
 
 fn loader(pins: &Path, ns: &str, args: &[&OsStr]) -> Output {
     Command::new(loader_bin())

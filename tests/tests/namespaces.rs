@@ -10,7 +10,7 @@ use lvs_tests::{
     netns::{NetNs, PinRoot, loader_at, loader_ok_at, netns_inode, status_at},
 };
 
-const A: &str = "[[peer]]\nmac = \"00:0C:29:57:88:CE\"\n[[vip]]\naddress = \"172.17.85.56\"\nport = 80\nmark = 0x3\n";
+const A: &str = lvs_tests::conf::WEB;
 
 fn entry(entries: &[serde_json::Value], inode: u64) -> &serde_json::Value {
     entries

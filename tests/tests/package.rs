@@ -20,10 +20,11 @@ use std::{
 };
 
 use lvs_tests::{
+    cmd::run_ok,
     debroot::{DebRoot, with_root},
     frames::{Frame, IPPROTO_TCP},
     lab::{DEV, DIRECTOR_MAC, DIRECTOR_MAC_STR, ingress_hooks, mark_count, watch_marks},
-    netns::{NetNs, run_ok, veth},
+    netns::{NetNs, veth},
     sender::Sender,
 };
 

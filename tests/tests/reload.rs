@@ -7,30 +7,16 @@ use std::{
 };
 
 use lvs_tests::{
+    conf::{PEER_MAC, web_with},
     frames::{Frame, IPPROTO_TCP},
     lab::{DEV, DIRECTOR_MAC, Lab, path_str},
 };
 
-fn config(extra_vips: std::ops::Range<u32>, peer: &str) -> String {
-    let mut s = format!(
-        "[[peer]]\nmac = \"{peer}\"\n[[vip]]\naddress = \"172.17.85.56\"\nport = 80\nmark = 0x3\nname = \"web\"\n"
-    );
-    for i in extra_vips {
-        s.push_str(&format!(
-            "[[vip]]\naddress = \"198.18.{}.{}\"\nport = 443\nmark = {}\n",
-            i >> 8,
-            i & 0xff,
-            0x100 + i
-        ));
-    }
-    s
-}
-
 #[test]
 fn no_packet_misses_its_mark_during_reloads() {
     let lab = Lab::new("hitless");
-    let a = lab.config("a.toml", &config(0..500, "00:0C:29:57:88:CE"));
-    let b = lab.config("b.toml", &config(300..900, "00:0C:29:57:88:D8"));
+    let a = lab.config("a.toml", &web_with(PEER_MAC, 0..500));
+    let b = lab.config("b.toml", &web_with("00:0C:29:57:88:D8", 300..900));
     lab.loader_ok(&["attach", DEV, "--config", path_str(&a)]);
     let vip: IpAddr = Ipv4Addr::new(172, 17, 85, 56).into();
     lab.watch_marks(&[vip], &[0, 3]);

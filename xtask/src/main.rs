@@ -5,6 +5,8 @@
 //! * `test`    - run the whole test suite (the README's second command; `.ci/run` calls it)
 //! * `bench`   - benchmarks (program cost, whole path, memory)
 //! * `vm-test` - the integration tests inside qemu guests running Debian kernels
+//! * `mutants` - mutation testing: cargo-mutants on config/ and table/, hand-written
+//!   mutations of the eBPF parser and lookups (slow; not part of `test`)
 //! * `package` - the Debian package (static musl lvs-loader, units, man pages); `--test`
 use std::{
     path::{Path, PathBuf},
@@ -14,6 +16,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod mutants;
 mod package;
 mod util;
 mod vm;
@@ -71,6 +74,10 @@ enum Task {
     /// completions, example config) into target/debian; --test installs it into a fresh
     /// Debian root and runs it from there.
     Package(package::PackageArgs),
+    /// Mutation testing (slow, not part of `test`): cargo-mutants on lvs-loader's config/
+    /// and table/, and the hand-written eBPF mutations of xtask/mutants/ebpf.txt against
+    /// the fixture, model-fuzz and differential tests; prints killed/survived per mutant.
+    Mutants(mutants::MutantsArgs),
 }
 
 fn main() -> Result<()> {
@@ -161,6 +168,10 @@ fn main() -> Result<()> {
         Task::Bench { quick, out, only } => bench(quick, out, only),
         Task::VmTest(args) => vm::run(args),
         Task::Package(args) => package::run(args),
+        Task::Mutants(args) => {
+            setup(false)?;
+            mutants::run(&workspace_root(), args)
+        }
     }
 }
 

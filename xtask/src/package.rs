@@ -81,13 +81,6 @@ fn setup() -> Result<()> {
     Ok(())
 }
 
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|d| if d.is_absolute() { d } else { root.join(d) })
-        .unwrap_or_else(|| root.join("target"))
-}
-
 /// Builds the package; returns the path of the .deb.
 pub fn build(root: &Path, out: Option<PathBuf>) -> Result<PathBuf> {
     util::run(Command::new("cargo").current_dir(root).args([
@@ -100,7 +93,7 @@ pub fn build(root: &Path, out: Option<PathBuf>) -> Result<PathBuf> {
         "--bin",
         "lvs-loader",
     ]))?;
-    let release = target_dir(root).join(TARGET).join("release");
+    let release = util::target_dir(root)?.join(TARGET).join("release");
     let bin = release.join("lvs-loader");
     check_static(&bin)?;
 
@@ -112,7 +105,7 @@ pub fn build(root: &Path, out: Option<PathBuf>) -> Result<PathBuf> {
     let comp = gen_dir.join("completions");
     fs::create_dir_all(&man).with_context(|| format!("creating {}", man.display()))?;
     fs::create_dir_all(&comp).with_context(|| format!("creating {}", comp.display()))?;
-    let out_man = output(Command::new(&bin).arg("man").arg("--out-dir").arg(&man))?;
+    let out_man = util::output(Command::new(&bin).arg("man").arg("--out-dir").arg(&man))?;
     let pages = out_man.lines().count();
     // Debian policy 12.1: manual pages compressed with gzip -9n (no name, no time stamp).
     util::run(
@@ -125,7 +118,7 @@ pub fn build(root: &Path, out: Option<PathBuf>) -> Result<PathBuf> {
         ("zsh", "_lvs-loader"),
         ("fish", "lvs-loader.fish"),
     ] {
-        let script = output(Command::new(&bin).args(["completions", shell]))?;
+        let script = util::output(Command::new(&bin).args(["completions", shell]))?;
         fs::write(comp.join(file), script).with_context(|| format!("writing {file}"))?;
     }
     println!(
@@ -133,7 +126,10 @@ pub fn build(root: &Path, out: Option<PathBuf>) -> Result<PathBuf> {
         bin.display()
     );
 
-    let out = out.unwrap_or_else(|| target_dir(root).join("debian"));
+    let out = match out {
+        Some(out) => out,
+        None => util::target_dir(root)?.join("debian"),
+    };
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut cmd = Command::new("cargo");
     cmd.current_dir(root)
@@ -143,7 +139,7 @@ pub fn build(root: &Path, out: Option<PathBuf>) -> Result<PathBuf> {
     // Reproducible: file times from the last commit, not from now.
     if std::env::var_os("SOURCE_DATE_EPOCH").is_none()
         && let Ok(t) =
-            output(
+            util::output(
                 Command::new("git")
                     .current_dir(root)
                     .args(["log", "-1", "--format=%ct"]),
@@ -151,7 +147,7 @@ pub fn build(root: &Path, out: Option<PathBuf>) -> Result<PathBuf> {
     {
         cmd.env("SOURCE_DATE_EPOCH", t.trim());
     }
-    let printed = output(&mut cmd)?;
+    let printed = util::output(&mut cmd)?;
     let deb = printed
         .lines()
         .map(str::trim)
@@ -172,14 +168,14 @@ pub fn build(root: &Path, out: Option<PathBuf>) -> Result<PathBuf> {
 /// Fails unless `bin` is a static executable: no program interpreter (PT_INTERP) and no
 /// shared-library dependency (DT_NEEDED).
 fn check_static(bin: &Path) -> Result<()> {
-    let headers = output(Command::new("readelf").arg("-lW").arg(bin))?;
+    let headers = util::output(Command::new("readelf").arg("-lW").arg(bin))?;
     if headers.contains("INTERP") {
         bail!(
             "{} has a program interpreter: not static\n{headers}",
             bin.display()
         );
     }
-    let dynamic = output(Command::new("readelf").arg("-dW").arg(bin))?;
+    let dynamic = util::output(Command::new("readelf").arg("-dW").arg(bin))?;
     if dynamic.contains("(NEEDED)") {
         bail!(
             "{} needs shared libraries: not static\n{dynamic}",
@@ -189,22 +185,10 @@ fn check_static(bin: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `cmd` and returns its stdout (stderr inherited); fails if it exits non-zero.
-pub(crate) fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("failed to start {cmd:?}"))?;
-    if !out.status.success() {
-        bail!("{cmd:?} failed: {}", out.status);
-    }
-    String::from_utf8(out.stdout).with_context(|| format!("{cmd:?} printed non-UTF-8"))
-}
-
 /// A minimal Debian root (debootstrap --variant=minbase plus [`INCLUDE`]), made once and
 /// cached; the tests install into throwaway overlays of it, never into this directory.
 pub fn debian_root(root: &Path) -> Result<PathBuf> {
-    let cache = target_dir(root).join("pkg-cache");
+    let cache = util::target_dir(root)?.join("pkg-cache");
     let dir = cache.join(format!("debian-{SUITE}"));
     let marker = dir.join(".lvs-complete");
     let stamp = format!("{SUITE} minbase {INCLUDE}\n");
@@ -234,17 +218,15 @@ pub fn debian_root(root: &Path) -> Result<PathBuf> {
 /// installed package under systemd on Debian's 6.1 kernel).
 fn test(root: &Path, deb: &Path) -> Result<()> {
     let debian = debian_root(root)?;
+    let target = util::target_dir(root)?;
     util::run(
         Command::new("cargo")
             .current_dir(root)
             .args(["test", "-p", "lvs-tests", "--test", "package"])
             .env("LVS_DEB", deb)
             // The test helpers' own detach-on-drop paths use $LVS_LOADER: the packaged one.
-            .env(
-                "LVS_LOADER",
-                target_dir(root).join(TARGET).join("release/lvs-loader"),
-            )
+            .env("LVS_LOADER", target.join(TARGET).join("release/lvs-loader"))
             .env("LVS_PKG_ROOT", &debian),
     )?;
-    guest::run(root, &target_dir(root).join("pkg-cache"), &debian, deb)
+    guest::run(root, &target, &debian, deb)
 }

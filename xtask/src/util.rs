@@ -65,3 +65,18 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
     .map(|d| Path::new(d).join(name))
     .find(|p| p.exists())
 }
+
+/// cargo's target directory for the workspace at `root` (honours `CARGO_TARGET_DIR` and
+/// `.cargo/config.toml`).
+pub fn target_dir(root: &Path) -> Result<PathBuf> {
+    let meta = output(
+        Command::new("cargo")
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .current_dir(root),
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&meta).context("parsing cargo metadata")?;
+    v["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata has no target_directory")
+}

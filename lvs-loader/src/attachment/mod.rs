@@ -439,6 +439,44 @@ impl Attachment {
         self.open_maps()?.global_counters()
     }
 
+    /// A private copy of the explaining program bound to this attachment's live maps
+    /// (`lvs-loader explain`): no map is changed, no counter moves.
+    pub fn explainer(&self) -> Result<crate::explain::Explainer> {
+        let maps = self.open_maps()?;
+        let dir = self.dir();
+        let meta = read_meta_from(&maps, &dir, &self.ifname)?;
+        crate::explain::Explainer::attached(&dir, &meta)
+    }
+
+    /// What a reload with `config` would change, against the live maps (`lvs-loader
+    /// diff`, `reload --dry-run`): nothing is written, no lock is taken.
+    pub fn diff(&self, config: &Config) -> Result<crate::diff::Diff> {
+        let mut maps = self.open_maps()?;
+        let meta = read_meta_from(&maps, &self.dir(), &self.ifname)?;
+        crate::diff::compute(&mut maps, &meta, config, &self.ifname.escaped())
+    }
+
+    /// A trace of this attachment's decisions (`lvs-loader trace`): armed when this
+    /// returns, disarmed by [`crate::trace::Tracer::stop`] (or by the kernel when the
+    /// lease runs out).
+    pub fn tracer(&self, opts: crate::trace::TraceOptions) -> Result<crate::trace::Tracer> {
+        let maps = self.open_maps()?;
+        let dir = self.dir();
+        let meta = read_meta_from(&maps, &dir, &self.ifname)?;
+        crate::trace::Tracer::open(self.clone(), &dir, maps, &meta, opts)
+    }
+
+    /// Sets the control line's trace switch under this attachment's lock, waiting at most
+    /// `wait` for it (the lock is held for this write only).
+    pub(crate) fn set_trace_switch(&self, on: bool, wait: Duration) -> Result<()> {
+        let _guard = lock::acquire(&self.lock_key(), wait)?;
+        let dir = self.dir();
+        if !dir.exists() {
+            return Err(self.not_attached());
+        }
+        open_pins(&dir, &self.ifname)?.set_trace_switch(u32::from(on))
+    }
+
     /// This attachment's line of `status`.
     pub fn status(&self) -> Result<crate::status::StatusEntry> {
         crate::status::one(&self.root, &self.netns, &self.ifname)

@@ -70,10 +70,16 @@ pub struct ReloadArgs {
     iface: IfName,
     #[arg(long, short, value_name = "FILE")]
     config: PathBuf,
+    /// Only print what the reload would add, remove and change (`lvs-loader diff`).
+    #[arg(long)]
+    dry_run: bool,
 }
 
 impl ReloadArgs {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
+        if self.dry_run {
+            return super::diff::run(ctx, &self.iface, &self.config);
+        }
         let c = config::load(&self.config)?;
         let r = Attachment::open(&ctx.pin_dir, &self.iface)
             .and_then(|a| a.with_lock_wait(ctx.wait).reload(&c))

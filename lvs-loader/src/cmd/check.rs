@@ -41,6 +41,7 @@ impl Args {
                         "port": v.port,
                         "protocol": v.protocol.as_str(),
                         "mark": v.mark,
+                        "mark_mask": v.mark_mask,
                     })
                 })
                 .collect();
@@ -77,8 +78,14 @@ impl Args {
             );
         }
         for v in &c.vips {
+            // `0x3`, or `0x3/0xff` with a partial mask (iptables' --set-xmark notation).
+            let mask = if v.mark_mask == u32::MAX {
+                String::new()
+            } else {
+                format!("/{:#x}", v.mark_mask)
+            };
             println!(
-                "  vip  {:<40} mark {:#x}{}",
+                "  vip  {:<40} mark {:#x}{mask}{}",
                 config::format_endpoint(v.address, v.port, v.protocol),
                 v.mark,
                 v.name

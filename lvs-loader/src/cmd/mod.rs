@@ -7,11 +7,14 @@ pub mod check_keepalived;
 pub mod completions;
 pub mod daemon;
 pub mod detach;
+pub mod diff;
+pub mod explain;
 pub mod export;
 pub mod import;
 pub mod man;
 pub mod stats;
 pub mod status;
+pub mod trace;
 
 use std::{io::Write as _, path::PathBuf, time::Duration};
 

@@ -50,19 +50,33 @@ impl Args {
             s.peers.join(" ")
         );
         println!(
-            "{:<24} {:<32} {:>10} {:>12} {:>14} {:>12} {:>14}",
-            "NAME", "VIP", "MARK", "MARKED_PKTS", "MARKED_BYTES", "PEER_PKTS", "PEER_BYTES"
+            "{:<24} {:<32} {:>10} {:>12} {:>14} {:>12} {:>14} {:>14}",
+            "NAME",
+            "VIP",
+            "MARK",
+            "MARKED_PKTS",
+            "MARKED_BYTES",
+            "PEER_PKTS",
+            "PEER_BYTES",
+            "ALREADY_MARKED"
         );
         for v in &s.vips {
+            // `0x3`, or `0x3/0xff` with a partial mask (iptables' --set-xmark notation).
+            let mark = if v.mark_mask == u32::MAX {
+                format!("{:#x}", v.mark)
+            } else {
+                format!("{:#x}/{:#x}", v.mark, v.mark_mask)
+            };
             println!(
-                "{:<24} {:<32} {:>10} {:>12} {:>14} {:>12} {:>14}",
+                "{:<24} {:<32} {:>10} {:>12} {:>14} {:>12} {:>14} {:>14}",
                 text::escape(&v.name),
                 v.endpoint(),
-                format!("{:#x}", v.mark),
+                mark,
                 v.marked_packets,
                 v.marked_bytes,
                 v.peer_packets,
-                v.peer_bytes
+                v.peer_bytes,
+                v.already_marked
             );
         }
         let t: Vec<String> = s.totals.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -104,7 +104,11 @@ pub struct Vip {
     /// `None`: every port of `address` + `protocol`.
     pub port: Option<u16>,
     pub protocol: Protocol,
+    /// The mark bits (inside `mark_mask`, never 0).
     pub mark: u32,
+    /// The bits of `skb->mark` this VIP sets: `skb->mark = (skb->mark & !mark_mask) ^
+    /// mark`, xt_MARK's `--set-xmark mark/mark_mask`. `u32::MAX` (the default): all 32.
+    pub mark_mask: u32,
     pub name: Option<String>,
 }
 

@@ -56,7 +56,7 @@ impl Kind {
     fn keys(self) -> &'static str {
         match self {
             Self::Peer => "mac or name",
-            Self::Vip => "address, port, protocol, mark or name",
+            Self::Vip => "address, port, protocol, mark, mark_mask or name",
         }
     }
 }
@@ -139,6 +139,10 @@ pub(super) struct Validator {
     /// The `[daemon]` table: where it is, and its settings.
     daemon_at: Option<usize>,
     pub daemon: super::Daemon,
+    /// The top-level `mark_mask` (before any table) and where it is.
+    global_mask: Option<(u32, usize)>,
+    /// Distinct masks other than 0xffffffff seen so far (the datapath's mask classes).
+    masks: Vec<u32>,
 }
 
 impl Validator {
@@ -311,19 +315,31 @@ impl Validator {
         }
     }
 
-    /// Before the first header: only `peer = [...]` and `vip = [...]` make sense.
+    /// Before the first header: `mark_mask`, and `peer = [...]`, `vip = [...]`,
+    /// `daemon = {...}`.
     fn root(&mut self, sec: &Section, table: &DeTable<'_>) {
+        // The global mask first: it applies to every VIP, also to those of a `vip = [...]`
+        // written before it.
+        if let Some(v) = table.get("mark_mask")
+            && let Some((m, at)) = self.mask(sec, v, "mark_mask")
+            && self.mask_class(m, at, "mark_mask")
+        {
+            self.global_mask = Some((m, at));
+        }
         for (k, v) in table.iter() {
             let at = sec.file_offset(k.span().start);
             if k.get_ref() == "daemon" {
                 self.daemon_inline(sec, v, at);
                 continue;
             }
+            if k.get_ref() == "mark_mask" {
+                continue;
+            }
             let Some(kind) = Kind::from_key(k.get_ref()) else {
                 self.problems.push(
                     at,
                     key_name(k.get_ref()),
-                    "unknown key: a config has [[peer]], [[vip]] and [daemon] tables only",
+                    "unknown key: a config has a mark_mask and [[peer]], [[vip]] and [daemon] tables only",
                 );
                 continue;
             };

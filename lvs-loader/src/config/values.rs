@@ -187,6 +187,22 @@ pub(super) fn mark_number(n: Option<i128>, literal: &str) -> Result<u32, String>
     }
 }
 
+/// A `mark_mask` from an integer: the bits of `skb->mark` lvs-ebpf owns (xt_MARK's
+/// mask). 0 would leave it nothing to set.
+pub(super) fn mask_number(n: Option<i128>, literal: &str) -> Result<u32, String> {
+    match n {
+        Some(0) => Err(
+            "must not be 0 (no bit of the mark would be lvs-ebpf's; omit it for all 32 bits)"
+                .into(),
+        ),
+        Some(m @ 1..=0xffff_ffff) => Ok(m as u32),
+        _ => Err(format!(
+            "{} is outside 0x1-0xffffffff",
+            text::excerpt(literal, 24)
+        )),
+    }
+}
+
 /// A label (`vip.name`, `peer.name`): printed by `check`, `stats` and `status`, so it must
 /// print as it reads.
 pub(super) fn check_name(s: &str) -> Result<(), String> {

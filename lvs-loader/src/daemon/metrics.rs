@@ -78,7 +78,7 @@ impl Exposition {
 
 type Get = fn(&VipStats) -> u64;
 
-const VIP_FAMILIES: [(&str, &str, Get); 4] = [
+const VIP_FAMILIES: [(&str, &str, Get); 5] = [
     (
         "lvs_ebpf_vip_marked_packets_total",
         "Packets to the VIP from non-peer MACs, marked.",
@@ -98,6 +98,11 @@ const VIP_FAMILIES: [(&str, &str, Get); 4] = [
         "lvs_ebpf_vip_peer_bytes_total",
         "Bytes (Ethernet header included) of peer packets.",
         |v| v.peer_bytes,
+    ),
+    (
+        "lvs_ebpf_vip_already_marked_packets_total",
+        "Packets to the VIP (marked or from a peer) that arrived with a non-zero skb->mark.",
+        |v| v.already_marked,
     ),
 ];
 
@@ -140,6 +145,19 @@ pub fn render_stats(e: &mut Exposition, all: &[Stats], flush: &mut dyn FnMut(&mu
             "lvs_ebpf_packets_seen_total",
             &[("interface", &s.interface)],
             seen,
+        );
+    }
+    e.family(
+        "lvs_ebpf_packets_already_marked_total",
+        "counter",
+        "Packets that arrived with a non-zero skb->mark (set before lvs-ebpf ran), VIP packets or not.",
+    );
+    for s in all {
+        let n = s.totals.get(global::ALREADY_MARKED).copied().unwrap_or(0);
+        e.sample(
+            "lvs_ebpf_packets_already_marked_total",
+            &[("interface", &s.interface)],
+            n,
         );
     }
     e.family(
@@ -241,10 +259,12 @@ mod tests {
                 port: None,
                 protocol: "tcp".into(),
                 mark: 3,
+                mark_mask: u32::MAX,
                 marked_packets: 7,
                 marked_bytes: 8,
                 peer_packets: 9,
                 peer_bytes: 10,
+                already_marked: 11,
             }],
             peers: vec!["00:0c:29:57:88:ce".into()],
             totals: [("packets_seen".to_owned(), 20), ("marked".to_owned(), 7)]

@@ -70,7 +70,7 @@ fn ifaces_label(ifaces: &[String]) -> String {
 
 type Signature = (
     Vec<[u8; 6]>,
-    Vec<(std::net::IpAddr, Option<u16>, config::Protocol, u32)>,
+    Vec<(std::net::IpAddr, Option<u16>, config::Protocol, u32, u32)>,
 );
 
 /// Builds and validates the configs.
@@ -83,13 +83,18 @@ pub fn configs(
 ) -> (Vec<Imported>, Vec<Problem>) {
     let mut groups: BTreeMap<Signature, Vec<String>> = BTreeMap::new();
     for (iface, res) in &an.ifaces {
-        let mut entries: Vec<&Entry> = res.entries.iter().collect();
+        // Value bits outside the mask: reported against their rule, left out here.
+        let mut entries: Vec<&Entry> = res
+            .entries
+            .iter()
+            .filter(|e| e.mark & !e.mask == 0)
+            .collect();
         entries.sort_by_key(|e| (e.addr.is_ipv6(), e.addr, e.proto, e.port));
         let sig = (
             res.peers.iter().copied().collect(),
             entries
                 .iter()
-                .map(|e| (e.addr, e.port, e.proto, e.mark))
+                .map(|e| (e.addr, e.port, e.proto, e.mark, e.mask))
                 .collect(),
         );
         groups.entry(sig).or_default().push(iface.clone());
@@ -164,7 +169,12 @@ pub fn configs(
             }
             let _ = writeln!(s, "mac = {}\n", toml_str(&format_mac(mac)));
         }
-        let mut entries: Vec<&Entry> = res.entries.iter().collect();
+        // Value bits outside the mask: reported against their rule, left out here.
+        let mut entries: Vec<&Entry> = res
+            .entries
+            .iter()
+            .filter(|e| e.mark & !e.mask == 0)
+            .collect();
         entries.sort_by_key(|e| (e.addr.is_ipv6(), e.addr, e.proto, e.port));
         let mut per_rule: BTreeMap<usize, usize> = BTreeMap::new();
         for e in &entries {
@@ -194,6 +204,9 @@ pub fn configs(
             }
             let _ = writeln!(s, "protocol = {}", toml_str(e.proto.as_str()));
             let _ = writeln!(s, "mark = {:#x}", e.mark);
+            if e.mask != u32::MAX {
+                let _ = writeln!(s, "mark_mask = {:#x}", e.mask);
+            }
             if let Some(n) = name {
                 let _ = writeln!(s, "name = {}", toml_str(&n));
             }

@@ -27,7 +27,11 @@ pub struct Packet<'a> {
 /// How the walk ended for one packet.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
+    /// The mark a packet that arrived unmarked leaves with.
     pub mark: u32,
+    /// The bits the MARK rules on the way own (the union of their masks): a packet that
+    /// arrived with mark `m` leaves with `(m & !mask) ^ mark` (xt_MARK composes).
+    pub mask: u32,
     /// Index (into [`Tables::rules`]) of the rule that set the final mark.
     pub setter: Option<usize>,
     /// MARK rules that set a mark on the way, in order.
@@ -150,6 +154,7 @@ impl Tables {
                     Target::None | Target::Neutral(_) => {}
                     Target::Mark { value, mask } => {
                         out.mark = (out.mark & !mask) ^ value;
+                        out.mask |= mask;
                         out.setter = Some(idx);
                         out.marked_by.push(idx);
                     }

@@ -103,6 +103,9 @@ pub struct ImportResult {
     /// Every host address the rules name, and the port ranges per protocol they name.
     pub addresses: BTreeSet<std::net::IpAddr>,
     pub ports: BTreeSet<u16>,
+    /// Every mask of a `-j MARK` rule (`--verify` adds frames that arrive marked when one
+    /// is not all 32 bits).
+    pub masks: BTreeSet<u32>,
 }
 
 impl ImportResult {
@@ -243,7 +246,11 @@ pub fn import(text: &str, opts: &Options) -> ImportResult {
     let mut ports = BTreeSet::new();
     let mut macs = BTreeSet::new();
     let mut ifaces = BTreeSet::new();
+    let mut masks = BTreeSet::new();
     for r in &rules {
+        if let rule::Target::Mark { mask, .. } = r.target {
+            masks.insert(mask);
+        }
         if let Some(d) = &r.dst
             && d.value.is_host()
         {
@@ -272,17 +279,19 @@ pub fn import(text: &str, opts: &Options) -> ImportResult {
         },
     );
     problems.extend(an.problems.iter().cloned());
+    // Masks translate into mark_mask; what xt_MARK does with value bits outside the mask
+    // (toggles another user's bits) vips.toml refuses.
     for &i in &an.replaced {
         let r = &tables.rules[i];
         if let rule::Target::Mark { value, mask } = r.target
-            && mask != u32::MAX
+            && value & !mask != 0
         {
             problems.push(Problem {
                 line: Some(r.line),
                 text: r.text.clone(),
                 reason: format!(
-                    "sets only the bits {mask:#x} of the mark (to {:#x}); lvs-ebpf sets all 32 bits: equal only while packets arrive with those other bits 0",
-                    value & mask
+                    "--set-xmark {value:#x}/{mask:#x} has value bits outside its mask ({:#x}): xt_MARK toggles them in the mark a packet arrives with; vips.toml keeps a mark inside its mark_mask",
+                    value & !mask
                 ),
                 severity: Severity::Error,
             });
@@ -332,5 +341,6 @@ pub fn import(text: &str, opts: &Options) -> ImportResult {
         macs,
         addresses,
         ports,
+        masks,
     }
 }

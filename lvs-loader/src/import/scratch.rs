@@ -207,6 +207,39 @@ impl Scratch {
     }
 
     /// Sends `frame` into link `i`.
+    /// Sends `frame` into link `i` arriving with `skb->mark = mark` (`SO_MARK` on the
+    /// packet socket: both veth ends are in this namespace, so the mark is not scrubbed
+    /// on the way and netfilter sees it, as it sees a mark an earlier hook set).
+    pub fn send_marked(&self, i: usize, frame: &[u8], mark: u32) -> Result<()> {
+        if mark == 0 {
+            return self.send(i, frame);
+        }
+        let l = &self.links[i];
+        let set = |m: u32| -> Result<()> {
+            // SAFETY: a u32 option value of the right size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    l.sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_MARK,
+                    (&m as *const u32).cast(),
+                    std::mem::size_of::<u32>() as u32,
+                )
+            };
+            if rc != 0 {
+                return Err(Error::io(
+                    format!("SO_MARK on the sender into {}", l.name),
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            Ok(())
+        };
+        set(mark)?;
+        let sent = self.send(i, frame);
+        set(0)?;
+        sent
+    }
+
     pub fn send(&self, i: usize, frame: &[u8]) -> Result<()> {
         let l = &self.links[i];
         // SAFETY: all-zero sockaddr_ll is valid.

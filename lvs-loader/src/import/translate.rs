@@ -32,6 +32,8 @@ pub struct Entry {
     pub port: Option<u16>,
     pub proto: Protocol,
     pub mark: u32,
+    /// The bits of the mark the rules set ([`super::eval::Outcome::mask`]).
+    pub mask: u32,
     /// MACs whose packets the rules leave unmarked here.
     pub peers: BTreeSet<[u8; 6]>,
     /// Rule indices that set the mark.
@@ -165,9 +167,14 @@ fn port_intervals(t: &Tables, relevant: &[usize], proto: u8) -> Vec<(u16, u16)> 
         .collect()
 }
 
-/// A port class's outcome: (ports, or `None` for non-first fragments; client mark;
-/// excluded MACs; rules that set the mark).
-type ClassResult = (Option<(u16, u16)>, u32, BTreeSet<[u8; 6]>, BTreeSet<usize>);
+/// A port class's outcome: (ports, or `None` for non-first fragments; client mark and
+/// mask; excluded MACs; rules that set the mark).
+type ClassResult = (
+    Option<(u16, u16)>,
+    (u32, u32),
+    BTreeSet<[u8; 6]>,
+    BTreeSet<usize>,
+);
 
 struct Ctx<'a> {
     t: &'a Tables,
@@ -406,14 +413,14 @@ pub fn analyse(t: &Tables, opts: &Options) -> Analysis {
                             if o.dropped || c.dropped {
                                 continue;
                             }
-                            if o.mark == c.mark {
+                            if (o.mark, o.mask) == (c.mark, c.mask) {
                                 continue;
                             }
                             let culprit = o
                                 .setter
                                 .or(c.setter)
                                 .or_else(|| o.mac_rules.first().copied());
-                            if c.mark != 0 && o.mark == 0 {
+                            if c.mark != 0 && o.mark == 0 && o.mask == 0 {
                                 excluded.insert(m);
                                 let repl = replaced_per_iface.entry(iface.clone()).or_default();
                                 repl.extend(o.mac_rules.iter().copied());
@@ -469,7 +476,7 @@ pub fn analyse(t: &Tables, opts: &Options) -> Analysis {
                             rules.extend(
                                 c.marked_by.iter().copied().filter(|&i| Some(i) == c.setter),
                             );
-                            classes.push((class, c.mark, excluded, rules));
+                            classes.push((class, (c.mark, c.mask), excluded, rules));
                         }
                     }
                     // Any-port: the non-first fragment class is marked.
@@ -480,7 +487,8 @@ pub fn analyse(t: &Tables, opts: &Options) -> Analysis {
                             addr,
                             port: None,
                             proto: protocol,
-                            mark: *fmark,
+                            mark: fmark.0,
+                            mask: fmark.1,
                             peers: fpeers.clone(),
                             rules: frules.clone(),
                         });
@@ -517,7 +525,8 @@ pub fn analyse(t: &Tables, opts: &Options) -> Analysis {
                                         addr,
                                         port: Some(port),
                                         proto: protocol,
-                                        mark: *m,
+                                        mark: m.0,
+                                        mask: m.1,
                                         peers: peers.clone(),
                                         rules: rules.clone(),
                                     });

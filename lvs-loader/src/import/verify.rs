@@ -36,7 +36,14 @@ pub struct Probe {
     pub frame: Vec<u8>,
     /// Its unique source address (the key of the iptables observation).
     pub src: IpAddr,
+    /// `skb->mark` it arrives with (0, or [`PREMARK`] when the rules use partial masks).
+    pub mark_in: u32,
 }
+
+/// The mark the second copy of every frame arrives with when some rule's mask is not
+/// all 32 bits, so that what a mask keeps is compared too: every bit pattern of a
+/// nibble, in every byte (`SO_MARK` on the iptables side, `ctx_in` on lvs-ebpf's).
+pub const PREMARK: u32 = 0x5aa5_c33c;
 
 /// One frame marked differently.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,6 +161,7 @@ pub fn classes(r: &ImportResult, configs: &[Imported]) -> Vec<(String, Option<us
 struct Gen {
     n: u32,
     probes: Vec<Probe>,
+    mark_in: u32,
 }
 
 impl Gen {
@@ -185,11 +193,16 @@ impl Gen {
     ) {
         let src = self.src(v6);
         let frame = build(src).with_dst_mac(DEV_MAC).bytes();
+        let summary = match self.mark_in {
+            0 => summary,
+            m => format!("{summary} arriving with mark {m:#x}"),
+        };
         self.probes.push(Probe {
             link,
             summary,
             frame,
             src,
+            mark_in: self.mark_in,
         });
     }
 }
@@ -248,70 +261,80 @@ pub fn probes(
     let mut g = Gen {
         n: 0,
         probes: Vec::new(),
+        mark_in: 0,
     };
-    for (li, (iface, _)) in classes.iter().enumerate() {
-        let on = format!("on {iface}");
-        for &dst in &addrs {
-            let v6 = dst.is_ipv6();
-            for &mac in &macs {
-                let from = format!("from {}", format_mac(&mac));
-                for proto in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
-                    for &port in &test_ports {
+    // Partial masks anywhere: every frame once more, arriving already marked.
+    let masked = r.masks.iter().any(|&m| m != u32::MAX)
+        || configs
+            .iter()
+            .any(|c| c.config.vips.iter().any(|v| v.mark_mask != u32::MAX));
+    let marks_in: &[u32] = if masked { &[0, PREMARK] } else { &[0] };
+    for &mark_in in marks_in {
+        g.mark_in = mark_in;
+        for (li, (iface, _)) in classes.iter().enumerate() {
+            let on = format!("on {iface}");
+            for &dst in &addrs {
+                let v6 = dst.is_ipv6();
+                for &mac in &macs {
+                    let from = format!("from {}", format_mac(&mac));
+                    for proto in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
+                        for &port in &test_ports {
+                            g.push(
+                                li,
+                                format!("{} {from} {on}", format_endpoint(dst, Some(port), proto)),
+                                |s| frame(mac, s, dst, proto.number(), port),
+                                v6,
+                            );
+                        }
+                    }
+                    let icmp = if v6 { IPPROTO_ICMPV6 } else { IPPROTO_ICMP };
+                    g.push(
+                        li,
+                        format!("{dst} ICMP {from} {on}"),
+                        |s| frame(mac, s, dst, icmp, 0),
+                        v6,
+                    );
+                    let tcp = Protocol::Tcp.number();
+                    let ep = format_endpoint(dst, Some(first_port), Protocol::Tcp);
+                    if v6 {
                         g.push(
                             li,
-                            format!("{} {from} {on}", format_endpoint(dst, Some(port), proto)),
-                            |s| frame(mac, s, dst, proto.number(), port),
+                            format!("{ep} behind hop-by-hop and destination options {from} {on}"),
+                            |s| {
+                                frame(mac, s, dst, tcp, first_port)
+                                    .with_ext(Ext::HopByHop { len8: 0 })
+                                    .with_ext(Ext::DestOpts { len8: 1 })
+                            },
+                            v6,
+                        );
+                        g.push(
+                            li,
+                            format!("{ep} non-first IPv6 fragment {from} {on}"),
+                            |s| frame(mac, s, dst, tcp, first_port).with_fragment(100, true),
+                            v6,
+                        );
+                    } else {
+                        g.push(
+                            li,
+                            format!("{ep} non-first fragment {from} {on}"),
+                            |s| frame(mac, s, dst, tcp, first_port).with_fragment(100, true),
+                            v6,
+                        );
+                        g.push(
+                            li,
+                            format!("{ep} first fragment {from} {on}"),
+                            |s| frame(mac, s, dst, tcp, first_port).with_fragment(0, true),
                             v6,
                         );
                     }
-                }
-                let icmp = if v6 { IPPROTO_ICMPV6 } else { IPPROTO_ICMP };
-                g.push(
-                    li,
-                    format!("{dst} ICMP {from} {on}"),
-                    |s| frame(mac, s, dst, icmp, 0),
-                    v6,
-                );
-                let tcp = Protocol::Tcp.number();
-                let ep = format_endpoint(dst, Some(first_port), Protocol::Tcp);
-                if v6 {
-                    g.push(
-                        li,
-                        format!("{ep} behind hop-by-hop and destination options {from} {on}"),
-                        |s| {
-                            frame(mac, s, dst, tcp, first_port)
-                                .with_ext(Ext::HopByHop { len8: 0 })
-                                .with_ext(Ext::DestOpts { len8: 1 })
-                        },
-                        v6,
-                    );
-                    g.push(
-                        li,
-                        format!("{ep} non-first IPv6 fragment {from} {on}"),
-                        |s| frame(mac, s, dst, tcp, first_port).with_fragment(100, true),
-                        v6,
-                    );
-                } else {
-                    g.push(
-                        li,
-                        format!("{ep} non-first fragment {from} {on}"),
-                        |s| frame(mac, s, dst, tcp, first_port).with_fragment(100, true),
-                        v6,
-                    );
-                    g.push(
-                        li,
-                        format!("{ep} first fragment {from} {on}"),
-                        |s| frame(mac, s, dst, tcp, first_port).with_fragment(0, true),
-                        v6,
-                    );
-                }
-                if vlan.get(li).copied().unwrap_or(false) {
-                    g.push(
-                        li,
-                        format!("{ep} VLAN {VLAN_ID} tagged {from} {on}.{VLAN_ID}"),
-                        |s| frame(mac, s, dst, tcp, first_port).with_vlan(ETH_P_8021Q, VLAN_ID),
-                        v6,
-                    );
+                    if vlan.get(li).copied().unwrap_or(false) {
+                        g.push(
+                            li,
+                            format!("{ep} VLAN {VLAN_ID} tagged {from} {on}.{VLAN_ID}"),
+                            |s| frame(mac, s, dst, tcp, first_port).with_vlan(ETH_P_8021Q, VLAN_ID),
+                            v6,
+                        );
+                    }
                 }
             }
         }
@@ -350,7 +373,7 @@ type Observed = (BTreeMap<IpAddr, Vec<u32>>, Vec<bool>);
 fn run_iptables(
     r: &ImportResult,
     ifaces: Vec<String>,
-    probes: Vec<(usize, Vec<u8>)>,
+    probes: Vec<(usize, Vec<u8>, u32)>,
     vlan: bool,
     backend: Backend,
 ) -> Result<Observed> {
@@ -361,8 +384,8 @@ fn run_iptables(
             let vlans: Vec<bool> = sc.links.iter().map(|l| l.vlan).collect();
             {
                 let _pin = Pinned::here();
-                for (link, f) in &probes {
-                    sc.send(*link, f)?;
+                for (link, f, mark_in) in &probes {
+                    sc.send_marked(*link, f, *mark_in)?;
                 }
                 for v6 in [false, true] {
                     let (_, f) = sync_probe(0, v6);
@@ -413,7 +436,10 @@ pub fn verify_iface(r: &ImportResult, configs: &[Imported], iface: Option<&str>)
     let want_vlan = r.ifaces.is_empty();
     // The probes assume VLAN devices; the links that could not get one skip those.
     let all = probes(&classes, r, configs, &vec![want_vlan; classes.len()]);
-    let sends: Vec<(usize, Vec<u8>)> = all.iter().map(|p| (p.link, p.frame.clone())).collect();
+    let sends: Vec<(usize, Vec<u8>, u32)> = all
+        .iter()
+        .map(|p| (p.link, p.frame.clone(), p.mark_in))
+        .collect();
     // lvs-ebpf: one loaded program per config, every frame once.
     let mut loaded: Vec<(Datapath, std::os::fd::RawFd)> = Vec::new();
     for c in configs {
@@ -425,8 +451,8 @@ pub fn verify_iface(r: &ImportResult, configs: &[Imported], iface: Option<&str>)
     let mut bpf = Vec::with_capacity(all.len());
     for p in &all {
         bpf.push(match classes[p.link].1 {
-            Some(ci) => testrun::run_skb(loaded[ci].1, &p.frame, 0, 1)?.mark,
-            None => 0,
+            Some(ci) => testrun::run_skb(loaded[ci].1, &p.frame, p.mark_in, 1)?.mark,
+            None => p.mark_in,
         });
     }
     let mut rep = Report::default();
@@ -474,7 +500,7 @@ pub fn verify_iface(r: &ImportResult, configs: &[Imported], iface: Option<&str>)
                 rep.dropped += 1;
                 continue;
             };
-            if ipt != 0 {
+            if ipt != p.mark_in {
                 rep.marked += 1;
             }
             if n > 1 || ipt != b {

@@ -458,6 +458,25 @@ fn check_keepalived(config: &Config, conf: &Conf, f: &mut Vec<Finding>, suggesti
         });
         suggest(suggestions, *mark, *fam, vips, &k);
     }
+    // Partial masks: IPVS matches `virtual_server fwmark N` against all 32 bits of
+    // skb->mark (`__ip_vs_svc_fwm_find`: svc->fwmark == skb->mark), and on a miss falls
+    // back to the address services.
+    let mut masked: BTreeMap<(u32, u32), Vec<&Vip>> = BTreeMap::new();
+    for v in config.vips.iter().filter(|v| v.mark_mask != u32::MAX) {
+        masked.entry((v.mark, v.mark_mask)).or_default().push(v);
+    }
+    for ((mark, mask), vips) in &masked {
+        let svc = fws.iter().find(|(m, _, _)| m == mark);
+        f.push(Finding {
+            level: Level::Warning,
+            loc: svc.map(|(_, _, s)| s.node.loc.clone()),
+            message: format!(
+                "mark {mark:#x}/{mask:#x} ({}): lvs-ebpf sets only the bits {mask:#x}, but IPVS schedules `virtual_server fwmark {mark}` only when all 32 bits of the mark equal {mark}: a packet that arrives with any of the bits {:#x} set (by Cilium, Calico, another rule) misses the service and goes to the local stack or an address-based virtual_server; make sure nothing else sets them on VIP traffic, or clear them after routing, before IPVS (`iptables -t mangle -A INPUT -d VIP -j MARK --and-mark {mask:#x}`: mangle INPUT runs before IPVS's LOCAL_IN hook)",
+                vips_label(vips),
+                !mask
+            ),
+        });
+    }
     let config_marks: BTreeSet<u32> = config.vips.iter().map(|v| v.mark).collect();
     for (m, fam, s) in &fws {
         if !config_marks.contains(m) {

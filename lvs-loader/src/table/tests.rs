@@ -22,6 +22,7 @@ fn entries(keys: &[VipKey]) -> Vec<VipEntry> {
             key: *k,
             mark: 0x1000 + i as u32,
             slot: i as u32,
+            class: i as u32 % 16,
         })
         .collect()
 }

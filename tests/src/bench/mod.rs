@@ -6,10 +6,12 @@
 //! * [`insns`]: the instructions each path executes, and the loaded programs' size.
 //! * [`wholepath`]: packets per second across a veth pair into a director namespace.
 //! * [`memory`]: kernel map memory, loader peak RSS, attach/reload time for 100,000 VIPs.
+//! * [`daemon`]: `lvs-loader daemon`'s idle CPU and RSS with 100,000 VIPs.
 //! * [`report`] / [`plot`]: markdown tables and the SVG plot.
 //!
 //! Everything runs as root inside network namespaces the benchmark creates and deletes.
 
+pub mod daemon;
 pub mod insns;
 pub mod memory;
 pub mod plot;

@@ -50,6 +50,14 @@ pub enum Scenario {
     V6Hit,
     AnyPortHit,
     VlanHit,
+    /// The VIP hit again, as the trace rows' baseline (tracing off: the default).
+    TraceOff,
+    /// The VIP hit with `lvs-loader trace` on and a filter this packet fails (another
+    /// source MAC): what every packet pays while someone traces something else.
+    TraceFiltered,
+    /// The VIP hit with tracing on, matching, over the rate limit (suppressed): what the
+    /// packets past the limit pay during a trace.
+    TraceLimited,
 }
 
 impl Scenario {
@@ -63,9 +71,36 @@ impl Scenario {
         Self::VlanHit,
     ];
 
+    /// The trace rows (lvs-ebpf only, with the IPv4 VIP set).
+    pub const TRACE: [Scenario; 3] = [Self::TraceOff, Self::TraceFiltered, Self::TraceLimited];
+
+    /// The trace filter a scenario runs with (`None`: tracing off).
+    pub fn trace_filter(self) -> Option<lvs_ebpf_common::TraceFilter> {
+        use lvs_ebpf_common::{TRACE_MAC, TraceFilter, mac_word};
+        match self {
+            Self::TraceFiltered => Some(TraceFilter {
+                flags: TRACE_MAC,
+                mac: mac_word([0x02, 0, 0, 0, 0, 0x77]),
+                cost_ns: 1,
+                burst_ns: 1,
+                ..TraceFilter::default()
+            }),
+            // No credit ever: every matching packet is suppressed.
+            Self::TraceLimited => Some(TraceFilter {
+                cost_ns: u64::MAX,
+                burst_ns: 0,
+                ..TraceFilter::default()
+            }),
+            _ => None,
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Self::Empty => "empty program (floor)",
+            Self::TraceOff => "VIP hit, trace off",
+            Self::TraceFiltered => "VIP hit, trace on (filtered out)",
+            Self::TraceLimited => "VIP hit, trace on (over the rate limit)",
             Self::HitNonPeer => "VIP hit, non-peer (marked)",
             Self::HitPeer => "VIP hit, from peer",
             Self::Miss => "VIP miss",
@@ -86,6 +121,9 @@ impl Scenario {
             Self::V6Hit => "v6_hit",
             Self::AnyPortHit => "any_port_hit",
             Self::VlanHit => "vlan_hit",
+            Self::TraceOff => "trace_off",
+            Self::TraceFiltered => "trace_filtered",
+            Self::TraceLimited => "trace_limited",
         }
     }
 
@@ -119,7 +157,11 @@ impl Scenario {
             )
         };
         match self {
-            Self::Empty | Self::HitNonPeer => (
+            Self::Empty
+            | Self::HitNonPeer
+            | Self::TraceOff
+            | Self::TraceFiltered
+            | Self::TraceLimited => (
                 v4(workload::TARGET_V4, workload::TARGET_V4_PORT).bytes(),
                 if self == Self::Empty {
                     0
@@ -299,14 +341,37 @@ pub fn run(p: &Params) -> Result<Results> {
                         runs.push((s, *d, *fd));
                     }
                 }
+                if target == Target::V4
+                    && let Some((_, _, fd)) = dps.iter().find(|(d, _, _)| *d == Dp::Table)
+                {
+                    for s in Scenario::TRACE {
+                        runs.push((s, Dp::Table, *fd));
+                    }
+                }
+                // Tracing on or off for the next run (set between runs, when it changes).
+                let mut traced: Option<Scenario> = None;
+                let mut trace_for = |dps: &mut Vec<(Dp, Datapath, RawFd)>, s: Scenario| {
+                    let want = s.trace_filter().map(|_| s);
+                    if want == traced {
+                        return Ok(());
+                    }
+                    traced = want;
+                    let (_, dp, _) = dps
+                        .iter_mut()
+                        .find(|(d, _, _)| *d == Dp::Table)
+                        .context("no table datapath")?;
+                    lvs_loader::trace::bench_set(dp, s.trace_filter()).context("setting the trace")
+                };
                 let frames: Vec<(Vec<u8>, u32)> =
                     runs.iter().map(|(s, _, _)| s.frame(peers)).collect();
                 // Warm-up (caches, branch predictors), checked too.
                 for ((s, _, fd), (f, m)) in runs.iter().zip(&frames) {
+                    trace_for(&mut dps, *s)?;
                     run_checked(*fd, f, *m, p.repeat.min(100_000), s.key())?;
                 }
                 for _ in 0..p.rounds {
                     for ((s, d, fd), (f, m)) in runs.iter().zip(&frames) {
+                        trace_for(&mut dps, *s)?;
                         let what =
                             format!("{} of {} with {n} VIPs, {peers} peers", s.key(), d.label());
                         let (kernel, wall) = run_checked(*fd, f, *m, p.repeat, &what)?;
@@ -318,6 +383,7 @@ pub fn run(p: &Params) -> Result<Results> {
                         });
                     }
                 }
+                trace_for(&mut dps, Scenario::TraceOff)?;
                 eprintln!(
                     "  progcost: {n:>6} VIPs {peers:>3} peers {target:?}: applied in {:.0} ms, measured",
                     applied.as_secs_f64() * 1e3
@@ -330,11 +396,13 @@ pub fn run(p: &Params) -> Result<Results> {
                     .map(|s| f64::from(s.kernel))
                     .collect::<Vec<_>>(),
             );
-            let keys = std::iter::once((Scenario::Empty, Dp::Table)).chain(
-                Scenario::LVS
-                    .into_iter()
-                    .flat_map(|s| Dp::ALL.into_iter().map(move |d| (s, d))),
-            );
+            let keys = std::iter::once((Scenario::Empty, Dp::Table))
+                .chain(
+                    Scenario::LVS
+                        .into_iter()
+                        .flat_map(|s| Dp::ALL.into_iter().map(move |d| (s, d))),
+                )
+                .chain(Scenario::TRACE.into_iter().map(|s| (s, Dp::Table)));
             for (s, d) in keys {
                 let mine: Vec<&Sample> = samples
                     .iter()

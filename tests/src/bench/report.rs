@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{
-    Machine, memory,
+    Machine, daemon, memory,
     progcost::{self, Dp, Scenario},
     wholepath::{self, Contender},
 };
@@ -27,6 +27,8 @@ pub struct Report {
     /// The same with paged skbs (AF_PACKET's default layout), fewer VIP counts.
     pub wholepath_paged: Option<wholepath::Results>,
     pub memory: Option<memory::Results>,
+    /// The daemon's idle cost.
+    pub daemon: Option<daemon::Results>,
     pub targets: Vec<Target>,
 }
 
@@ -67,7 +69,9 @@ pub fn target_ratio(sc: Scenario) -> Option<f64> {
         Scenario::Miss => Some(1.3),
         Scenario::NonIp => Some(1.1),
         Scenario::AnyPortHit => Some(1.6),
-        Scenario::Empty => None,
+        Scenario::Empty | Scenario::TraceOff | Scenario::TraceFiltered | Scenario::TraceLimited => {
+            None
+        }
     }
 }
 
@@ -155,7 +159,16 @@ pub fn progcost_table(r: &progcost::Results, d: Dp) -> String {
         s.push_str("---:|");
     }
     s.push('\n');
-    for sc in std::iter::once(Scenario::Empty).chain(Scenario::LVS) {
+    // The trace rows exist for lvs-ebpf only.
+    let trace_rows = if d == Dp::Table {
+        &Scenario::TRACE[..]
+    } else {
+        &[]
+    };
+    for sc in std::iter::once(Scenario::Empty)
+        .chain(Scenario::LVS)
+        .chain(trace_rows.iter().copied())
+    {
         for (pi, p) in peers.iter().enumerate() {
             if sc == Scenario::Empty && pi > 0 {
                 continue;
@@ -616,6 +629,11 @@ pub fn markdown(r: &Report) -> String {
         s.push_str("\n### Memory and control plane\n\n");
         s.push_str(&cpu);
         s.push_str(&memory_table(m));
+    }
+    if let Some(d) = &r.daemon {
+        s.push_str("\n### The daemon, idle\n\n");
+        s.push_str(&cpu);
+        s.push_str(&daemon::table(d));
     }
     s
 }

@@ -21,11 +21,7 @@
 //! On a shared machine other tasks take CPU time away from the sender; wall-clock rates
 //! swing with that, per-core rates do not. Both are recorded.
 
-use std::{
-    io::Write as _,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use lvs_loader::{
@@ -38,6 +34,7 @@ use serde::Serialize;
 
 use super::{median, workload};
 use crate::{
+    cmd::try_run,
     netns::{NetNs, PinRoot, veth},
     sender::{Sender, vnet_hdr_linear},
 };
@@ -190,46 +187,6 @@ struct Lab {
     empty: Option<EmptyProgram>,
     /// The attached kernel-hash-map datapath (LvsHtab only).
     htab: Option<Datapath>,
-}
-
-fn run_with_stdin(mut cmd: Command, input: &str) -> Result<()> {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {what}"))?;
-    child
-        .stdin
-        .take()
-        .context("child stdin")?
-        .write_all(input.as_bytes())
-        .with_context(|| format!("writing to {what}"))?;
-    let out = child
-        .wait_with_output()
-        .with_context(|| format!("waiting for {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-fn output_ok(mut cmd: Command) -> Result<String> {
-    let what = format!("{cmd:?}");
-    let out = cmd.output().with_context(|| format!("starting {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The LVS-HOWTO recipe, one rule per VIP, the target VIP's rule last.
@@ -430,12 +387,12 @@ impl Lab {
             Contender::Iptables => {
                 let mut cmd = self.dir.command("iptables-legacy-restore");
                 cmd.arg("-w");
-                run_with_stdin(cmd, &iptables_rules(n, PEER_MAC))?;
+                try_run(&mut cmd, Some(iptables_rules(n, PEER_MAC).as_bytes()))?;
             }
             Contender::Nftables => {
                 let mut cmd = self.dir.command("nft");
                 cmd.args(["-f", "-"]);
-                run_with_stdin(cmd, &nft_ruleset(n, PEER_MAC))?;
+                try_run(&mut cmd, Some(nft_ruleset(n, PEER_MAC).as_bytes()))?;
             }
         }
         Ok(())
@@ -462,7 +419,7 @@ impl Lab {
             Contender::Iptables => {
                 let mut cmd = self.dir.command("iptables-legacy");
                 cmd.args(["-w", "-t", "mangle", "-nvxL", "PREROUTING", &n.to_string()]);
-                let out = output_ok(cmd)?;
+                let out = try_run(&mut cmd, None)?;
                 let line = out
                     .lines()
                     .rfind(|l| !l.trim().is_empty())
@@ -477,7 +434,7 @@ impl Lab {
             Contender::Nftables => {
                 let mut cmd = self.dir.command("nft");
                 cmd.args(["-j", "list", "chain", "ip", "lvsbench", "prerouting"]);
-                let out = output_ok(cmd)?;
+                let out = try_run(&mut cmd, None)?;
                 let v: serde_json::Value =
                     serde_json::from_str(&out).context("parsing nft -j output")?;
                 Some(find_counter(&v).context("no counter in the nft rule")?)

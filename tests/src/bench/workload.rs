@@ -58,6 +58,7 @@ impl Target {
             port,
             protocol: Protocol::Tcp,
             mark,
+            mark_mask: u32::MAX,
             name: Some(name.into()),
         }
     }
@@ -74,6 +75,7 @@ pub fn filler(i: usize) -> Vip {
         port: Some(80),
         protocol: Protocol::Tcp,
         mark: FILLER_MARK,
+        mark_mask: u32::MAX,
         name: None,
     }
 }

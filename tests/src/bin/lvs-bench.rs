@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, ValueEnum};
 use lvs_tests::bench::{
-    Machine, insns, memory, plot, progcost,
+    Machine, daemon, insns, memory, plot, progcost,
     report::{self, Report},
     wholepath,
 };
@@ -20,6 +20,8 @@ enum Part {
     Progcost,
     Wholepath,
     Memory,
+    /// The daemon's idle CPU and memory with 100,000 VIPs.
+    Daemon,
 }
 
 #[derive(Parser)]
@@ -101,6 +103,7 @@ fn main() -> Result<()> {
         wholepath: None,
         wholepath_paged: None,
         memory: None,
+        daemon: None,
         targets: Vec::new(),
     };
 
@@ -179,6 +182,17 @@ fn main() -> Result<()> {
         eprintln!("memory and control plane: {n} VIPs, {peers} peers");
         let tmp = std::env::temp_dir().join(format!("lvs-bench-{}", std::process::id()));
         report.memory = Some(memory::run(n, peers, &tmp).context("memory")?);
+        write_outputs(&mut report, &cli.out, started, false)?;
+    }
+
+    if want(Part::Daemon) {
+        let (vips, settle, window) = if cli.quick {
+            (10_000, Duration::from_secs(1), Duration::from_secs(2))
+        } else {
+            (100_000, Duration::from_secs(12), Duration::from_secs(30))
+        };
+        eprintln!("daemon: {vips} VIPs, idle window {window:?}");
+        report.daemon = Some(daemon::run(vips, settle, window).context("daemon")?);
     }
     write_outputs(&mut report, &cli.out, started, true)?;
     eprintln!("lvs-bench: done in {:.0} s", report.elapsed_secs);
@@ -201,6 +215,9 @@ fn write_outputs(
         report.wholepath_paged.as_ref(),
         report.memory.as_ref(),
     );
+    if let Some(d) = &report.daemon {
+        report.targets.extend(daemon::targets(d));
+    }
     let md = report::markdown(report);
     if last {
         print!("{md}");

@@ -5,14 +5,14 @@
 //! stop, BindsTo), under the unit's own sandbox; its `LVS-PKG-RESULT:` console line is the
 //! verdict (qemu's exit status says nothing).
 //!
-//! The kernel is Debian's `linux-image-amd64` of the host's bookworm sources
-//! (`apt-get download`, cached under `target/pkg-cache/kernel`); only the modules the test
+//! The kernel is vm-test's 6.1 (Debian's `linux-image-amd64` of the host's bookworm sources,
+//! fetched and cached under `target/vm-cache` by `vm::kernel`); only the modules the test
 //! loads go into the guest. qemu runs holding `/tmp/lvs-vm.lock` (one guest at a time
 //! machine-wide), with TCG.
 use std::{
     fs,
     io::{BufRead as _, BufReader},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -20,8 +20,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::output;
-use crate::util;
+use crate::{
+    util,
+    vm::kernel::{self, Kernel, KernelChoice},
+};
 
 /// Modules the guest test needs beyond what Debian builds in (6.1 has no TCX: clsact +
 /// cls_bpf).
@@ -32,52 +34,15 @@ const MODULES: &[&str] = &[
 ];
 const GUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// An unpacked Debian kernel: `boot/vmlinuz-VERSION` and `lib/modules/VERSION`.
-struct Kernel {
-    tree: PathBuf,
-    version: String,
-}
-
-/// `linux-image-amd64`'s current image package from the host's (bookworm) apt sources,
-/// downloaded and unpacked once.
-fn kernel(cache: &Path) -> Result<Kernel> {
-    let deps = output(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
-    let pkg = deps
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("Depends: "))
-        .find(|p| p.starts_with("linux-image-"))
-        .map(str::to_owned)
-        .context("apt-cache depends linux-image-amd64 names no linux-image-* (apt-get update?)")?;
-    let version = pkg.trim_start_matches("linux-image-").to_owned();
-    let tree = cache.join(&pkg);
-    if tree.join(".lvs-complete").exists() {
-        return Ok(Kernel { tree, version });
-    }
-    let dl = cache.join("download");
-    let _ = fs::remove_dir_all(&dl);
-    fs::create_dir_all(&dl)?;
-    println!("[package] apt-get download {pkg}");
-    util::run(
-        Command::new("apt-get")
-            .current_dir(&dl)
-            .args(["download", &pkg]),
-    )?;
-    let deb = fs::read_dir(&dl)?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "deb"))
-        .context("apt-get download left no .deb")?;
-    let _ = fs::remove_dir_all(&tree);
-    util::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree))?;
-    fs::write(tree.join(".lvs-complete"), b"")?;
-    let _ = fs::remove_dir_all(&dl);
-    Ok(Kernel { tree, version })
-}
-
 /// Builds the guest (root + kernel), boots it, and fails unless it reports PASS.
-pub fn run(root: &Path, cache: &Path, debian: &Path, deb: &Path) -> Result<()> {
-    let k = kernel(&cache.join("kernel"))?;
-    let work = cache.join(format!("guest-{}", std::process::id()));
+/// `target` is cargo's target directory: the kernel comes from vm-test's cache
+/// (`target/vm-cache`, fetched by [`kernel::fetch`] like vm-test's own 6.1 guest), the
+/// guest is staged under `target/pkg-cache`.
+pub fn run(root: &Path, target: &Path, debian: &Path, deb: &Path) -> Result<()> {
+    let k = kernel::fetch(KernelChoice::V6_1, &target.join("vm-cache"))?;
+    let work = target
+        .join("pkg-cache")
+        .join(format!("guest-{}", std::process::id()));
     let r = build_and_boot(root, debian, deb, &k, &work);
     if std::env::var_os("LVS_PKG_KEEP").is_none() {
         let _ = fs::remove_dir_all(&work);
@@ -104,9 +69,9 @@ fn build_and_boot(root: &Path, debian: &Path, deb: &Path, k: &Kernel, work: &Pat
     fs::remove_file(stage.join("tmp/lvs-ebpf.deb"))?;
 
     // Modules, depmod'ed for the guest's modprobe.
-    let mods = format!("lib/modules/{}", k.version);
+    let mods = format!("lib/modules/{}", k.kver);
     for m in MODULES {
-        let src = k.tree.join(&mods).join(m);
+        let src = k.root.join(&mods).join(m);
         let dst = stage.join(&mods).join(m);
         fs::create_dir_all(dst.parent().context("module path")?)?;
         fs::copy(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
@@ -116,9 +81,9 @@ fn build_and_boot(root: &Path, debian: &Path, deb: &Path, k: &Kernel, work: &Pat
         "modules.builtin",
         "modules.builtin.modinfo",
     ] {
-        let _ = fs::copy(k.tree.join(&mods).join(f), stage.join(&mods).join(f));
+        let _ = fs::copy(k.root.join(&mods).join(f), stage.join(&mods).join(f));
     }
-    util::run(Command::new("depmod").arg("-b").arg(&stage).arg(&k.version))?;
+    util::run(Command::new("depmod").arg("-b").arg(&stage).arg(&k.kver))?;
 
     // The test service, started by multi-user.target; no login prompts.
     let script = root.join("xtask/package/guest-test.sh");
@@ -162,14 +127,10 @@ fn build_and_boot(root: &Path, debian: &Path, deb: &Path, k: &Kernel, work: &Pat
     let size = fs::metadata(&initrd)?.len();
     println!(
         "[package] guest: Debian {} + lvs-ebpf, initramfs {:.0} MiB; booting (TCG)",
-        k.version,
+        k.kver,
         size as f64 / (1024.0 * 1024.0)
     );
-    boot(
-        &k.tree.join(format!("boot/vmlinuz-{}", k.version)),
-        &initrd,
-        work,
-    )
+    boot(&k.vmlinuz, &initrd, work)
 }
 
 /// Boots the guest holding `/tmp/lvs-vm.lock`; the verdict is the console's

@@ -160,6 +160,7 @@ pub fn build_common(
     system_files(&mut fs_)?;
     install_payload(&mut fs_, payload)?;
     install_scripts(&fs_, &root.join("xtask/vm"))?;
+    install_units(&fs_, &root.join("packaging/systemd"))?;
     // Debugging aid: LVS_VM_DEBUG_SCRIPT=FILE and LVS_VM_APPEND=lvs.job=debug run FILE.
     if let Some(script) = std::env::var_os("LVS_VM_DEBUG_SCRIPT") {
         let body = fs::read(&script)
@@ -259,6 +260,18 @@ fn install_scripts(fs_: &Rootfs, vm_dir: &Path) -> Result<()> {
                 true,
             )?;
         }
+    }
+    Ok(())
+}
+
+/// The package's systemd units under /usr/lib/lvs-vm/units: the LVS scenarios run their
+/// `ExecStart=`/`ExecStop=` lines as systemd would (the oneshot `lvs-ebpf@.service`, the
+/// daemon `lvs-ebpf.service`), so what is proven is what is shipped.
+fn install_units(fs_: &Rootfs, dir: &Path) -> Result<()> {
+    for unit in ["lvs-ebpf@.service", "lvs-ebpf.service"] {
+        let path = dir.join(unit);
+        let body = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        fs_.write(Path::new("/usr/lib/lvs-vm/units").join(unit), body, false)?;
     }
     Ok(())
 }

@@ -7,8 +7,6 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::util;
-
 /// One test executable and where `cargo test` would run it from.
 pub struct TestExe {
     pub executable: PathBuf,
@@ -27,25 +25,17 @@ pub struct Payload {
     pub udp_helper: PathBuf,
 }
 
-/// cargo's target directory for the workspace at `root` (honours `CARGO_TARGET_DIR` and
-/// `.cargo/config.toml`).
-pub fn target_dir(root: &Path) -> Result<PathBuf> {
-    let meta = util::output(
-        Command::new("cargo")
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .current_dir(root),
-    )?;
-    let v: serde_json::Value = serde_json::from_str(&meta).context("parsing cargo metadata")?;
-    v["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .context("cargo metadata has no target_directory")
-}
-
-/// Builds lvs-loader and the test executables; returns their paths from cargo's JSON.
-pub fn build(root: &Path, release: bool) -> Result<Payload> {
+/// Builds lvs-loader and (with `tests`) the test executables; returns their paths from
+/// cargo's JSON. Without `tests` (`vm-test --no-tests`: the scenarios only) the payload has
+/// no test executables.
+pub fn build(root: &Path, release: bool, tests: bool) -> Result<Payload> {
     eprintln!(
-        "[vm-test] building lvs-loader and the test executables ({} profile)",
+        "[vm-test] building lvs-loader{} ({} profile)",
+        if tests {
+            " and the test executables"
+        } else {
+            ""
+        },
         if release { "release" } else { "dev" }
     );
     let profile: &[&str] = if release { &["--release"] } else { &[] };
@@ -60,16 +50,20 @@ pub fn build(root: &Path, release: bool) -> Result<Payload> {
         .find(|a| a.kind.iter().any(|k| k == "bin") && a.name == "lvs-loader")
         .map(|a| a.executable)
         .context("cargo build -p lvs-loader produced no lvs-loader executable")?;
-    let tests = cargo_artifacts(root, &test)?
-        .into_iter()
-        .filter(|a| a.test)
-        .map(|a| TestExe {
-            executable: a.executable,
-            package_dir: a.manifest_dir,
-            package: a.package,
-            name: a.name,
-        })
-        .collect();
+    let tests = if !tests {
+        Vec::new()
+    } else {
+        cargo_artifacts(root, &test)?
+            .into_iter()
+            .filter(|a| a.test)
+            .map(|a| TestExe {
+                executable: a.executable,
+                package_dir: a.manifest_dir,
+                package: a.package,
+                name: a.name,
+            })
+            .collect()
+    };
     let helper = [
         &["build", "-p", "xtask", "--bin", "lvs-vm-udp"][..],
         profile,

@@ -3,18 +3,31 @@
 # 150, DR2 backup 100, unicast peers on br0, advert_int 1) instead of a static address.
 # Both directors keep the VIP on lo (their real-server side); VRRP adds it on the master's
 # eth0, which then answers ARP (and sends gratuitous ARP on every transition).
+# The marker runs as the daemon (lvs-ebpf.service's ExecStart; two-box and the others run
+# the oneshot lvs-ebpf@.service), and keepalived tracks it with the README's vrrp_script
+# (`lvs-loader status --check eth0`, interval 2, fall 2, rise 2).
 #
 #   before    VRRP, "virtual_server VIP 80", no marking: the loop, as in two-box.
 #   lvs-ebpf  VRRP, markers, fwmark services; while a client connects continuously:
 #     A  stop DR1's keepalived (SIGTERM: it gives up mastership with a priority-0 advert and
 #        removes its IPVS services), wait 8 s, start it again (DR1 preempts);
 #     B  take DR1's eth0 down (DR2 takes over when DR1's adverts stop: 3 x advert_int +
-#        skew), wait 8 s, bring it up (DR1 preempts).
-#   Each event: switch time (VRRP: event -> VIP on DR2's eth0), failed connections around
-#   the switch and around the return, none elsewhere; no new packet ever crossed twice
-#   (TTL); the markers' counters equal iptables' on both directors; DR2 marked and scheduled
-#   the client's connections while it was master; after DR1's return a steady check of
-#   $TAIL connections shows the marks following the MACs again (DR1 marks, DR2 does not).
+#        skew), wait 8 s, bring it up (DR1 preempts);
+#     R  remove the marker's hook on DR1 (the master): the clsact qdisc (netlink) or the TCX
+#        link (bpftool link detach); the daemon re-hooks it: repair time, no failure, no
+#        SYN crossing twice, the packets left unmarked meanwhile;
+#     D  stop DR1's daemon (SIGTERM leaves the datapath: the check still passes, DR1 stays
+#        master and marks), then `lvs-loader detach eth0`: the check fails, keepalived puts
+#        DR1 in FAULT and the VIP moves to DR2; start the daemon again (it attaches): DR1
+#        leaves FAULT and preempts.
+#   Each event but R: switch time (VRRP: event -> VIP on DR2's eth0), failed connections
+#   around the switch and around the return, none elsewhere; no new packet ever crossed
+#   twice (TTL); the markers' counters equal iptables' on both directors (D: on DR2, whose
+#   marker stayed); DR2 marked and scheduled the client's connections while it was master;
+#   after DR1's return a steady check of $TAIL connections shows the marks following the
+#   MACs again (DR1 marks, DR2 does not).
+# Events: lvs.events=A,B,R,D on the kernel command line (default all; `vm-test --ci` runs
+# A,B,R).
 SCENARIO=failover
 . /usr/lib/lvs-vm/scenarios/lab.sh
 . /usr/lib/lvs-vm/scenarios/lvs.sh
@@ -35,10 +48,35 @@ declare -A PRIO=([dr1]=150 [dr2]=100) STATE=([dr1]=MASTER [dr2]=BACKUP)
 declare -A FO_ROW
 FO_EVENTS=()
 FO_PFX="" # "ipt-" in the iptables variant (lvs.phases=iptables)
+MARKER_RUN=daemon
+KA_TRACK=0 # the vrrp_script on the marker (lvs-ebpf phase only: nothing to check before)
+EVENTS=${LVS_ARG_events:-A,B,R,D}
+
+# The README's "Health for keepalived" snippet, verbatim but for the loader's path.
+ka_global_defs() {
+    [ "$KA_TRACK" = 1 ] || return 0
+    cat <<EOF
+    enable_script_security
+    script_user root              # the pins are root's (0700)
+EOF
+}
+ka_track_script() {
+    cat <<EOF
+vrrp_script chk_lvs_ebpf {
+    script "$LOADER status --check eth0"
+    interval 2                    # every 2 s
+    timeout 5
+    fall 2                        # 2 failures in a row: FAULT, the VIP moves
+    rise 2                        # 2 successes: back
+}
+
+EOF
+}
 
 ka_vrrp() { # the VRRP instance in keepalived.conf
     local d=$1 p
     p=$([ "$d" = dr1 ] && echo dr2 || echo dr1)
+    [ "$KA_TRACK" = 1 ] && ka_track_script
     cat <<EOF
 vrrp_instance VI_LVS {
     state ${STATE[$d]}
@@ -53,6 +91,7 @@ vrrp_instance VI_LVS {
     virtual_ipaddress {
         $VIP/32 dev eth0
     }
+$([ "$KA_TRACK" = 1 ] && printf '    track_script {\n        chk_lvs_ebpf\n    }\n')
 }
 EOF
 }
@@ -64,6 +103,15 @@ build_lab() {
     # client's IPVS connection entries (2 min in TIME_WAIT) would catch a reused source port.
     node probe-a && nic probe-a eth0 02:00:ac:11:55:65 br0 172.17.85.101/24 || return 1
     node probe-b && nic probe-b eth0 02:00:ac:11:55:66 br0 172.17.85.102/24 || return 1
+    node probe-d && nic probe-d eth0 02:00:ac:11:55:67 br0 172.17.85.103/24 || return 1
+    # Each event's continuous client is a host of its own too: IPVS keeps the entries of the
+    # previous events' connections (FIN_WAIT/TIME_WAIT, up to 2 min) on both directors, and a
+    # SYN that reuses such a source port follows them (conn_reuse_mode=1) instead of being
+    # scheduled, even between two stale entries pointing at each other (seen once in a run
+    # with four events back to back: one SYN bounced until its TTL ran out).
+    node client-b && nic client-b eth0 02:00:ac:11:55:68 br0 172.17.85.104/24 || return 1
+    node client-r && nic client-r eth0 02:00:ac:11:55:69 br0 172.17.85.105/24 || return 1
+    node client-d && nic client-d eth0 02:00:ac:11:55:6a br0 172.17.85.106/24 || return 1
     node dr1 && nic dr1 eth0 00:0c:29:dc:d2:6b br0 172.17.85.54/24 || return 1
     node dr2 && nic dr2 eth0 00:0c:29:57:88:ce br0 172.17.85.55/24 || return 1
     director_sysctls dr1 eth0
@@ -75,6 +123,7 @@ build_lab() {
     icmp_te_counter client
     icmp_te_counter probe-a
     icmp_te_counter probe-b
+    icmp_te_counter probe-d
     wait_http client 172.17.85.54 172.17.85.55
 }
 
@@ -105,8 +154,8 @@ phase_ready() { # VRRP elected DR1 and the client resolves the VIP to it
 }
 
 # A client that connects continuously: "start end id ok NODE" / "start end id fail REASON".
-client_loop() { # client_loop PREFIX STOPFILE
-    inns client bash -c '
+client_loop() { # client_loop PREFIX STOPFILE [CLIENT]
+    inns "${3:-client}" bash -c '
         prefix=$1 stop=$2 vip=$3 i=0
         while [ ! -e "$stop" ]; do
             i=$((i + 1))
@@ -133,8 +182,31 @@ event_do() { # event_do A|B away|back
     A-back) ka_start dr1 ;;
     B-away) ip -n dr1 link set eth0 down ;;
     B-back) ip -n dr1 link set eth0 up ;;
+    D-away) inns dr1 "$LOADER" detach eth0 2>&1 | sed 's/^/[lvs] dr1: /' ;;
+    D-back) daemon_start dr1 ;;
     esac
 }
+
+# D, before the event: SIGTERM DR1's daemon. The datapath stays: for longer than the
+# vrrp_script's fall x interval the check passes, DR1 stays master and goes on marking.
+health_hold() {
+    local m0 m1 rc owner
+    m0=$(marker_stat dr1 eth0 marked_packets)
+    daemon_stop dr1
+    log "event D: dr1's daemon stopped (SIGTERM) at $(now)"
+    sleep 5
+    inns dr1 "$LOADER" status --check eth0 >"$LAB/check-D-hold" 2>&1
+    rc=$?
+    m1=$(marker_stat dr1 eth0 marked_packets)
+    owner=$(owner_is dr1 && echo yes || echo NO)
+    FO_HOLD="daemon stopped 5 s: status --check exit $rc ($(head -1 "$LAB/check-D-hold")), dr1 master: $owner, dr1 marked $((m1 - m0)) packet(s) meanwhile"
+    log "event D: $FO_HOLD"
+    [ "$rc" -eq 0 ] || problems+=("status --check failed (exit $rc) after the daemon's SIGTERM: the datapath must stay")
+    [ "$owner" = yes ] || problems+=("dr1 gave up the VIP after its daemon stopped: the check must still pass")
+    [ $((m1 - m0)) -gt 0 ] || problems+=("dr1 marked nothing after its daemon stopped")
+}
+
+cont_client() { if [ "$1" = A ]; then echo client; else echo "client-${1,,}"; fi; } # cont_client EVENT
 
 # bounce_sampler FILE STOPFILE: "time bounced-SYNs-so-far" every 0.5 s (when loops happen)
 bounce_sampler() {
@@ -152,15 +224,26 @@ event_run() {
     log "----- event $ev: $desc"
     baseline_take
     rm -f "$stop"
-    client_loop "cont-$ev-web" "$stop" >"$res" &
+    client_loop "cont-$ev-web" "$stop" "$(cont_client "$ev")" >"$res" &
     pid=$!
     bounce_sampler "$LAB/bounce-$ev" "$stop" &
     spid=$!
     sleep "$STEADY"
+    local faults0 scriptfails0
+    faults0=$(grep -c 'Entering FAULT STATE' "$LAB/keepalived-dr1.log")
+    scriptfails0=$(grep -c 'VRRP_Script(chk_lvs_ebpf) failed' "$LAB/keepalived-dr1.log")
+    [ "$ev" = D ] && health_hold
     t_ev=$(now)
     event_do "$ev" away
     t_sw=$(wait_owner dr2 20) || problems+=("the VIP did not move to dr2 within 20 s")
     log "event $ev at $t_ev: VIP on dr2's eth0 at ${t_sw:-never}"
+    if [ "$ev" = D ]; then
+        inns dr1 "$LOADER" status --check eth0 >"$LAB/check-D-away" 2>&1
+        log "event D: status --check on dr1 now: exit $? ($(head -1 "$LAB/check-D-away"))"
+        [ "$(grep -c 'Entering FAULT STATE' "$LAB/keepalived-dr1.log")" -gt "$faults0" ] || problems+=("dr1's keepalived did not enter FAULT")
+        [ "$(grep -c 'VRRP_Script(chk_lvs_ebpf) failed' "$LAB/keepalived-dr1.log")" -gt "$scriptfails0" ] || problems+=("dr1's keepalived did not see chk_lvs_ebpf fail")
+        grep -E 'chk_lvs_ebpf|FAULT' "$LAB/keepalived-dr1.log" | tail -4 | sed 's/^/[lvs]   keepalived dr1: /'
+    fi
     sleep "$STEADY"
     t_back=$(now)
     event_do "$ev" back
@@ -227,7 +310,12 @@ event_run() {
         other=$(other_count "$d" web-other-nonpeer)
         otherp=$(other_count "$d" web-other-peer)
         flooded+=("$d $((other + otherp))")
-        if [ "$marking" = lvs-ebpf ]; then
+        if [ "$marking" = lvs-ebpf ] && [ "$ev" = D ] && [ "$d" = dr1 ]; then
+            # detached and attached again: new maps, new counters (the steady check after
+            # the return compares them exactly)
+            parts+=("$d detached and attached again (new counters); iptables+flooded $((want + other)) non-peer")
+            continue
+        elif [ "$marking" = lvs-ebpf ]; then
             m=$(marker_stat "$d" eth0 marked_packets)
             pe=$(marker_stat "$d" eth0 peer_packets)
             [ "${pe:-x}" = "$((wantp + otherp))" ] || problems+=("$d's marker counted ${pe:-?} peer packets, iptables $wantp (+$otherp flooded)")
@@ -248,6 +336,9 @@ event_run() {
         problems+=("dr1 saw no packets from dr2 (dr2 never forwarded to dr1)")
     fi
     EXTRA[${FO_PFX}failover-$ev]="event $ev, marking over the run: $(join_by '; ' "${parts[@]}"); dr2's fwmark service scheduled $dr2_sched; frames flooded to a director not addressed to it: $(join_by ', ' "${flooded[@]}")"
+    if [ "$ev" = D ]; then
+        EXTRA[${FO_PFX}failover-$ev]+="; before the detach: $FO_HOLD; back-sw: dr1's daemon ready ${DAEMON_READY_S[dr1]:-?} s after its start, then the check's rise (2 x 2 s) and preemption"
+    fi
     log "event $ev: $total connections, $ok ok; failed: $f_away around the switch, $f_back around the return, $f_else elsewhere; VRRP switch ${switch} s (back ${back_switch} s); no answer for ${gap_away} s / ${gap_back} s; crossings dr1->dr2 $x12, dr2->dr1 $x21; bounced $b_away / $b_back / $b_else"
 
     # After the return: marks follow the MACs again (a steady check, exact counts).
@@ -290,11 +381,106 @@ failover_phase() { # failover_phase lvs-ebpf|iptables
     else
         mark_iptables || { phase_fail failover "iptables marking rules rejected"; return; }
     fi
+    KA_TRACK=$([ "$marking" = lvs-ebpf ] && echo 1 || echo 0)
     ipvs_start fwmark || { phase_fail failover "IPVS could not be configured"; return; }
     phase_ready || { phase_fail failover "VRRP did not elect dr1"; return; }
-    event_run A "stop keepalived on DR1" "$marking"
-    event_run B "DR1's eth0 down" "$marking"
+    local ev
+    for ev in $(tr ',' ' ' <<<"$EVENTS"); do
+        case $ev in
+        A) event_run A "stop keepalived on DR1" "$marking" ;;
+        B) event_run B "DR1's eth0 down" "$marking" ;;
+        R) if [ "$marking" = lvs-ebpf ]; then repair_run; fi ;;
+        D) if [ "$marking" = lvs-ebpf ]; then event_run D "marker detached on DR1" "$marking"; fi ;;
+        *) phase_fail "failover-$ev" "unknown event (A, B, R, D)" ;;
+        esac
+    done
+    KA_TRACK=0
     log "failover phase ($marking): $(since "$t0") s"
+}
+
+# R: someone removes the marker's hook on DR1, the master, while the client connects: the
+# clsact qdisc (netlink mode) or the TCX link (bpftool link detach). The daemon re-hooks it.
+# Meanwhile client packets reach DR1 unmarked: no fwmark service takes them, DR1 serves them
+# itself (the VIP is on its lo), so nothing fails and nothing loops; what counts is how long
+# the hole lasts (the daemon's own "repaired ... in N ms", and the time until `status
+# --check` passes again, polled) and that every SYN DR1 forwarded crossed once.
+FO_REPAIR=""
+repair_run() {
+    local stop=$LAB/stop-R res=$LAB/cont-R pid spid t_ev t_ok mode prog link what i problems=()
+    local t_start
+    t_start=$(now)
+    log "----- event R: the marker's hook removed on DR1 (the master) under traffic"
+    read -r mode prog <<<"$(sed -n 's/.*eth0: attached (\([a-z]*\), prog id \([0-9]*\).*/\1 \2/p' "$LAB/dr1/daemon.log" | tail -1)"
+    baseline_take
+    rm -f "$stop"
+    client_loop "cont-R-web" "$stop" "$(cont_client R)" >"$res" &
+    pid=$!
+    bounce_sampler "$LAB/bounce-R" "$stop" &
+    spid=$!
+    sleep 3
+    local reps0
+    reps0=$(grep -c 'repaired' "$LAB/dr1/daemon.log")
+    if [ "$mode" = tcx ]; then
+        link=$(inns dr1 bpftool -j link show | jq -r --argjson p "${prog:-0}" '.[] | select(.prog_id == $p) | .id' | head -1)
+        t_ev=$(now)
+        inns dr1 bpftool link detach id "${link:-0}" || problems+=("bpftool link detach id ${link:-?} failed (prog ${prog:-?})")
+        what="TCX link $link detached (bpftool)"
+    else
+        t_ev=$(now)
+        inns dr1 tc qdisc del dev eth0 clsact || problems+=("tc qdisc del dev eth0 clsact failed")
+        what="clsact qdisc deleted (tc)"
+    fi
+    t_ok=""
+    for i in $(seq 1 100); do
+        if inns dr1 "$LOADER" status --check eth0 >/dev/null 2>&1; then
+            t_ok=$(now)
+            break
+        fi
+        sleep 0.05
+    done
+    [ -n "$t_ok" ] || problems+=("status --check did not pass again within ~10 s")
+    # The evidence is the client's, the daemon's and iptables' (read at once): no IPVS
+    # settling needed. Short, so that CI can afford it.
+    sleep $((STEADY / 2))
+    touch "$stop"
+    wait "$pid" "$spid"
+    local rep_line rep_ms seen total ok failed dup x12 x21 by2 bounced m want other unmarked
+    rep_line=$(grep 'repaired' "$LAB/dr1/daemon.log" | tail -n +$((reps0 + 1)) | head -1)
+    rep_ms=$(sed -n 's/.*repaired ([a-z]*) in \([0-9]*\) ms.*/\1/p' <<<"$rep_line")
+    log "event R: $what at $t_ev; daemon: ${rep_line:-no repair logged}"
+    seen=$(awk -v a="$t_ev" -v b="${t_ok:-}" 'BEGIN { if (b == "") print "-"; else printf "%.2f", b - a }')
+    [ -n "$rep_ms" ] || problems+=("the daemon logged no repair")
+    [ -n "$rep_ms" ] && [ "$rep_ms" -lt 1000 ] || problems+=("the daemon's repair took ${rep_ms:-?} ms (must be < 1 s)")
+    total=$(wc -l <"$res")
+    ok=$(awk '$4 == "ok"' "$res" | wc -l)
+    failed=$((total - ok))
+    [ "$failed" -eq 0 ] || problems+=("$failed connections failed")
+    dup=$(for d in "${DIRS[@]}"; do grep "^cont-R-web-" "$LAB/served-$d.log"; done | sort | uniq -d | wc -l)
+    [ "$dup" -eq 0 ] || problems+=("$dup requests served twice")
+    x12=$(counter dr2 4 web-from-dr1-new)
+    x21=$(counter dr1 4 web-from-dr2-new)
+    by2=$(awk '$4 == "ok" && $5 == "dr2"' "$res" | wc -l)
+    bounced=$(($(counter dr1 4 web-bounce) + $(counter dr2 4 web-bounce)))
+    [ "$bounced" -eq 0 ] || problems+=("$bounced SYNs crossed twice")
+    [ "$x21" -eq 0 ] || problems+=("$x21 SYNs came from dr2 (the backup)")
+    [ "$x12" -eq "$by2" ] || problems+=("$x12 SYNs crossed dr1->dr2 for $by2 connections dr2 served (must be 1 each)")
+    m=$(marker_stat dr1 eth0 marked_packets)
+    want=$(counter dr1 4 web-nonpeer-pkts)
+    other=$(other_count dr1 web-other-nonpeer)
+    unmarked=$((want + other - ${m:-0}))
+    [ "$unmarked" -ge 0 ] || problems+=("dr1's marker marked ${m:-?}, more than iptables saw ($want+$other)")
+    local verdict
+    if [ ${#problems[@]} -eq 0 ]; then
+        verdict="ok: $what, the daemon re-hooked it in $rep_ms ms (status --check passed again after $seen s); $ok/$total connections ok; $unmarked packet(s) reached dr1 unmarked meanwhile and were served by dr1 itself; every SYN dr1 forwarded crossed once ($x12 for $by2), none bounced"
+    else
+        verdict="FAIL: $(join_by ';' "${problems[@]}")"
+        FAILED=$((FAILED + 1))
+    fi
+    VERDICT[repair-R]=$verdict
+    FO_REPAIR=$(printf '%-5s %-30s %5s %5s %6s %10s %8s %8s %9s %7s' \
+        R "$what" "$total" "$ok" "$failed" "${rep_ms:-?}" "$seen" "$unmarked" "$x12/$by2" "$bounced")
+    log "repair-R: $verdict"
+    log "event R took $(since "$t_start") s"
 }
 
 report_extra() {
@@ -309,6 +495,16 @@ report_extra() {
     echo "  dr2->dr1; bounced: SYNs that crossed twice (TTL) around the switch / the return / elsewhere (must be"
     echo "  0); DR2-mark / DR2-sched: packets DR2 marked / connections DR2's fwmark service scheduled; after:"
     echo "  the steady check after DR1's return ($TAIL connections, exact counts)."
+    if [ -n "$FO_REPAIR" ]; then
+        echo "The marker's hook removed on DR1 (the master) under continuous connections; the daemon repairs it:"
+        printf '%-5s %-30s %5s %5s %6s %10s %8s %8s %9s %7s\n' \
+            event what conns ok failed "repair-ms" "check-s" unmarked "x12/by-2" bounced
+        echo "$FO_REPAIR"
+        echo "  repair-ms: the daemon's own repair time (its log); check-s: until \`status --check\` passed again"
+        echo "  (polled); unmarked: packets DR1 received meanwhile without a mark (served by DR1 itself, no"
+        echo "  IPVS); x12/by-2: SYNs crossing dr1->dr2 / connections dr2 served (equal: one crossing each)."
+    fi
+    if [ -n "${FO_HOLD:-}" ]; then echo "Event D, before the detach: $FO_HOLD"; fi
 }
 
 for phase in $(tr ',' ' ' <<<"${LVS_ARG_phases:-before,lvs-ebpf}"); do
@@ -323,5 +519,6 @@ lab_reset
 scenario_report \
     "VRRP failover on kernel $(uname -r): keepalived VRRP (DR1 master 150, DR2 backup 100, unicast, advert_int 1)" \
     "moves VIP $VIP between the directors' eth0; both have it on lo. IPVS rr over both, configured by $IPVS_BY," \
-    "health checks every ${KA_DELAY} s (inhibit_on_failure). before: $N sequential connections; lvs-ebpf: events A and B."
+    "health checks every ${KA_DELAY} s (inhibit_on_failure). before: $N sequential connections; lvs-ebpf: the marker run as the" \
+    "daemon, keepalived tracking 'lvs-loader status --check eth0' (vrrp_script), events ${EVENTS//,/, }."
 [ "$FAILED" -eq 0 ]

@@ -118,65 +118,126 @@ marker_ifaces() { # marker_ifaces DIRECTOR: its NICs that carry a service
     for t in "${SVCS[@]}"; do echo "${S_IF[$t]}"; done | sort -u
 }
 
-# The marker as it runs in production: the README's systemd oneshot unit, one per interface,
-# whose ExecStart/ExecStop lines are run in the director's namespace with systemd's default
-# memlock limit for services (LimitMEMLOCK=8M) and the default pin root.
+# The marker as it runs in production, from the package's own systemd units (shipped in the
+# guest under $UNITS): MARKER_RUN=oneshot (default) runs lvs-ebpf@IFACE.service's
+# ExecStart/ExecStop lines, MARKER_RUN=daemon the ExecStart line of lvs-ebpf.service (the
+# daemon, its interfaces from the config's [daemon] section). Either runs in the director's
+# namespace with systemd's default memlock limit for services (8 MiB: the loader must raise
+# it on kernels before 5.11) and the default pin root. The only substitutions are the
+# paths: the loader's, and the director's config for /etc/lvs-ebpf/vips.toml (one per
+# interface for the oneshot: two NICs with different peers take a drop-in in production).
+UNITS=/usr/lib/lvs-vm/units
+MARKER_RUN=${MARKER_RUN:-oneshot}
+declare -A DAEMON_PID DAEMON_READY_S
+
+marker_config() { # marker_config DIRECTOR IFACE [daemon-ifaces...] > vips.toml
+    local d=$1 ifc=$2 m t
+    shift 2
+    if [ $# -gt 0 ]; then printf '[daemon]\ninterfaces = [%s]\n\n' "$(printf '"%s" ' "$@" | sed 's/" "/", "/g; s/ $//')"; fi
+    for m in $(peers_of "$d" "$ifc"); do
+        printf '[[peer]]\nmac = "%s"\n\n' "$m"
+    done
+    for t in "${SVCS[@]}"; do
+        [ "${S_IF[$t]}" = "$ifc" ] || continue
+        printf '[[vip]]\naddress = "%s"\nport = %s\nprotocol = "%s"\nmark = %s\nname = "%s"\n\n' \
+            "${S_VIP[$t]}" "${S_PORT[$t]}" "${S_PROTO[$t]}" "${S_MARK[$t:$d]}" "${S_NAME[$t]}"
+    done
+}
+
+unit_cmd() { # unit_cmd UNIT KEY IFACE CONFIG -> the unit's KEY= line with the lab's paths
+    local line
+    line=$(sed -n "s/^$2=//p" "$UNITS/$1")
+    [ -n "$line" ] || return 1
+    line=${line//\/usr\/sbin\/lvs-loader/$LOADER}
+    line=${line//\/etc\/lvs-ebpf\/vips.toml/$4}
+    echo "${line//%I/$3}"
+}
+
 markers_start() {
-    local d ifc t m unit
+    local d ifc ifcs
     for d in "${DIRS[@]}"; do
         mkdir -p "$LAB/$d"
+        if [ "$MARKER_RUN" = daemon ]; then
+            mapfile -t ifcs < <(marker_ifaces "$d")
+            if [ ${#ifcs[@]} -ne 1 ]; then
+                log "$d: the daemon variant takes one config, so one segment (got ${ifcs[*]})"
+                return 1
+            fi
+            marker_config "$d" "${ifcs[0]}" "${ifcs[@]}" >"$LAB/$d/vips.toml"
+            daemon_start "$d" || return 1
+            continue
+        fi
         for ifc in $(marker_ifaces "$d"); do
-            {
-                for m in $(peers_of "$d" "$ifc"); do
-                    printf '[[peer]]\nmac = "%s"\n\n' "$m"
-                done
-                for t in "${SVCS[@]}"; do
-                    [ "${S_IF[$t]}" = "$ifc" ] || continue
-                    printf '[[vip]]\naddress = "%s"\nport = %s\nprotocol = "%s"\nmark = %s\nname = "%s"\n\n' \
-                        "${S_VIP[$t]}" "${S_PORT[$t]}" "${S_PROTO[$t]}" "${S_MARK[$t:$d]}" "${S_NAME[$t]}"
-                done
-            } >"$LAB/$d/vips-$ifc.toml"
-            unit="$LAB/$d/lvs-ebpf@$ifc.service"
-            cat >"$unit" <<EOF
-[Unit]
-Description=lvs-ebpf marker on $ifc
-After=network-online.target
-Before=keepalived.service
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=$LOADER attach $ifc --config $LAB/$d/vips-$ifc.toml
-ExecReload=$LOADER reload $ifc --config $LAB/$d/vips-$ifc.toml
-ExecStop=$LOADER detach $ifc
-
-[Install]
-WantedBy=multi-user.target
-EOF
-            if ! unit_run "$d" "$unit" start >"$LAB/$d/attach-$ifc" 2>&1; then
+            marker_config "$d" "$ifc" >"$LAB/$d/vips-$ifc.toml"
+            if ! unit_run "$d" lvs-ebpf@.service ExecStart "$ifc" >"$LAB/$d/attach-$ifc" 2>&1; then
                 sed "s/^/[lvs]   $d: /" "$LAB/$d/attach-$ifc"
                 log "$d: lvs-ebpf@$ifc.service failed to start"
                 return 1
             fi
+            echo "$ifc" >>"$LAB/$d/oneshot-ifaces"
             sed "s/^/[lvs] $d: /" "$LAB/$d/attach-$ifc"
         done
     done
 }
 
-unit_run() { # unit_run NODE UNIT start|reload|stop: the unit's Exec line, as systemd runs it
-    local node=$1 unit=$2 key cmd
-    case $3 in start) key=ExecStart ;; reload) key=ExecReload ;; stop) key=ExecStop ;; esac
-    cmd=$(sed -n "s/^$key=//p" "$unit")
-    [ -n "$cmd" ] || return 1
+unit_run() { # unit_run NODE UNIT KEY IFACE: the unit's Exec line, as systemd runs it
+    local node=$1 cmd
+    cmd=$(unit_cmd "$2" "$3" "$4" "$LAB/$node/vips-$4.toml") || return 1
     inns "$node" bash -c "ulimit -l 8192 && exec $cmd"
 }
 
-markers_stop() {
-    local unit node
-    for unit in "$LAB"/*/lvs-ebpf@*.service; do
-        [ -e "$unit" ] || continue
-        node=$(basename "$(dirname "$unit")")
-        [ -e "/run/netns/$node" ] && unit_run "$node" "$unit" stop >/dev/null 2>&1
+# daemon_start DIRECTOR: lvs-ebpf.service's ExecStart in the background; returns once the
+# daemon said "ready" (what Type=notify's READY=1 gates: keepalived starts after it).
+daemon_start() {
+    local d=$1 cmd i ifc n0 t0
+    t0=$(now)
+    cmd=$(unit_cmd lvs-ebpf.service ExecStart "" "$LAB/$d/vips.toml") || return 1
+    n0=$(grep -cE '(^| )ready: ' "$LAB/$d/daemon.log" 2>/dev/null)
+    log "$d: starting the daemon: $cmd"
+    # nsenter and bash exec: $! is the daemon itself, which daemon_stop signals
+    nsenter --net="/run/netns/$d" bash -c "ulimit -l 8192 && exec $cmd" >>"$LAB/$d/daemon.log" 2>&1 &
+    DAEMON_PID[$d]=$!
+    PIDS+=($!)
+    for ifc in $(marker_ifaces "$d"); do
+        ln -sf daemon.log "$LAB/$d/attach-$ifc"
+        grep -qx "$ifc" "$LAB/$d/daemon-ifaces" 2>/dev/null || echo "$ifc" >>"$LAB/$d/daemon-ifaces"
+    done
+    for i in $(seq 1 300); do
+        if [ "$(grep -cE '(^| )ready: ' "$LAB/$d/daemon.log")" -gt "${n0:-0}" ]; then
+            sed "s/^/[lvs] $d: daemon: /" "$LAB/$d/daemon.log" | tail -4
+            DAEMON_READY_S[$d]=$(since "$t0")
+            log "$d: the daemon is ready, $(since "$t0") s after its start"
+            return 0
+        fi
+        if ! kill -0 "${DAEMON_PID[$d]}" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    sed "s/^/[lvs]   $d: daemon: /" "$LAB/$d/daemon.log"
+    log "$d: lvs-ebpf.service (the daemon) did not get ready within 30 s"
+    return 1
+}
+
+daemon_stop() { # daemon_stop DIRECTOR: SIGTERM, as `systemctl stop lvs-ebpf`
+    local d=$1 i
+    kill "${DAEMON_PID[$d]}" 2>/dev/null
+    for i in $(seq 1 100); do
+        kill -0 "${DAEMON_PID[$d]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    wait "${DAEMON_PID[$d]}" 2>/dev/null
+}
+
+markers_stop() { # oneshot: each unit's ExecStop; daemon: it is gone already (lab_reset), detach
+    local dir node ifc
+    for dir in "$LAB"/*/; do
+        node=$(basename "$dir")
+        [ -e "/run/netns/$node" ] || continue
+        if [ -f "$dir/oneshot-ifaces" ]; then
+            while read -r ifc; do unit_run "$node" lvs-ebpf@.service ExecStop "$ifc" >/dev/null 2>&1; done <"$dir/oneshot-ifaces"
+        fi
+        if [ -f "$dir/daemon-ifaces" ]; then
+            while read -r ifc; do inns "$node" "$LOADER" detach "$ifc" >/dev/null 2>&1; done <"$dir/daemon-ifaces"
+        fi
     done
 }
 
@@ -243,6 +304,7 @@ ka_conf() { # ka_conf DIRECTOR vip|fwmark
     local d=$1 t
     echo "global_defs {"
     echo "    router_id ${d^^}"
+    if declare -F ka_global_defs >/dev/null; then ka_global_defs "$d"; fi
     echo "}"
     if declare -F ka_vrrp >/dev/null; then ka_vrrp "$d"; fi
     for t in "${SVCS[@]}"; do ka_service "$t" "$d" "$2"; done

@@ -183,7 +183,7 @@ marking_label() {
     case $1 in
     none) echo "none" ;;
     iptables) echo "iptables mac!peer MARK" ;;
-    lvs-ebpf) echo "lvs-ebpf (unit, tc)" ;;
+    lvs-ebpf) if [ "$MARKER_RUN" = daemon ]; then echo "lvs-ebpf (daemon)"; else echo "lvs-ebpf (unit, tc)"; fi ;;
     esac
 }
 

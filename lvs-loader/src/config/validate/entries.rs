@@ -1,7 +1,7 @@
 //! The fields of one `[[peer]]` or `[[vip]]` table: known keys, types, values, and the
 //! expansion of a VIP's port list or range into one map entry per port.
 
-use lvs_ebpf_common::{MAX_PEERS, MAX_VIPS};
+use lvs_ebpf_common::{MASK_CLASSES, MAX_PEERS, MAX_VIPS};
 use toml::de::{DeTable, DeValue};
 
 use super::{Kind, Seen, Validator, Value, key_name};
@@ -166,12 +166,12 @@ impl Validator {
 
     fn vip(&mut self, sec: &Section, n: usize, t: &DeTable<'_>, at: usize) {
         let before = self.problems.found();
-        let [address, port, protocol, mark, name] = self.fields(
+        let [address, port, protocol, mark, mark_mask, name] = self.fields(
             sec,
             Kind::Vip,
             n,
             t,
-            ["address", "port", "protocol", "mark", "name"],
+            ["address", "port", "protocol", "mark", "mark_mask", "name"],
         );
         let name = self.name(sec, name, &format!("vip[{n}].name"));
         let f = |k: &str| format!("vip[{n}].{k}");
@@ -218,6 +218,8 @@ impl Validator {
                 })
                 .unwrap_or(Protocol::Tcp),
         };
+        let own_mask = mark_mask.and_then(|v| self.mask(sec, v, &f("mark_mask")));
+        let mark_at = mark.map(|v| sec.file_offset(v.span().start));
         let mark = match mark {
             None => {
                 self.missing(at, f("mark"), "mark = 0x3");
@@ -244,6 +246,29 @@ impl Validator {
         let (Some((address, address_at)), Some(mark)) = (address, mark) else {
             return;
         };
+        let mark_mask = match own_mask {
+            Some((m, m_at)) => {
+                if !self.mask_class(m, m_at, &f("mark_mask")) {
+                    return;
+                }
+                m
+            }
+            None => self.global_mask.map_or(u32::MAX, |(m, _)| m),
+        };
+        if mark & !mark_mask != 0 {
+            let whose = match own_mask {
+                Some(_) => "its mark_mask",
+                None => "the global mark_mask",
+            };
+            return self.problems.push(
+                mark_at.unwrap_or(at),
+                f("mark"),
+                format!(
+                    "{mark:#x} has bits outside {whose} {mark_mask:#x} ({:#x}): xt_MARK (--set-xmark {mark:#x}/{mark_mask:#x}) would toggle those bits of other users' marks; lvs-ebpf refuses it: keep the mark inside the mask",
+                    mark & !mark_mask
+                ),
+            );
+        }
         let items = match ports {
             None => vec![None],
             Some(Some(items)) => items.into_iter().map(Some).collect(),
@@ -263,6 +288,7 @@ impl Validator {
                     port: range.map(|_| p),
                     protocol,
                     mark,
+                    mark_mask,
                     name: name.clone(),
                 };
                 let key = vip.key();
@@ -294,6 +320,55 @@ impl Validator {
                 );
             }
         }
+    }
+
+    /// A `mark_mask` value and where it is, or a problem.
+    pub(super) fn mask(
+        &mut self,
+        sec: &Section,
+        v: &Value<'_>,
+        field: &str,
+    ) -> Option<(u32, usize)> {
+        let at = sec.file_offset(v.span().start);
+        let Some((value, literal)) = integer(v.get_ref()) else {
+            self.type_error(
+                sec,
+                v,
+                field,
+                "an integer (mark_mask = 0xff00)",
+                v.get_ref(),
+            );
+            return None;
+        };
+        match values::mask_number(value, &literal) {
+            Ok(m) => Some((m, at)),
+            Err(msg) => {
+                self.problems.push(at, field, msg);
+                None
+            }
+        }
+    }
+
+    /// Counts `mask` among the distinct masks other than the full one: the datapath holds
+    /// at most [`MASK_CLASSES`]` - 1` of them. `false` (and a problem) when over.
+    pub(super) fn mask_class(&mut self, mask: u32, at: usize, field: &str) -> bool {
+        if mask == u32::MAX || self.masks.contains(&mask) {
+            return true;
+        }
+        if self.masks.len() + 1 >= MASK_CLASSES {
+            self.problems.push(
+                at,
+                field,
+                format!(
+                    "a {}th distinct mark_mask: a config may use at most {} masks besides 0xffffffff",
+                    MASK_CLASSES,
+                    MASK_CLASSES - 1
+                ),
+            );
+            return false;
+        }
+        self.masks.push(mask);
+        true
     }
 
     /// `port = 80`, `port = "8000-8100"` or `port = [80, 443, "8000-8100"]`.

@@ -1,0 +1,387 @@
+//! `lvs-loader trace`: live per-packet decisions of an attached program.
+//!
+//! The program (lvs-ebpf/src/trace.rs) checks the control line's trace switch after its
+//! decision; when on, it applies the filter in `LVS_TRACE` (source MAC, destination
+//! address and port), a per-CPU token bucket, and sends a record (the reason code, mark,
+//! VIP slot, detail bits and the first bytes of the frame) through the ring buffer
+//! `LVS_TRACE_EV`. The records are named here with the words `explain` uses.
+//!
+//! * The trace maps belong to the pinned program (found through its map ids), so they
+//!   live exactly as long as the attachment and survive reloads.
+//! * The switch is written under the attachment's lock, for that write only (reloads run
+//!   meanwhile); a trace re-arms it if a reload raced with arming.
+//! * The filter holds a lease (a CLOCK_MONOTONIC deadline) that the trace renews every
+//!   second; once it runs out (the trace was killed) the program emits nothing and turns
+//!   the switch off itself.
+
+use std::{
+    net::IpAddr,
+    os::fd::{AsRawFd as _, RawFd},
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use aya::maps::{Array, Map, MapData, MapError, PerCpuArray, PerCpuValues, RingBuf};
+use lvs_ebpf_common::{
+    Reason, TRACE_MAC, TRACE_PORT, TRACE_V4, TRACE_V6, TraceBucket, TraceEvent, TraceFilter,
+    detail, mac_word, map_names,
+};
+
+use crate::{
+    attachment::Attachment,
+    error::{Error, Result},
+    explain::{Namer, Verdict, live_namer, summarize},
+    maps::MapSet,
+    meta::Meta,
+    pins::PROG_PIN,
+    testrun::{Explanation, MatchedVip},
+};
+
+/// What to trace and how much.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceOptions {
+    /// Only packets to this address (and port, if given).
+    pub vip: Option<(IpAddr, Option<u16>)>,
+    /// Only packets from this MAC.
+    pub src_mac: Option<[u8; 6]>,
+    /// Events per second, per CPU (the kernel's token bucket).
+    pub rate: u32,
+    /// Bucket size (events).
+    pub burst: u32,
+    /// How long the program keeps tracing without a renewal.
+    pub lease: Duration,
+}
+
+impl Default for TraceOptions {
+    fn default() -> Self {
+        Self {
+            vip: None,
+            src_mac: None,
+            rate: 100,
+            burst: 100,
+            lease: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One traced packet.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TraceRecord {
+    /// Wall-clock time, nanoseconds since the Unix epoch.
+    pub time_ns: u64,
+    /// Matching packets the kernel's rate limit left out (on this CPU) just before it.
+    pub suppressed: u64,
+    /// `skb->len`.
+    pub len: u32,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The trace maps of a loaded program (filter, buckets, events), found by its map ids;
+/// `None` for a program without them (built before tracing existed).
+fn trace_maps(prog: &aya::programs::ProgramInfo) -> Result<Option<(MapData, MapData, MapData)>> {
+    let ids = prog
+        .map_ids()
+        .map_err(|e| kernel(format!("reading the program's maps: {e}")))?
+        .unwrap_or_default();
+    let (mut filter_map, mut bucket, mut events) = (None, None, None);
+    for id in ids {
+        let Ok(m) = MapData::from_id(id) else {
+            continue;
+        };
+        let name = m
+            .info()
+            .ok()
+            .and_then(|i| i.name_as_str().map(str::to_owned));
+        match name.as_deref() {
+            Some(map_names::TRACE) => filter_map = Some(m),
+            Some(map_names::TRACE_BUCKET) => bucket = Some(m),
+            Some(map_names::TRACE_EVENTS) => events = Some(m),
+            _ => {}
+        }
+    }
+    Ok(filter_map
+        .zip(bucket)
+        .zip(events)
+        .map(|((f, b), e)| (f, b, e)))
+}
+
+/// For the benchmark: the trace state of a loaded (unattached) datapath: `Some(filter)`
+/// turns tracing on with it (the lease set far ahead), `None` turns it off.
+pub fn bench_set(dp: &mut crate::datapath::Datapath, filter: Option<TraceFilter>) -> Result<()> {
+    let id = dp.program_id()?;
+    let prog = aya::programs::loaded_programs()
+        .filter_map(std::result::Result::ok)
+        .find(|p| p.id() == id)
+        .ok_or_else(|| kernel("the loaded program is gone"))?;
+    let (f, _, _) = trace_maps(&prog)?.ok_or_else(|| kernel("no trace maps"))?;
+    let mut f: Array<MapData, TraceFilter> =
+        Array::try_from(Map::Array(f)).map_err(|e| Error::map(map_names::TRACE, "open", e))?;
+    let value = filter.map_or_else(TraceFilter::default, |mut x| {
+        x.expires_ns = u64::MAX;
+        x
+    });
+    f.set(0, value, 0)
+        .map_err(|e| Error::map(map_names::TRACE, "write", e))?;
+    dp.maps.set_trace_switch(u32::from(filter.is_some()))
+}
+
+fn kernel(what: impl std::fmt::Display) -> Error {
+    Error::Kernel(what.to_string())
+}
+
+/// A running trace (armed until [`Tracer::stop`] or drop).
+pub struct Tracer {
+    att: Attachment,
+    maps: MapSet,
+    filter_map: Array<MapData, TraceFilter>,
+    events: RingBuf<MapData>,
+    filter: TraceFilter,
+    opts: TraceOptions,
+    namer: Namer,
+    /// Why peer names are missing, if they are.
+    pub names_note: Option<String>,
+    /// The live generation the names were read for.
+    named_generation: u32,
+    renewed: Instant,
+    /// CLOCK_REALTIME - CLOCK_MONOTONIC.
+    wall_offset: u64,
+    armed: bool,
+}
+
+impl Tracer {
+    pub(crate) fn open(
+        att: Attachment,
+        dir: &Path,
+        mut maps: MapSet,
+        meta: &Meta,
+        opts: TraceOptions,
+    ) -> Result<Self> {
+        let prog = aya::programs::ProgramInfo::from_pin(dir.join(PROG_PIN))
+            .map_err(|e| kernel(format!("reading the pinned program: {e}")))?;
+        let Some((filter_map, bucket, events)) = trace_maps(&prog)? else {
+            return Err(kernel(format!(
+                "{}: the attached program predates tracing (no {} map): `lvs-loader detach {0}` and `attach` it again with this lvs-loader",
+                att.ifname(),
+                map_names::TRACE
+            )));
+        };
+        let map_err = |what: &'static str| move |e: MapError| Error::map(map_names::TRACE, what, e);
+        let mut filter_map: Array<MapData, TraceFilter> =
+            Array::try_from(Map::Array(filter_map)).map_err(map_err("open"))?;
+        let me = std::process::id();
+        let now = monotonic_ns();
+        let old = filter_map.get(&0, 0).map_err(map_err("read"))?;
+        if old.owner != 0
+            && old.owner != me
+            && old.expires_ns > now
+            // SAFETY: signal 0 only checks that the process exists.
+            && unsafe { libc::kill(old.owner as i32, 0) } == 0
+        {
+            return Err(kernel(format!(
+                "{}: another lvs-loader trace (pid {}) is tracing it; one trace per interface",
+                att.ifname(),
+                old.owner
+            )));
+        }
+        // Fresh buckets: full credit, nothing suppressed.
+        let mut bucket: PerCpuArray<MapData, TraceBucket> =
+            PerCpuArray::try_from(Map::PerCpuArray(bucket)).map_err(map_err("open the buckets"))?;
+        let cpus = aya::util::nr_cpus().map_err(|(w, e)| Error::io(format!("reading {w}"), e))?;
+        let zero = PerCpuValues::try_from(vec![TraceBucket::default(); cpus])
+            .map_err(|e| Error::io("per-CPU values", e))?;
+        bucket
+            .set(0, zero, 0)
+            .map_err(map_err("reset the buckets"))?;
+        let events =
+            RingBuf::try_from(Map::RingBuf(events)).map_err(map_err("open the ring buffer"))?;
+        let rate = u64::from(opts.rate.max(1));
+        let cost_ns = 1_000_000_000 / rate;
+        let mut filter = TraceFilter {
+            expires_ns: now + opts.lease.as_nanos() as u64,
+            cost_ns,
+            burst_ns: cost_ns.saturating_mul(u64::from(opts.burst.max(1))),
+            owner: me,
+            ..TraceFilter::default()
+        };
+        if let Some(mac) = opts.src_mac {
+            filter.flags |= TRACE_MAC;
+            filter.mac = mac_word(mac);
+        }
+        if let Some((addr, port)) = opts.vip {
+            match addr {
+                IpAddr::V4(a) => {
+                    filter.flags |= TRACE_V4;
+                    filter.addr[..4].copy_from_slice(&a.octets());
+                }
+                IpAddr::V6(a) => {
+                    filter.flags |= TRACE_V6;
+                    filter.addr = a.octets();
+                }
+            }
+            if let Some(p) = port {
+                filter.flags |= TRACE_PORT;
+                filter.port = u32::from(p);
+            }
+        }
+        filter_map.set(0, filter, 0).map_err(map_err("write"))?;
+        let named_generation = maps.active_generation()?;
+        let (namer, names_note) = live_namer(&mut maps, meta)?;
+        let mut t = Self {
+            att,
+            maps,
+            filter_map,
+            events,
+            filter,
+            opts,
+            namer,
+            names_note,
+            named_generation,
+            renewed: Instant::now(),
+            wall_offset: realtime_ns().saturating_sub(now),
+            armed: false,
+        };
+        t.att
+            .set_trace_switch(true, t.att.lock_wait)
+            .inspect_err(|_| t.clear_filter())?;
+        t.armed = true;
+        Ok(t)
+    }
+
+    /// The ring buffer's fd (poll it for readability).
+    pub fn fd(&self) -> RawFd {
+        self.events.as_raw_fd()
+    }
+
+    fn clear_filter(&mut self) {
+        self.filter.expires_ns = 0;
+        self.filter.owner = 0;
+        let _ = self.filter_map.set(0, self.filter, 0);
+    }
+
+    /// Renews the lease (about every second) and re-arms the switch if something turned
+    /// it off (a reload racing with arming; the program after a lapse of the lease).
+    /// Re-reads the names when the live generation changed (a reload).
+    pub fn tend(&mut self) -> Result<()> {
+        if self.renewed.elapsed() >= Duration::from_millis(1000) {
+            self.filter.expires_ns = monotonic_ns() + self.opts.lease.as_nanos() as u64;
+            self.filter_map
+                .set(0, self.filter, 0)
+                .map_err(|e| Error::map(map_names::TRACE, "renew the lease", e))?;
+            self.renewed = Instant::now();
+            if self.maps.trace_switch()? == 0 {
+                // Busy (a reload): try again at the next renewal.
+                match self.att.set_trace_switch(true, Duration::ZERO) {
+                    Ok(()) | Err(Error::Busy { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let g = self.maps.active_generation()?;
+        if g != self.named_generation {
+            let dir = self.att.dir();
+            let meta = crate::attachment::read_meta_from(&self.maps, &dir, self.att.ifname())?;
+            (self.namer, self.names_note) = live_namer(&mut self.maps, &meta)?;
+            self.named_generation = g;
+        }
+        Ok(())
+    }
+
+    /// The records waiting in the ring buffer, named, that pass the filter (applied again
+    /// to the decoded headers: the program lets through what it cannot read).
+    pub fn drain(&mut self) -> Vec<TraceRecord> {
+        let mut raw = Vec::new();
+        while let Some(item) = self.events.next() {
+            if item.len() < std::mem::size_of::<TraceEvent>() {
+                continue;
+            }
+            // SAFETY: a record of at least the event's size; read unaligned.
+            raw.push(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const TraceEvent) });
+        }
+        raw.iter().filter_map(|ev| self.record(ev)).collect()
+    }
+
+    fn record(&self, ev: &TraceEvent) -> Option<TraceRecord> {
+        let n = (ev.captured as usize).min(ev.headers.len());
+        let summary = summarize(&ev.headers[..n]);
+        if let Some(mac) = self.opts.src_mac
+            && summary.src_mac != Some(mac)
+        {
+            return None;
+        }
+        if let Some((addr, port)) = self.opts.vip {
+            if summary.dst != Some(addr) {
+                return None;
+            }
+            if let (Some(want), Some(got)) = (port, summary.port)
+                && want != got
+            {
+                return None;
+            }
+        }
+        let reason = Reason::from_u32(ev.reason)?;
+        let vip = matches!(reason, Reason::Marked | Reason::Peer).then_some(MatchedVip {
+            mark: ev.mark,
+            slot: ev.slot,
+            any_port: ev.detail & detail::ANY_PORT != 0,
+        });
+        let e = Explanation {
+            reason,
+            mark: (reason == Reason::Marked).then_some(ev.mark),
+            vip,
+            no_port: if ev.detail & detail::FRAGMENT != 0 {
+                Some(Reason::Fragment)
+            } else if ev.detail & detail::L4_TRUNCATED != 0 {
+                Some(Reason::L4Truncated)
+            } else {
+                None
+            },
+            ipv6: ev.detail & detail::IPV6 != 0,
+            pulled: ev.detail & detail::PULLED != 0,
+        };
+        let mut summary = summary;
+        summary.len = ev.len as usize;
+        Some(TraceRecord {
+            time_ns: ev.time_ns.saturating_add(self.wall_offset),
+            suppressed: ev.suppressed,
+            len: ev.len,
+            verdict: self.namer.words(&e, summary),
+        })
+    }
+
+    /// Turns tracing off (under the attachment's lock) and ends the lease.
+    pub fn stop(mut self) -> Result<()> {
+        self.disarm()
+    }
+
+    fn disarm(&mut self) -> Result<()> {
+        if !self.armed {
+            return Ok(());
+        }
+        self.armed = false;
+        self.clear_filter();
+        self.att.set_trace_switch(false, self.att.lock_wait)
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        let _ = self.disarm();
+    }
+}

@@ -1,0 +1,281 @@
+//! `lvs-loader trace` on a real attachment in a test namespace: the events match the
+//! packets sent (filtered by VIP and port, by source MAC) and the counters; a reload
+//! while tracing (not blocked, new names); the lease ends tracing after a SIGKILL (the
+//! program turns its switch off itself); the kernel's rate limit bounds the events.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    net::Ipv4Addr,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use lvs_tests::{
+    frames::{Frame, IPPROTO_TCP},
+    lab::{DEV, DIRECTOR_MAC, Lab, path_str},
+    netns::loader_bin,
+};
+
+const CLIENT: [u8; 6] = [0x52, 0x54, 0x00, 0xc1, 0x1e, 0x01];
+const PEER: [u8; 6] = [0x00, 0x0c, 0x29, 0x57, 0x88, 0xce];
+const VIP: Ipv4Addr = Ipv4Addr::new(172, 17, 85, 56);
+const OTHER: Ipv4Addr = Ipv4Addr::new(172, 17, 85, 99);
+const SRC: Ipv4Addr = Ipv4Addr::new(172, 17, 85, 100);
+
+const CONFIG: &str = r#"
+[[peer]]
+mac = "00:0C:29:57:88:CE"
+name = "dr2-eth0"
+
+[[vip]]
+address = "172.17.85.56"
+port = 80
+mark = 0x3
+name = "web-internal"
+"#;
+
+const CONFIG2: &str = r#"
+[[peer]]
+mac = "00:0C:29:57:88:CE"
+name = "dr2-eth0"
+
+[[vip]]
+address = "172.17.85.56"
+port = 80
+mark = 0x30
+name = "web-v2"
+"#;
+
+fn frame(src: [u8; 6], dst: Ipv4Addr, port: u16) -> Vec<u8> {
+    Frame::v4(src, SRC, dst, IPPROTO_TCP, 40000, port)
+        .with_dst_mac(DIRECTOR_MAC)
+        .bytes()
+}
+
+fn attached(tag: &str) -> Lab {
+    let lab = Lab::new(tag);
+    let c = lab.config("vips.toml", CONFIG);
+    lab.loader_ok(&["attach", DEV, "--config", path_str(&c)]);
+    lab
+}
+
+/// `lvs-loader trace DEV ARGS...` in the background, returned once it is armed (it says
+/// so on stderr).
+fn start_trace(lab: &Lab, args: &[&str]) -> Child {
+    let mut child = Command::new(loader_bin())
+        .arg("--pin-dir")
+        .arg(&lab.pins.path)
+        .arg("--netns")
+        .arg(&lab.director.name)
+        .args(["trace", DEV])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn trace");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stderr).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(line) if line.contains("tracing lvs0") => child,
+        other => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("trace did not start: {other:?}");
+        }
+    }
+}
+
+/// Waits for the trace to exit by itself (within `secs`) and returns its stdout lines.
+fn finish(mut child: Child, secs: u64) -> Vec<String> {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            assert!(st.success(), "trace exited with {st}");
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("trace did not finish within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    use std::io::Read as _;
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    out.lines().map(str::to_owned).collect()
+}
+
+/// The control line's trace switch of DEV (read in the director's namespace).
+fn switch(lab: &Lab) -> u32 {
+    let _ns = lab.director.enter();
+    let name = lvs_loader::IfName::new(DEV).expect("name");
+    let att = lvs_loader::Attachment::open(&lab.pins.path, &name).expect("attachment");
+    lvs_loader::maps::MapSet::from_pins(&att.dir())
+        .expect("maps")
+        .trace_switch()
+        .expect("switch")
+}
+
+fn suffix(line: &str) -> &str {
+    // "TIME SRC > DST: message": drop the time.
+    line.split_once(' ').map_or(line, |(_, r)| r)
+}
+
+#[test]
+fn events_match_the_packets_filtered_by_vip_and_mac() {
+    let lab = attached("trv");
+    assert_eq!(switch(&lab), 0, "tracing is off by default");
+    let t = start_trace(&lab, &["--vip", "172.17.85.56:80", "--count", "4"]);
+    assert_ne!(switch(&lab), 0, "trace armed the switch");
+    lab.send(&[
+        frame(CLIENT, OTHER, 80),
+        frame(CLIENT, VIP, 443),
+        frame(CLIENT, VIP, 80),
+        frame(PEER, VIP, 80),
+        frame(CLIENT, VIP, 80),
+    ]);
+    // A reload while tracing: not blocked by the trace, and named anew.
+    let c2 = lab.config("v2.toml", CONFIG2);
+    let t0 = Instant::now();
+    lab.loader_ok(&["reload", DEV, "--config", path_str(&c2), "--wait", "3"]);
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "reload waited for the trace"
+    );
+    // The trace renames after it sees the new generation (within its 250 ms poll).
+    std::thread::sleep(Duration::from_millis(600));
+    lab.send(&[frame(CLIENT, VIP, 80)]);
+    let lines = finish(t, 10);
+    let got: Vec<&str> = lines.iter().map(|l| suffix(l)).collect();
+    assert_eq!(
+        got,
+        [
+            "52:54:00:c1:1e:01 > 172.17.85.56:80/tcp: marked 0x3 by VIP web-internal (172.17.85.56:80/tcp)",
+            "00:0c:29:57:88:ce > 172.17.85.56:80/tcp: unmarked: source 00:0c:29:57:88:ce is peer dr2-eth0 (for VIP web-internal (172.17.85.56:80/tcp))",
+            "52:54:00:c1:1e:01 > 172.17.85.56:80/tcp: marked 0x3 by VIP web-internal (172.17.85.56:80/tcp)",
+            "52:54:00:c1:1e:01 > 172.17.85.56:80/tcp: marked 0x30 by VIP web-v2 (172.17.85.56:80/tcp)",
+        ],
+        "{lines:#?}"
+    );
+    // The counts equal the counters (the VIP kept its slot across the reload).
+    let s = lab.stats();
+    assert_eq!(s["vips"][0]["marked_packets"], 3, "{s}");
+    assert_eq!(s["vips"][0]["peer_packets"], 1, "{s}");
+    assert_eq!(
+        switch(&lab),
+        0,
+        "the trace turned tracing off when it ended"
+    );
+
+    // By source MAC, JSON Lines.
+    let t = start_trace(
+        &lab,
+        &["--src-mac", "00:0C:29:57:88:CE", "--count", "1", "--json"],
+    );
+    lab.send(&[
+        frame(CLIENT, VIP, 80),
+        frame(CLIENT, OTHER, 22),
+        frame(PEER, OTHER, 22),
+    ]);
+    let lines = finish(t, 10);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let j: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON line");
+    assert_eq!(
+        (
+            &j["reason"],
+            &j["verdict"],
+            &j["packet"]["dst"],
+            &j["packet"]["port"]
+        ),
+        (
+            &"no_vip".into(),
+            &"unmarked".into(),
+            &"172.17.85.99".into(),
+            &22.into()
+        ),
+        "{j}"
+    );
+    assert_eq!(j["packet"]["src_mac"], "00:0c:29:57:88:ce", "{j}");
+}
+
+/// `kill -9` of the trace: the program stops emitting when the lease runs out and turns
+/// its switch off at the next packet; a new trace may start.
+#[test]
+fn lease_ends_tracing_after_sigkill() {
+    let lab = attached("trk");
+    let mut t = start_trace(&lab, &["--lease", "2"]);
+    assert_ne!(switch(&lab), 0);
+    t.kill().expect("SIGKILL");
+    t.wait().expect("reap");
+    lab.send(&[frame(CLIENT, VIP, 80)]);
+    assert_ne!(switch(&lab), 0, "still within the lease");
+    std::thread::sleep(Duration::from_millis(2500));
+    lab.send(&[frame(CLIENT, VIP, 80)]);
+    assert_eq!(
+        switch(&lab),
+        0,
+        "the program turned tracing off after the lease"
+    );
+    // A new trace is not refused by the dead one's filter.
+    let t = start_trace(&lab, &["--count", "1"]);
+    lab.send(&[frame(CLIENT, VIP, 80)]);
+    assert_eq!(finish(t, 10).len(), 1);
+    // A second trace of the same interface at the same time is refused.
+    let t = start_trace(&lab, &["--count", "1"]);
+    let out = lab.loader(&["trace", DEV, "--count", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another lvs-loader trace"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lab.send(&[frame(CLIENT, VIP, 80)]);
+    assert_eq!(finish(t, 10).len(), 1);
+}
+
+/// The kernel's token bucket bounds the events: 300 matching packets in well under a
+/// second with `--rate 5 --burst 5` give at most `burst + rate * seconds` events per CPU,
+/// and a later event says how many were left out before it.
+#[test]
+fn rate_limit_bounds_events() {
+    let lab = attached("trr");
+    let t = start_trace(&lab, &["--rate", "5", "--burst", "5", "--count", "1000"]);
+    let start = Instant::now();
+    let burst: Vec<Vec<u8>> = (0..300).map(|_| frame(CLIENT, VIP, 80)).collect();
+    lab.send(&burst);
+    std::thread::sleep(Duration::from_millis(1200));
+    lab.send(&[frame(CLIENT, VIP, 80)]);
+    std::thread::sleep(Duration::from_millis(400));
+    let secs = start.elapsed().as_secs_f64();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(t.id() as i32, libc::SIGINT) };
+    let lines = finish(t, 10);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let bound = (cpus * (5.0 + 5.0 * secs)).ceil() as usize;
+    assert!(
+        lines.len() >= 5 && lines.len() <= bound,
+        "{} events for 301 packets, bound {bound}: {lines:#?}",
+        lines.len()
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("not shown: rate limit")),
+        "no event reports the suppressed packets: {lines:#?}"
+    );
+    let s = lab.stats();
+    assert_eq!(
+        s["vips"][0]["marked_packets"], 301,
+        "every packet still marked: {s}"
+    );
+    assert_eq!(switch(&lab), 0, "SIGINT turned tracing off");
+}
