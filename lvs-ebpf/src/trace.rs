@@ -4,7 +4,8 @@
 //! Off (the control line's `trace` word is 0, the default) the cost is the inlined
 //! lookup of the control line, one load and one branch. On, each packet: the lease is
 //! checked (expired: the program switches tracing off itself, so a `kill -9`ed trace
-//! leaves nothing running), the first [`TRACE_HEADER_BYTES`] of the frame are copied into
+//! leaves nothing running), the first bytes of the frame (up to [`TRACE_HEADER_BYTES`],
+//! in a few constant lengths) are copied into
 //! a reserved ring-buffer record, the filter (source MAC, destination address and port)
 //! is applied to them, then a per-CPU token bucket; the record is submitted or
 //! discarded.
@@ -113,6 +114,16 @@ fn passes(f: &TraceFilter, h: &[u8; H], n: usize) -> bool {
     u32::from(be16(h, l4 + 2)) == f.port
 }
 
+/// Copies the first `N` bytes of the frame into `h`: `N`, or 0 if that failed.
+#[inline(always)]
+fn copy<const N: usize>(ctx: &TcContext, h: &mut [u8; H]) -> usize {
+    const { assert!(N <= H) };
+    match ctx.load_bytes(0, &mut h[..N]) {
+        Ok(_) => N,
+        Err(_) => 0,
+    }
+}
+
 #[inline(always)]
 fn emit(ctx: &TcContext, d: &Decision, c: *mut lvs_ebpf_common::Control) {
     let Some(f) = LVS_TRACE.get(0) else {
@@ -131,11 +142,30 @@ fn emit(ctx: &TcContext, d: &Decision, c: *mut lvs_ebpf_common::Control) {
     };
     let ev = entry.as_mut_ptr();
     let len = ctx.len() as usize;
-    let n = if len < H { len } else { H };
     // SAFETY: `ev` is a reserved record of the right size; only its `headers` are read
     // before they are written (as far as `n`), the rest is written below.
     let h = unsafe { &mut (*ev).headers };
-    if n == 0 || ctx.load_bytes(0, &mut h[..n]).is_err() || !passes(f, h, n) {
+    // Constant lengths only: the 5.10 verifier loses the bounds of a variable one.
+    let n = if len >= H {
+        copy::<H>(ctx, h)
+    } else if len >= 80 {
+        copy::<80>(ctx, h)
+    } else if len >= 74 {
+        copy::<74>(ctx, h)
+    } else if len >= 64 {
+        copy::<64>(ctx, h)
+    } else if len >= 60 {
+        copy::<60>(ctx, h)
+    } else if len >= 54 {
+        copy::<54>(ctx, h)
+    } else if len >= 42 {
+        copy::<42>(ctx, h)
+    } else if len >= 14 {
+        copy::<14>(ctx, h)
+    } else {
+        0
+    };
+    if n == 0 || !passes(f, h, n) {
         entry.discard(0);
         return;
     }

@@ -233,7 +233,27 @@ fn lease_ends_tracing_after_sigkill() {
     assert_eq!(finish(t, 10).len(), 1);
     // A second trace of the same interface at the same time is refused.
     let t = start_trace(&lab, &["--count", "1"]);
-    let out = lab.loader(&["trace", DEV, "--count", "1"]);
+    // (Spawned with a deadline: a trace that is wrongly not refused would wait forever.)
+    let mut second = Command::new(loader_bin())
+        .arg("--pin-dir")
+        .arg(&lab.pins.path)
+        .arg("--netns")
+        .arg(&lab.director.name)
+        .args(["trace", DEV, "--count", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let t0 = Instant::now();
+    while second.try_wait().expect("wait").is_none() {
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second trace of the same interface was not refused");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = second.wait_with_output().expect("output");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("another lvs-loader trace"),
