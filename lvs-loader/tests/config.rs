@@ -1002,3 +1002,16 @@ fn random_edits_never_panic_and_print_safely() {
         }
     }
 }
+
+/// Found by `cargo xtask mutants` (host shard 0/40: every arm of `from_number` could go):
+/// the map's protocol byte maps back to the protocol it came from, and nothing else does.
+#[test]
+fn protocol_numbers_round_trip() {
+    use lvs_loader::config::Protocol;
+    for p in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
+        assert_eq!(Protocol::from_number(p.number()), Some(p), "{p:?}");
+    }
+    for n in [0u8, 1, 58, 255] {
+        assert_eq!(Protocol::from_number(n), None, "{n}");
+    }
+}
