@@ -46,7 +46,7 @@ fn ci_scenarios(kernel: &str) -> Vec<&'static str> {
 
 /// The failover scenario's events in the CI set: A (keepalived stopped), B (eth0 down) and
 /// R (hook removed, the daemon repairs it); D (the marker detached: keepalived's
-/// `vrrp_script` demotes the director) costs ~50 s under TCG and runs with `--all` and
+/// `vrrp_script` demotes the director) costs 60-70 s under TCG and runs with `--all` and
 /// `--scenarios failover`.
 const CI_FAILOVER_EVENTS: &str = "A,B,R";
 
