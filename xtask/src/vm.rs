@@ -46,7 +46,7 @@ fn ci_scenarios(kernel: &str) -> Vec<&'static str> {
 
 /// The failover scenario's events in the CI set: all of them. A (keepalived stopped), B
 /// (eth0 down), R (hook removed, the daemon repairs it) and D (the marker detached:
-/// keepalived's `vrrp_script` demotes the director; ~50 s under TCG).
+/// keepalived's `vrrp_script` demotes the director; 60-70 s under TCG).
 const CI_FAILOVER_EVENTS: &str = "A,B,R,D";
 
 /// Kernels whose guest runs the integration tests in the CI set: the oldest (5.10, the
