@@ -28,6 +28,7 @@
 pub mod attachment;
 pub mod batch;
 pub mod bench_support;
+pub mod bounded;
 pub mod bpf;
 pub mod config;
 pub mod daemon;

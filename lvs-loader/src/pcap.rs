@@ -7,14 +7,12 @@
 //! records of at most [`MAX_RECORD`] bytes. The whole file is parsed before any packet is
 //! used: a truncated or inconsistent capture is refused with the offset of the problem.
 
-use std::{
-    fs::{Metadata, OpenOptions},
-    io::Read as _,
-    os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _},
-    path::Path,
-};
+use std::path::Path;
 
-use crate::text;
+use crate::{
+    bounded::{self, ReadError},
+    text,
+};
 
 /// Largest capture accepted: 64 MiB (`tcpdump -c N` or `editcap -r` cut a larger one).
 pub const MAX_CAPTURE_BYTES: u64 = 64 << 20;
@@ -77,42 +75,6 @@ pub enum Data {
     NotEthernet(String),
 }
 
-/// What a non-regular file is, for the message.
-fn kind(meta: &Metadata) -> Option<&'static str> {
-    let t = meta.file_type();
-    Some(if t.is_file() {
-        return None;
-    } else if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else {
-        "not a regular file"
-    })
-}
-
-fn check(meta: &Metadata, file: &str) -> Result<(), PcapError> {
-    if let Some(kind) = kind(meta) {
-        return Err(PcapError::NotRegularFile {
-            file: file.to_owned(),
-            kind,
-        });
-    }
-    if meta.len() > MAX_CAPTURE_BYTES {
-        return Err(PcapError::TooLarge {
-            file: file.to_owned(),
-            size: meta.len(),
-        });
-    }
-    Ok(())
-}
-
 /// Every packet of the capture at `path`.
 pub fn read(path: &Path) -> Result<Vec<Packet>, PcapError> {
     let file = text::escape_path(path);
@@ -120,23 +82,17 @@ pub fn read(path: &Path) -> Result<Vec<Packet>, PcapError> {
         file: file.clone(),
         source,
     };
-    check(&std::fs::metadata(path).map_err(io)?, &file)?;
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(path)
-        .map_err(io)?;
-    check(&f.metadata().map_err(io)?, &file)?;
-    let mut bytes = Vec::new();
-    f.take(MAX_CAPTURE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > MAX_CAPTURE_BYTES {
-        return Err(PcapError::TooLarge {
-            file,
-            size: bytes.len() as u64,
-        });
-    }
+    let bytes = bounded::read_regular(path, MAX_CAPTURE_BYTES).map_err(|e| match e {
+        ReadError::Io(source) => io(source),
+        ReadError::NotRegularFile(kind) => PcapError::NotRegularFile {
+            file: file.clone(),
+            kind,
+        },
+        ReadError::TooLarge(size) => PcapError::TooLarge {
+            file: file.clone(),
+            size,
+        },
+    })?;
     parse(&bytes, &file)
 }
 

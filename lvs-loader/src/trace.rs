@@ -160,6 +160,9 @@ pub struct Tracer {
     /// The live generation the names were read for.
     named_generation: u32,
     renewed: Instant,
+    /// When this trace was armed (`CLOCK_MONOTONIC`, the clock of `bpf_ktime_get_ns`):
+    /// older events in the ring buffer are an earlier trace's.
+    started_ns: u64,
     /// CLOCK_REALTIME - CLOCK_MONOTONIC.
     wall_offset: u64,
     armed: bool,
@@ -254,6 +257,7 @@ impl Tracer {
             names_note,
             named_generation,
             renewed: Instant::now(),
+            started_ns: now,
             wall_offset: realtime_ns().saturating_sub(now),
             armed: false,
         };
@@ -318,6 +322,11 @@ impl Tracer {
     }
 
     fn record(&self, ev: &TraceEvent) -> Option<TraceRecord> {
+        if ev.time_ns < self.started_ns {
+            // Left in the ring buffer by an earlier trace (one killed within its lease
+            // keeps the program emitting until the lease runs out): not this trace's.
+            return None;
+        }
         let n = (ev.captured as usize).min(ev.headers.len());
         let summary = summarize(&ev.headers[..n]);
         if let Some(mac) = self.opts.src_mac

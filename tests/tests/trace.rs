@@ -227,12 +227,21 @@ fn lease_ends_tracing_after_sigkill() {
         0,
         "the program turned tracing off after the lease"
     );
-    // A new trace is not refused by the dead one's filter.
-    let t = start_trace(&lab, &["--count", "1"]);
-    lab.send(&[frame(CLIENT, VIP, 80)]);
-    assert_eq!(finish(t, 10).len(), 1);
-    // A second trace of the same interface at the same time is refused.
-    let t = start_trace(&lab, &["--count", "1"]);
+    // A new trace is not refused by the dead one's filter, and shows its own packets only:
+    // not the event the dead one's filter left in the ring buffer within the lease.
+    let t = start_trace(&lab, &["--vip", "172.17.85.56", "--json", "--count", "1"]);
+    lab.send(&[frame(CLIENT, VIP, 81)]);
+    let lines = finish(t, 10);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let j: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON line");
+    assert_eq!(
+        j["packet"]["port"], 81,
+        "an event from before this trace: {j}"
+    );
+    // A second trace of the same interface at the same time is refused. (The first one
+    // filters on the VIP: stray link-local packets, such as a guest's IPv6 router
+    // solicitation on the new veth, must not end it before the second one starts.)
+    let mut t = start_trace(&lab, &["--vip", "172.17.85.56:80", "--count", "1"]);
     // (Spawned with a deadline: a trace that is wrongly not refused would wait forever.)
     let mut second = Command::new(loader_bin())
         .arg("--pin-dir")
@@ -248,8 +257,13 @@ fn lease_ends_tracing_after_sigkill() {
     while second.try_wait().expect("wait").is_none() {
         if t0.elapsed() > Duration::from_secs(20) {
             let _ = second.kill();
-            let _ = second.wait();
-            panic!("a second trace of the same interface was not refused");
+            let out = second.wait_with_output().expect("output");
+            panic!(
+                "a second trace of the same interface was not refused within 20 s (first: {:?}): stderr {:?}, stdout {:?}",
+                t.try_wait(),
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
