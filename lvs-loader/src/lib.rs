@@ -50,6 +50,7 @@ pub mod lock;
 pub mod maps;
 pub mod meta;
 pub mod netns;
+pub mod nlmsg;
 pub mod pcap;
 pub mod pins;
 pub mod slots;

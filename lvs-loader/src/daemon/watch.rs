@@ -11,7 +11,10 @@ use std::{
 
 use tokio::io::unix::AsyncFd;
 
-use crate::ifname::IfName;
+use crate::{
+    ifname::IfName,
+    nlmsg::{self, u32_at},
+};
 
 const RTNLGRP_LINK: u32 = 1;
 const RTNLGRP_TC: u32 = 4;
@@ -21,7 +24,6 @@ const RTM_NEWQDISC: u16 = 36;
 const RTM_DELQDISC: u16 = 37;
 const RTM_NEWTFILTER: u16 = 44;
 const RTM_DELTFILTER: u16 = 45;
-const NLMSG_HDRLEN: usize = 16;
 /// `struct ifinfomsg`.
 const IFINFOMSG_LEN: usize = 16;
 const IFLA_IFNAME: u16 = 3;
@@ -158,68 +160,41 @@ impl Watch {
     }
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
 /// The `IFLA_IFNAME` attribute of a link message's payload.
 fn link_name(payload: &[u8]) -> Option<IfName> {
-    let mut at = IFINFOMSG_LEN;
-    while at + 4 <= payload.len() {
-        let len = u16_at(payload, at)? as usize;
-        let kind = u16_at(payload, at + 2)? & 0x3fff;
-        if len < 4 || at + len > payload.len() {
-            return None;
-        }
-        if kind == IFLA_IFNAME {
-            let v = &payload[at + 4..at + len];
-            let v = v.split(|&c| c == 0).next().unwrap_or(v);
-            return IfName::new(v).ok();
-        }
-        at += (len + 3) & !3;
-    }
-    None
+    let (_, v) =
+        nlmsg::attributes(payload.get(IFINFOMSG_LEN..)?).find(|&(kind, _)| kind == IFLA_IFNAME)?;
+    let v = v.split(|&c| c == 0).next().unwrap_or(v);
+    IfName::new(v).ok()
 }
 
 /// The events of one datagram (several messages may share it).
 pub fn parse(data: &[u8], out: &mut Vec<Event>) {
-    let mut at = 0;
-    while at + NLMSG_HDRLEN <= data.len() {
-        let Some(len) = u32_at(data, at).map(|l| l as usize) else {
-            break;
-        };
-        let Some(kind) = u16_at(data, at + 4) else {
-            break;
-        };
-        if len < NLMSG_HDRLEN || at + len > data.len() {
+    for m in nlmsg::messages(data) {
+        let Ok(m) = m else {
             // A message we can't delimit: look at everything rather than miss one.
             out.push(Event::Overrun);
             break;
-        }
-        let payload = &data[at + NLMSG_HDRLEN..at + len];
-        let ifindex = u32_at(payload, 4).unwrap_or(0);
-        match kind {
+        };
+        let ifindex = u32_at(m.payload, 4).unwrap_or(0);
+        match m.kind {
             RTM_NEWLINK | RTM_DELLINK => out.push(Event::Link {
                 ifindex,
-                name: link_name(payload),
-                deleted: kind == RTM_DELLINK,
+                name: link_name(m.payload),
+                deleted: m.kind == RTM_DELLINK,
             }),
             RTM_NEWQDISC | RTM_DELQDISC | RTM_NEWTFILTER | RTM_DELTFILTER => {
                 out.push(Event::Tc { ifindex })
             }
             _ => {}
         }
-        at += (len + 3) & !3;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nlmsg::NLMSG_HDRLEN;
 
     fn msg(kind: u16, payload: &[u8]) -> Vec<u8> {
         let mut m = Vec::new();

@@ -15,27 +15,16 @@ use std::{
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
 };
 
+use crate::nlmsg::{self, NLMSG_HDRLEN, u32_at};
+
 /// `SOCK_DIAG_BY_FAMILY` (include/uapi/linux/sock_diag.h).
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 /// `NDIAG_SHOW_GROUPS` (include/uapi/linux/netlink_diag.h).
 const NDIAG_SHOW_GROUPS: u32 = 0x2;
 /// `NETLINK_DIAG_GROUPS`.
 const NETLINK_DIAG_GROUPS: u16 = 1;
-const NLMSG_HDRLEN: usize = 16;
 /// `struct netlink_diag_msg`.
 const DIAG_MSG_LEN: usize = 28;
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-const fn align4(n: usize) -> usize {
-    (n + 3) & !3
-}
 
 /// The request: a dump of the NETLINK_ROUTE sockets of the caller's namespace, with
 /// their multicast groups.
@@ -64,55 +53,36 @@ fn parse_msg(m: &[u8]) -> Option<(u8, u32, u64, bool)> {
     let protocol = m[2];
     let portid = u32_at(m, 4)?;
     let cookie = u64::from(u32_at(m, 20)?) | (u64::from(u32_at(m, 24)?) << 32);
-    let mut groups = false;
-    let mut at = DIAG_MSG_LEN;
-    while at + 4 <= m.len() {
-        let len = usize::from(u16_at(m, at)?);
-        let kind = u16_at(m, at + 2)? & 0x3fff;
-        if len < 4 || at + len > m.len() {
-            break;
-        }
-        if kind == NETLINK_DIAG_GROUPS && m[at + 4..at + len].iter().any(|&b| b != 0) {
-            groups = true;
-        }
-        at += align4(len);
-    }
+    let groups = nlmsg::attributes(&m[DIAG_MSG_LEN..])
+        .any(|(kind, v)| kind == NETLINK_DIAG_GROUPS && v.iter().any(|&b| b != 0));
     Some((protocol, portid, cookie, groups))
 }
 
 /// Kernel sockets in a dump reply: portid 0 and no multicast subscription (a user
 /// socket that only joined groups, without binding, also shows portid 0).
 fn kernel_socket_cookies(reply: &[u8], seq: u32, out: &mut Vec<u64>) -> io::Result<bool> {
-    let mut at = 0;
-    while at + NLMSG_HDRLEN <= reply.len() {
-        let len = u32_at(reply, at).unwrap_or(0) as usize;
-        let kind = u16_at(reply, at + 4).unwrap_or(0);
-        let mseq = u32_at(reply, at + 8).unwrap_or(0);
-        if len < NLMSG_HDRLEN || at + len > reply.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "truncated sock_diag reply",
-            ));
+    for m in nlmsg::messages(reply) {
+        let m = m.map_err(|nlmsg::Truncated| {
+            io::Error::new(io::ErrorKind::InvalidData, "truncated sock_diag reply")
+        })?;
+        if m.seq != seq {
+            continue;
         }
-        let body = &reply[at + NLMSG_HDRLEN..at + len];
-        if mseq == seq {
-            match i32::from(kind) {
-                libc::NLMSG_DONE => return Ok(true),
-                libc::NLMSG_ERROR => {
-                    let errno = u32_at(body, 0).map_or(0, |e| e as i32);
-                    return Err(io::Error::from_raw_os_error(-errno));
-                }
-                _ if kind == SOCK_DIAG_BY_FAMILY => {
-                    if let Some((protocol, 0, cookie, false)) = parse_msg(body)
-                        && i32::from(protocol) == libc::NETLINK_ROUTE
-                    {
-                        out.push(cookie);
-                    }
-                }
-                _ => {}
+        match i32::from(m.kind) {
+            libc::NLMSG_DONE => return Ok(true),
+            libc::NLMSG_ERROR => {
+                let errno = u32_at(m.payload, 0).map_or(0, |e| e as i32);
+                return Err(io::Error::from_raw_os_error(-errno));
             }
+            _ if m.kind == SOCK_DIAG_BY_FAMILY => {
+                if let Some((protocol, 0, cookie, false)) = parse_msg(m.payload)
+                    && i32::from(protocol) == libc::NETLINK_ROUTE
+                {
+                    out.push(cookie);
+                }
+            }
+            _ => {}
         }
-        at += align4(len);
     }
     Ok(false)
 }
@@ -169,6 +139,7 @@ pub(super) fn rtnl_kernel_socket_cookie() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nlmsg::u16_at;
 
     fn msg(kind: u16, seq: u32, body: &[u8]) -> Vec<u8> {
         let mut m = Vec::new();
