@@ -12,7 +12,7 @@
 //! explain program runs exactly this code with `COUNT = false`.
 
 use aya_ebpf::programs::TcContext;
-use lvs_ebpf_common::{GenControl, KeepLine, Reason, detail, global};
+use lvs_ebpf_common::{Control, GenControl, KeepLine, Reason, detail, global};
 
 use crate::{
     counters,
@@ -69,6 +69,9 @@ pub struct Decision {
     pub slot: u32,
     /// [`detail`] bits.
     pub detail: u32,
+    /// The control value when the decision read it (IP packets), else null: the trace
+    /// switch is read from it without a second lookup.
+    pub control: *mut Control,
 }
 
 /// `skb->mark` as the packet arrived (nothing before us in this program writes it).
@@ -79,7 +82,12 @@ fn mark_in(ctx: &TcContext) -> u32 {
 }
 
 #[inline(always)]
-fn done<const COUNT: bool>(ctx: &TcContext, reason: Reason, detail: u32) -> Decision {
+fn done<const COUNT: bool>(
+    ctx: &TcContext,
+    reason: Reason,
+    detail: u32,
+    control: *mut Control,
+) -> Decision {
     if COUNT {
         counters::global_count(reason as usize, mark_in(ctx) != 0);
     }
@@ -88,13 +96,15 @@ fn done<const COUNT: bool>(ctx: &TcContext, reason: Reason, detail: u32) -> Deci
         mark: 0,
         slot: u32::MAX,
         detail,
+        control,
     }
 }
 
-/// The live generation's control line, mask classes and number.
+/// The control value, the live generation's control line, mask classes and number.
 #[inline(always)]
-fn live_generation<const COUNT: bool>() -> Option<(&'static GenControl, &'static KeepLine, u32)> {
-    let Some(control) = LVS_CONTROL.get_ptr(0) else {
+fn live_generation<const COUNT: bool>()
+-> Option<(*mut Control, &'static GenControl, &'static KeepLine, u32)> {
+    let Some(control) = LVS_CONTROL.get_ptr_mut(0) else {
         // Slot 0 of a one-entry array: cannot fail.
         if COUNT {
             counters::global_inc(global::INTERNAL);
@@ -104,7 +114,12 @@ fn live_generation<const COUNT: bool>() -> Option<(&'static GenControl, &'static
     // SAFETY: a value of the array, which lives as long as the program.
     let c = unsafe { &*control };
     let g = c.lines[0].active & 1;
-    Some((&c.lines[g as usize].generation, &c.keep[g as usize], g))
+    Some((
+        control,
+        &c.lines[g as usize].generation,
+        &c.keep[g as usize],
+        g,
+    ))
 }
 
 #[inline(always)]
@@ -125,25 +140,25 @@ pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
     let pulled = 0;
 
     let no_port = parsed.no_port();
-    let (hit, family) = match parsed.kind() {
+    let (hit, family, control) = match parsed.kind() {
         Kind::V4 => {
-            let Some((gc, kl, g)) = live_generation::<COUNT>() else {
-                return done::<COUNT>(ctx, Reason::NoVip, pulled);
+            let Some((control, gc, kl, g)) = live_generation::<COUNT>() else {
+                return done::<COUNT>(ctx, Reason::NoVip, pulled, core::ptr::null_mut());
             };
             let hit = B::find_v4::<COUNT>(gc, kl, g, parsed.k0, no_port == 0);
             let peer = hit.map(|_| B::is_peer(gc, g, parsed.mac));
-            (hit.zip(peer), 0)
+            (hit.zip(peer), 0, control)
         }
         Kind::V6 => {
-            let Some((gc, kl, g)) = live_generation::<COUNT>() else {
-                return done::<COUNT>(ctx, Reason::NoVip, pulled);
+            let Some((control, gc, kl, g)) = live_generation::<COUNT>() else {
+                return done::<COUNT>(ctx, Reason::NoVip, pulled, core::ptr::null_mut());
             };
             let tail = parsed.tail();
             let hit = B::find_v6::<COUNT>(gc, kl, g, parsed.k0, parsed.k1, tail, no_port == 0);
             let peer = hit.map(|_| B::is_peer(gc, g, parsed.mac));
-            (hit.zip(peer), detail::IPV6)
+            (hit.zip(peer), detail::IPV6, control)
         }
-        Kind::Done(reason) => return done::<COUNT>(ctx, reason, pulled),
+        Kind::Done(reason) => return done::<COUNT>(ctx, reason, pulled, core::ptr::null_mut()),
     };
     let detail = no_port | family | pulled;
     let Some((hit, peer)) = hit else {
@@ -152,7 +167,7 @@ pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
             detail::L4_TRUNCATED => Reason::L4Truncated,
             _ => Reason::NoVip,
         };
-        return done::<COUNT>(ctx, reason, detail);
+        return done::<COUNT>(ctx, reason, detail, control);
     };
     let detail = detail | if hit.any_port { detail::ANY_PORT } else { 0 };
     let old = mark_in(ctx);
@@ -176,5 +191,6 @@ pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
         mark: hit.mark,
         slot: hit.slot,
         detail,
+        control,
     }
 }

@@ -1,8 +1,10 @@
 //! `lvs-loader trace`: per-packet decisions of the attached program, for the packets a
 //! filter selects, through a ring buffer.
 //!
-//! Off (the control line's `trace` word is 0, the default) the cost is the inlined
-//! lookup of the control line, one load and one branch. On, each packet: the lease is
+//! Off (the control line's `trace` word is 0, the default) the cost is one load and one
+//! branch: IP packets read the switch from the control value the decision already
+//! looked up; frames that are not IP are not traced (never marked; `explain` covers
+//! them) and pay nothing. On, each packet: the lease is
 //! checked (expired: the program switches tracing off itself, so a `kill -9`ed trace
 //! leaves nothing running), the first bytes of the frame (up to [`TRACE_HEADER_BYTES`],
 //! in a few constant lengths) are copied into
@@ -17,8 +19,8 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use lvs_ebpf_common::{
-    TRACE_HEADER_BYTES, TRACE_MAC, TRACE_PORT, TRACE_RING_BYTES, TRACE_V4, TRACE_V6, TraceBucket,
-    TraceEvent, TraceFilter,
+    Reason, TRACE_HEADER_BYTES, TRACE_MAC, TRACE_PORT, TRACE_RING_BYTES, TRACE_V4, TRACE_V6,
+    TraceBucket, TraceEvent, TraceFilter,
 };
 
 use crate::{decide::Decision, maps::LVS_CONTROL};
@@ -35,8 +37,19 @@ const H: usize = TRACE_HEADER_BYTES;
 /// Emits `d` for this packet when tracing is on and the packet passes the filter.
 #[inline(always)]
 pub fn maybe_emit(ctx: &TcContext, d: &crate::decide::Decision) {
-    let Some(c) = LVS_CONTROL.get_ptr_mut(0) else {
+    let c = if !d.control.is_null() {
+        // An IP packet: the decision read the control value already.
+        d.control
+    } else if d.reason == Reason::NotIp {
+        // Not traced: never marked, and the common frame on a busy segment (ARP, LLDP);
+        // `explain` answers for them. Keeps their cost at one counter update.
         return;
+    } else {
+        // A packet the parser gave up on (malformed, cut short): rare, look it up.
+        match LVS_CONTROL.get_ptr_mut(0) {
+            Some(c) => c,
+            None => return,
+        }
     };
     // SAFETY: the array's value lives as long as the program.
     let trace = unsafe { core::ptr::addr_of!((*c).lines[0].trace).read_volatile() };

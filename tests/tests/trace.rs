@@ -313,3 +313,22 @@ fn rate_limit_bounds_events() {
     );
     assert_eq!(switch(&lab), 0, "SIGINT turned tracing off");
 }
+
+/// Frames that are not IP are not traced (they pay nothing for tracing); an IP packet
+/// the parser gave up on is.
+#[test]
+fn non_ip_frames_are_not_traced_malformed_ip_is() {
+    let lab = attached("trn");
+    let client = "52:54:00:c1:1e:01";
+    let t = start_trace(&lab, &["--src-mac", client, "--json", "--count", "1"]);
+    let arp = Frame::raw(CLIENT, 0x0806, vec![0; 28])
+        .with_dst_mac(DIRECTOR_MAC)
+        .bytes();
+    let mut malformed = frame(CLIENT, VIP, 80);
+    malformed[14] = 0x44; // IHL 4: a header shorter than 20 bytes
+    lab.send(&[arp, malformed]);
+    let lines = finish(t, 10);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let j: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON line");
+    assert_eq!(j["reason"], "malformed", "{j}");
+}
