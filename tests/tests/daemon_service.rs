@@ -1,6 +1,7 @@
 //! `lvs-loader daemon` as a service: reloads on SIGHUP and on file change under traffic
 //! (good and bad configs, no packet of a kept VIP unmarked), `/metrics` parsed and equal
-//! to `stats --json`, `/healthz` codes, the HTTP server's refusals, sd_notify READY /
+//! to `stats --json`, `/healthz` codes, the HTTP server's refusals (a 503, not an empty
+//! reply, past its connection limit), sd_notify READY /
 //! STATUS / WATCHDOG / RELOADING / STOPPING on a test-owned socket, SIGTERM leaving the
 //! datapath marking, `--detach-on-exit` removing it, adoption of an existing attachment,
 //! interfaces from `[daemon]`, and start-up errors.
@@ -254,6 +255,33 @@ fn metrics_equal_stats_and_http_refusals() {
         let start = Instant::now();
         assert_eq!(lab.http(PORT, "GET", "/healthz").0, 200);
         assert!(lvs_tests::daemon::in_vm() || start.elapsed() < Duration::from_millis(250));
+    });
+
+    // More connections than the server takes at once (idle ones, holding every place):
+    // the next client gets a 503 at once, not an empty reply; places come back when
+    // the idle ones go.
+    let idle: Vec<std::net::TcpStream> = std::thread::scope(|s| {
+        s.spawn(|| {
+            let _in = ns.enter();
+            (0..lvs_loader::daemon::http::MAX_CONNECTIONS)
+                .map(|_| std::net::TcpStream::connect(("127.0.0.1", PORT)).unwrap())
+                .collect()
+        })
+        .join()
+        .unwrap()
+    });
+    let start = Instant::now();
+    let (code, body) = lab.http(PORT, "GET", "/metrics");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("too many connections"), "{body}");
+    assert!(
+        start.elapsed() < lvs_loader::daemon::http::READ_TIMEOUT,
+        "the 503 waited for the idle connections: {:?}",
+        start.elapsed()
+    );
+    drop(idle);
+    wait_for("a place after the idle connections closed", T, || {
+        lab.http(PORT, "GET", "/healthz").0 == 200
     });
 
     // /healthz: 503 with the reason while the interface is gone, 200 when it is back.

@@ -1,8 +1,9 @@
 //! A deliberately small HTTP/1.1 server for `/metrics` and `/healthz`: GET and HEAD only,
 //! the request head bounded (8 KiB) and timed (5 s), one response per connection
-//! (`Connection: close`), at most a few connections at once. Answers are produced off
-//! the event loop (they read maps and hooks) and written with a timeout; a large
-//! `/metrics` is streamed rather than built whole.
+//! (`Connection: close`), at most a few connections at once (one more is answered `503`
+//! at once, never dropped without a word). Answers are produced off the event loop (they
+//! read maps and hooks) and written with a timeout; a large `/metrics` is streamed rather
+//! than built whole.
 
 use std::{
     io::Write as _,
@@ -25,8 +26,11 @@ pub const MAX_REQUEST: usize = 8 * 1024;
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for each write of the response.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once; more are closed at once.
+/// Connections served at once; more are answered `503 Service Unavailable` at once
+/// (a scraper must get an answer, not an empty reply).
 pub const MAX_CONNECTIONS: usize = 8;
+/// Time allowed for writing the `503` of a connection over [`MAX_CONNECTIONS`].
+const BUSY_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the daemon answers with.
 pub trait Handler: Send + Sync + 'static {
@@ -182,18 +186,70 @@ pub async fn run(listener: TcpListener, handler: Arc<dyn Handler>) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            drop(stream);
+        let Some(slot) = Slot::take(&active) else {
+            tokio::spawn(refuse_busy(stream));
             continue;
-        }
-        active.fetch_add(1, Ordering::Relaxed);
+        };
         let handler = handler.clone();
-        let active = active.clone();
         tokio::spawn(async move {
             serve(stream, handler).await;
-            active.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
         });
     }
+}
+
+/// One of the [`MAX_CONNECTIONS`] places, given back when dropped (also when the
+/// connection's task ends early).
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(active: &Arc<AtomicUsize>) -> Option<Self> {
+        active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_CONNECTIONS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(active.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection over [`MAX_CONNECTIONS`]: `503` with `Retry-After`, written without
+/// waiting for the request (a small answer fits the socket buffer; the request is not
+/// read, so nothing is parsed for a client the server has no room for).
+async fn refuse_busy(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt as _;
+    let body = "503 Service Unavailable: too many connections\n";
+    let mut answer = response_head(
+        503,
+        "Service Unavailable",
+        "text/plain; charset=utf-8",
+        Some(body.len()),
+    );
+    answer.insert_str(answer.len() - 2, "Retry-After: 1\r\n");
+    answer.push_str(body);
+    let _ = tokio::time::timeout(BUSY_WRITE_TIMEOUT, async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Read what the client sent (a little), so that closing does not reset the
+        // connection before it read the answer.
+        let mut sink = [0u8; 1024];
+        let mut left = MAX_REQUEST;
+        while left > 0 {
+            let n = stream.read(&mut sink).await?;
+            if n == 0 {
+                break;
+            }
+            left = left.saturating_sub(n);
+        }
+        std::io::Result::Ok(())
+    })
+    .await;
 }
 
 /// Writes a streamed body's head (no length: the body ends when the connection closes).
