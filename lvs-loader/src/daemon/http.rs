@@ -154,8 +154,11 @@ async fn serve(mut stream: TcpStream, handler: Arc<dyn Handler>) {
     let _ = tokio::task::spawn_blocking(move || {
         let _ = std_stream.set_nonblocking(false);
         let _ = std_stream.set_write_timeout(Some(WRITE_TIMEOUT));
-        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &std_stream);
-        let _ = match request {
+        let mut out = Counted {
+            inner: std::io::BufWriter::with_capacity(64 * 1024, &std_stream),
+            written: 0,
+        };
+        let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match request {
             Request::Get { path, head } => handler.respond(&path, head, &mut out),
             Request::Refused(status, reason) => text_response(
                 &mut out,
@@ -164,12 +167,40 @@ async fn serve(mut stream: TcpStream, handler: Arc<dyn Handler>) {
                 &format!("{status} {reason}\n"),
                 false,
             ),
-        };
+        }));
+        // A handler that failed before its status line still answers: 500.
+        if out.written == 0 && !matches!(answered, Ok(Ok(()))) {
+            let _ = text_response(
+                &mut out,
+                500,
+                "Internal Server Error",
+                "500 Internal Server Error (see the daemon's log)\n",
+                false,
+            );
+        }
         let _ = out.flush();
         drop(out);
         let _ = std_stream.shutdown(std::net::Shutdown::Write);
     })
     .await;
+}
+
+/// A writer that counts what the handler gave it.
+struct Counted<W> {
+    inner: W,
+    written: usize,
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Binds `addr`.
@@ -260,6 +291,51 @@ pub fn stream_head(out: &mut dyn std::io::Write, content_type: &str) -> std::io:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Answers `/ok`; panics on anything else before writing a byte.
+    struct Panicky;
+
+    impl Handler for Panicky {
+        fn respond(
+            &self,
+            path: &str,
+            head: bool,
+            out: &mut dyn std::io::Write,
+        ) -> std::io::Result<()> {
+            assert_eq!(path, "/ok", "a handler bug");
+            text_response(out, 200, "OK", "ok\n", head)
+        }
+    }
+
+    /// One request on loopback to a server run by `rt`: the raw answer.
+    fn get(addr: SocketAddr, path: &str) -> String {
+        use std::io::Read as _;
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn a_handler_that_panics_still_answers_500() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt.block_on(bind("127.0.0.1:0".parse().unwrap())).unwrap();
+        let addr = listener.local_addr().unwrap();
+        rt.spawn(run(listener, Arc::new(Panicky)));
+        let (boom, ok) = rt.block_on(async {
+            tokio::task::spawn_blocking(move || (get(addr, "/boom"), get(addr, "/ok")))
+                .await
+                .unwrap()
+        });
+        assert!(boom.starts_with("HTTP/1.1 500 "), "{boom:?}");
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok:?}");
+    }
 
     #[test]
     fn requests() {
