@@ -208,6 +208,31 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// Serves `listener` on a thread of its own, with its own runtime: nothing the event
+/// loop does (netlink, timers, logging, memory trimming) delays an accept or a request
+/// head. The thread (and its blocking workers) is in the calling thread's network
+/// namespace.
+pub fn spawn_server(listener: TcpListener, handler: Arc<dyn Handler>) -> std::io::Result<()> {
+    let listener = listener.into_std()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .max_blocking_threads(MAX_CONNECTIONS)
+        .thread_name("lvs-loader-http")
+        .build()?;
+    std::thread::Builder::new()
+        .name("lvs-loader-http".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(l) => run(l, handler).await,
+                    Err(e) => super::log::error(format!("/metrics and /healthz: {e}")),
+                }
+            });
+        })?;
+    Ok(())
+}
+
 /// Accepts connections forever.
 pub async fn run(listener: TcpListener, handler: Arc<dyn Handler>) {
     let active = Arc::new(AtomicUsize::new(0));
