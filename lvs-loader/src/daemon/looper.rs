@@ -196,10 +196,11 @@ impl Daemon {
             match super::http::bind(addr).await {
                 Ok(l) => {
                     let bound = l.local_addr().unwrap_or(addr);
+                    super::http::spawn_server(l, Arc::new(Server::new(shared.clone())))
+                        .map_err(io_err("starting the /metrics server"))?;
                     log::info(format!(
                         "metrics: http://{bound}/metrics, health: http://{bound}/healthz"
                     ));
-                    tokio::spawn(super::http::run(l, Arc::new(Server::new(shared.clone()))));
                 }
                 Err(source) if opts.metrics_explicit => {
                     return Err(DaemonError::Io {

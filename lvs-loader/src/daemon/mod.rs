@@ -5,8 +5,8 @@
 //!   ([`watch`]), the config file ([`inotify`]), signals, timers; looks ([`tend`]) run on
 //!   blocking threads, one at a time per interface.
 //! * [`tend`]: one look after one interface: attach, adopt, repair, apply the config.
-//! * [`serve`], [`http`], [`metrics`]: `/metrics` and `/healthz`; the exposition format
-//!   is shared with `stats --prometheus`.
+//! * [`serve`], [`http`], [`metrics`]: `/metrics` and `/healthz` (on a thread and runtime
+//!   of their own); the exposition format is shared with `stats --prometheus`.
 //! * [`notify`]: sd_notify (`Type=notify`, watchdog); [`log`]: stderr lines.
 
 pub mod http;
