@@ -20,6 +20,9 @@ const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_LINK_DETACH: libc::c_long = 34;
+const BPF_LINK_UPDATE: libc::c_long = 29;
+/// `BPF_F_REPLACE`: a link update that fails unless `old_prog_fd` is the link's program.
+const BPF_F_REPLACE: u32 = 1 << 2;
 /// `enum bpf_attach_type`: BPF_TCX_INGRESS.
 pub const BPF_TCX_INGRESS: u32 = 46;
 /// `enum bpf_link_type`: BPF_LINK_TYPE_TCX.
@@ -115,6 +118,31 @@ pub fn tcx_link_create(prog: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Re
 #[derive(Default)]
 struct LinkDetachAttr {
     link_fd: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkUpdateAttr {
+    link_fd: u32,
+    new_prog_fd: u32,
+    flags: u32,
+    old_prog_fd: u32,
+}
+
+/// Replaces the program of `link` with `new_prog` in one step (atomic for every
+/// packet), only if it still runs `old_prog` (EPERM otherwise).
+pub fn link_update(
+    link: BorrowedFd<'_>,
+    new_prog: BorrowedFd<'_>,
+    old_prog: BorrowedFd<'_>,
+) -> io::Result<()> {
+    let mut attr = LinkUpdateAttr {
+        link_fd: link.as_raw_fd() as u32,
+        new_prog_fd: new_prog.as_raw_fd() as u32,
+        flags: BPF_F_REPLACE,
+        old_prog_fd: old_prog.as_raw_fd() as u32,
+    };
+    sys_bpf(BPF_LINK_UPDATE, &mut attr).map(drop)
 }
 
 /// Detaches a link from its hook now, whoever else still holds it.

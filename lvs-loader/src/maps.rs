@@ -13,7 +13,7 @@ use aya::{
 use lvs_ebpf_common::{
     AttachMeta, Control, GenControl, Geometry, GlobalCounters, KeepLine, MASK_CLASSES,
     MAX_NAME_LEN, MAX_PEERS, MAX_VIPS, MacKey, NO_PEER, PEERS_IN_TABLE, PEERS_INLINE, PeerBucket,
-    RETIRED_SLOT, Reason, V4Bucket, V6Bucket, VIP_STAT_SLOTS, VipCounters, VipInfo, VipKey,
+    Reason, V4Bucket, V6Bucket, VipCounters, VipInfo, VipKey,
     VipValue, global, mac_word, map_names,
 };
 
@@ -199,6 +199,20 @@ impl MapSet {
             .collect()
     }
 
+    /// VIP slots of these maps (their retired counter slot has this index): the counter
+    /// map's `max_entries` less one, [`MAX_VIPS`] for maps of the compiled size.
+    pub fn capacity(&self) -> Result<u32> {
+        let info = map_data(&self.vip_stats)
+            .ok_or(Error::Map {
+                map: map_names::VIP_STATS,
+                what: "unexpected map type".into(),
+                source: None,
+            })?
+            .info()
+            .map_err(|e| Error::map(map_names::VIP_STATS, "reading map info", e))?;
+        Ok(info.max_entries().saturating_sub(1).min(MAX_VIPS))
+    }
+
     /// Whether the VIPs live in the call-free tables (else in kernel hash maps).
     pub fn has_tables(&self) -> bool {
         matches!(self.vips, VipMaps::Tables { .. })
@@ -360,11 +374,12 @@ impl MapSet {
         config: &Config,
         before_flip: impl FnOnce(&mut Self, &ApplyReport, &PostFlip) -> Result<()>,
     ) -> Result<ApplyReport> {
-        if config.vips.len() > MAX_VIPS as usize || config.peers.len() > MAX_PEERS as usize {
+        let capacity = self.capacity()?;
+        if config.vips.len() > capacity as usize || config.peers.len() > MAX_PEERS as usize {
             return Err(Error::Map {
                 map: map_names::VIPS[0],
                 what: format!(
-                    "{} VIPs / {} peers exceed the maps' capacity ({MAX_VIPS} / {MAX_PEERS})",
+                    "{} VIPs / {} peers exceed the maps' capacity ({capacity} / {MAX_PEERS})",
                     config.vips.len(),
                     config.peers.len()
                 ),
@@ -380,7 +395,7 @@ impl MapSet {
             .map(|(k, v)| (k, v.index))
             .collect();
         let new_keys: Vec<VipKey> = config.vips.iter().map(|v| v.key()).collect();
-        let plan = slots::plan(&live_vips, &new_keys, MAX_VIPS).map_err(|e| Error::Map {
+        let plan = slots::plan(&live_vips, &new_keys, capacity).map_err(|e| Error::Map {
             map: map_names::VIP_STATS,
             what: e.to_string(),
             source: None,
@@ -666,7 +681,7 @@ impl MapSet {
             .into_iter()
             .map(|(_, v)| v.index)
             .collect();
-        slots.push(RETIRED_SLOT);
+        slots.push(self.capacity()?);
         let (vips, _) = self.vip_sums(&slots)?;
         let r = |reason: Reason| c[reason as usize];
         let no_vip = r(Reason::NoVip)
@@ -710,7 +725,7 @@ impl MapSet {
         let cpus = nr_cpus()?;
         match batch::lookup_array::<VipCounters>(
             map_fd(&self.vip_stats, map_names::VIP_STATS)?,
-            VIP_STAT_SLOTS as usize,
+            self.capacity()? as usize + 1,
             cpus,
         ) {
             Ok(v) => Ok(Some((v, cpus))),
@@ -760,7 +775,7 @@ impl MapSet {
         Ok((sum, per_cpu_sum))
     }
 
-    /// Adds the counts of `removed` slots (per CPU) to [`RETIRED_SLOT`]. (The slots
+    /// Adds the counts of `removed` slots (per CPU) to the retired slot ([`MapSet::capacity`]). (The slots
     /// themselves are zeroed when a new VIP takes them: [`MapSet::finish_post_flip`] or
     /// the fresh-slot reset. A crash between the flip and this step loses the removed
     /// VIPs' counts from the totals; nothing else.)
@@ -769,16 +784,92 @@ impl MapSet {
             return Ok(());
         }
         let cpus = nr_cpus()?;
+        let retired_slot = self.capacity()?;
         let mut slots = removed.to_vec();
-        slots.push(RETIRED_SLOT);
+        slots.push(retired_slot);
         let (_, mut retired) = self.vip_sums(&slots)?;
         retired.resize(cpus, VipCounters::default());
         let mut stats = PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
             .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
         let values = PerCpuValues::try_from(retired).map_err(|e| Error::io("per-CPU values", e))?;
         stats
-            .set(RETIRED_SLOT, values, 0)
+            .set(retired_slot, values, 0)
             .map_err(|e| Error::map(map_names::VIP_STATS, "write", e))
+    }
+
+    /// Copies the counters of `old` (another attachment's maps, live config `old`'s) into
+    /// these maps, whose live generation is the new config: a VIP in both keeps its
+    /// counts, the counts of VIPs only `old` had go to the retired slot (with `old`'s
+    /// retired counts), and the global counters are copied whole. Writes values (no
+    /// additions), so running it again gives the same result. Used by a growing reload
+    /// before the hook moves to these maps: what the old program counts after the copy is
+    /// not carried over.
+    pub fn carry_counters_from(&mut self, old: &mut MapSet) -> Result<()> {
+        let cpus = nr_cpus()?;
+        let old_live = old.active_generation()?;
+        let old_slots: StdHashMap<VipKey, u32> = old
+            .vip_entries(old_live)?
+            .into_iter()
+            .map(|(k, v)| (k, v.index))
+            .collect();
+        let new_live = self.active_generation()?;
+        let new_slots: Vec<(VipKey, u32)> = self
+            .vip_entries(new_live)?
+            .into_iter()
+            .map(|(k, v)| (k, v.index))
+            .collect();
+        let kept: std::collections::HashSet<VipKey> = new_slots.iter().map(|(k, _)| *k).collect();
+        let mut retired: Vec<u32> = old_slots
+            .iter()
+            .filter(|(k, _)| !kept.contains(k))
+            .map(|(_, &i)| i)
+            .collect();
+        retired.push(old.capacity()?);
+        let (_, mut retired_sum) = old.vip_sums(&retired)?;
+        retired_sum.resize(cpus, VipCounters::default());
+        let mut writes: Vec<(u32, Vec<VipCounters>)> = vec![(self.capacity()?, retired_sum)];
+        {
+            let old_stats = PerCpuArray::<&MapData, VipCounters>::try_from(&old.vip_stats)
+                .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
+            for (key, new_slot) in &new_slots {
+                let Some(old_slot) = old_slots.get(key) else {
+                    continue;
+                };
+                let v: Vec<VipCounters> = old_stats
+                    .get(old_slot, 0)
+                    .map_err(|e| Error::map(map_names::VIP_STATS, "read", e))?
+                    .iter()
+                    .copied()
+                    .collect();
+                if v.iter().any(|c| *c != VipCounters::default()) {
+                    writes.push((*new_slot, v));
+                }
+            }
+        }
+        let mut stats = PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
+            .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
+        for (slot, v) in writes {
+            let values = PerCpuValues::try_from(v).map_err(|e| Error::io("per-CPU values", e))?;
+            stats
+                .set(slot, values, 0)
+                .map_err(|e| Error::map(map_names::VIP_STATS, "write", e))?;
+        }
+        let global = {
+            let g = PerCpuArray::<&MapData, GlobalCounters>::try_from(&old.global)
+                .map_err(|e| Error::map(map_names::GLOBAL_STATS, "open", e))?;
+            let v: Vec<GlobalCounters> = g
+                .get(&0, 0)
+                .map_err(|e| Error::map(map_names::GLOBAL_STATS, "read", e))?
+                .iter()
+                .copied()
+                .collect();
+            v
+        };
+        let mut g = PerCpuArray::<&mut MapData, GlobalCounters>::try_from(&mut self.global)
+            .map_err(|e| Error::map(map_names::GLOBAL_STATS, "open", e))?;
+        let values = PerCpuValues::try_from(global).map_err(|e| Error::io("per-CPU values", e))?;
+        g.set(0, values, 0)
+            .map_err(|e| Error::map(map_names::GLOBAL_STATS, "write", e))
     }
 
     /// Builds the tables of `entries` and of the peers of `config`, writes them into

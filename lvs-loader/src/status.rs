@@ -89,6 +89,8 @@ pub struct StatusEntry {
     pub ifindex: u32,
     pub program_id: Option<u32>,
     pub vips: u32,
+    /// VIP slots of the attachment's maps (sized from its config; grown by a reload).
+    pub capacity: u32,
     pub peers: u32,
     /// The live generation's config (escaped).
     pub config_path: Option<String>,
@@ -136,6 +138,7 @@ impl StatusEntry {
             ifindex: 0,
             program_id: None,
             vips: 0,
+            capacity: 0,
             peers: 0,
             config_path: None,
             config_digest: String::new(),
@@ -382,6 +385,7 @@ fn fill_from_pins(s: &mut StatusEntry, dir: &Path, ifname: &IfName) -> Result<Me
     s.ifindex = meta.ifindex;
     s.program_id = bpf::pinned_prog_id(&dir.join(PROG_PIN)).ok();
     s.vips = g.vips;
+    s.capacity = maps.capacity()?;
     s.peers = g.peers;
     s.config_path = g.config_path.as_deref().map(text::escape_path);
     s.config_digest = if g.serial == 0 {
