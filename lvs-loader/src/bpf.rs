@@ -17,6 +17,7 @@ const BPF_PROG_QUERY: libc::c_long = 16;
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_LINK_DETACH: libc::c_long = 34;
@@ -285,6 +286,73 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<ProgInfo> {
         id: raw.id,
         name: raw.name[..end].to_vec(),
     })
+}
+
+/// Ids of the maps program `fd` uses (all of them, pinned or not: what its kernel memory
+/// is made of).
+pub fn prog_map_ids(fd: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
+    let raw: RawProgInfo = obj_info(fd)?;
+    let mut ids = vec![0u32; raw.nr_map_ids as usize];
+    let mut info = RawProgInfo {
+        nr_map_ids: ids.len() as u32,
+        map_ids: ids.as_mut_ptr() as u64,
+        ..RawProgInfo::default()
+    };
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<RawProgInfo>() as u32,
+        info: &mut info as *mut RawProgInfo as u64,
+    };
+    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    ids.truncate(info.nr_map_ids as usize);
+    Ok(ids)
+}
+
+/// The map with kernel id `id`.
+pub fn map_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = GetFdByIdAttr {
+        id,
+        ..GetFdByIdAttr::default()
+    };
+    sys_bpf(BPF_MAP_GET_FD_BY_ID, &mut attr).map(fd_from)
+}
+
+/// Name, `max_entries` and kernel memory (`memlock` of its fdinfo: the kernel's own
+/// accounting of the map's memory on 6.4 and later, an estimate from its shape before)
+/// of map `fd`.
+pub fn map_memory(fd: BorrowedFd<'_>) -> io::Result<(String, u32, u64)> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct RawMapInfo {
+        map_type: u32,
+        id: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        map_flags: u32,
+        name: [u8; 16],
+    }
+    let raw: RawMapInfo = obj_info(fd)?;
+    let end = raw.name.iter().position(|&c| c == 0).unwrap_or(16);
+    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    let memlock = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("memlock:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok((
+        String::from_utf8_lossy(&raw.name[..end]).into_owned(),
+        raw.max_entries,
+        memlock,
+    ))
+}
+
+/// Kernel memory of every map program `fd` uses: (name, max_entries, bytes) each.
+pub fn prog_map_memory(fd: BorrowedFd<'_>) -> io::Result<Vec<(String, u32, u64)>> {
+    prog_map_ids(fd)?
+        .into_iter()
+        .map(|id| map_memory(map_by_id(id)?.as_fd()))
+        .collect()
 }
 
 #[repr(C)]
