@@ -317,10 +317,28 @@ pub fn map_by_id(id: u32) -> io::Result<OwnedFd> {
     sys_bpf(BPF_MAP_GET_FD_BY_ID, &mut attr).map(fd_from)
 }
 
-/// Name, `max_entries` and kernel memory (`memlock` of its fdinfo: the kernel's own
-/// accounting of the map's memory on 6.4 and later, an estimate from its shape before)
-/// of map `fd`.
-pub fn map_memory(fd: BorrowedFd<'_>) -> io::Result<(String, u32, u64)> {
+/// One map's kernel memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapMemory {
+    pub name: String,
+    /// `enum bpf_map_type`.
+    pub map_type: u32,
+    pub max_entries: u32,
+    /// `memlock` of its fdinfo: the kernel's own accounting of the map's memory on 6.4
+    /// and later, an estimate from its shape before.
+    pub bytes: u64,
+}
+
+impl MapMemory {
+    /// A per-CPU map (its memory grows with the number of possible CPUs).
+    pub fn per_cpu(&self) -> bool {
+        // BPF_MAP_TYPE_PERCPU_HASH, _PERCPU_ARRAY, _LRU_PERCPU_HASH.
+        matches!(self.map_type, 5 | 6 | 10)
+    }
+}
+
+/// Name, shape and kernel memory of map `fd`.
+pub fn map_memory(fd: BorrowedFd<'_>) -> io::Result<MapMemory> {
     #[repr(C)]
     #[derive(Default)]
     struct RawMapInfo {
@@ -340,15 +358,16 @@ pub fn map_memory(fd: BorrowedFd<'_>) -> io::Result<(String, u32, u64)> {
         .find_map(|l| l.strip_prefix("memlock:"))
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    Ok((
-        String::from_utf8_lossy(&raw.name[..end]).into_owned(),
-        raw.max_entries,
-        memlock,
-    ))
+    Ok(MapMemory {
+        name: String::from_utf8_lossy(&raw.name[..end]).into_owned(),
+        map_type: raw.map_type,
+        max_entries: raw.max_entries,
+        bytes: memlock,
+    })
 }
 
-/// Kernel memory of every map program `fd` uses: (name, max_entries, bytes) each.
-pub fn prog_map_memory(fd: BorrowedFd<'_>) -> io::Result<Vec<(String, u32, u64)>> {
+/// Kernel memory of every map program `fd` uses.
+pub fn prog_map_memory(fd: BorrowedFd<'_>) -> io::Result<Vec<MapMemory>> {
     prog_map_ids(fd)?
         .into_iter()
         .map(|id| map_memory(map_by_id(id)?.as_fd()))

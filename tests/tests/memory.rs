@@ -112,13 +112,13 @@ fn small_config_small_maps(mode: &str) {
     // Every map the program uses (the trace ring buffer is not pinned but counts too).
     let prog = lvs_loader::bpf::obj_get(&pin_dir(&lab).join("prog")).expect("prog pin");
     let all = lvs_loader::bpf::prog_map_memory(prog.as_fd()).expect("map memory");
-    let unpinned: Vec<_> = all.iter().filter(|(n, _, _)| !maps.contains_key(n)).collect();
+    let unpinned: Vec<_> = all.iter().filter(|m| !maps.contains_key(&m.name)).collect();
     assert!(
-        unpinned.iter().any(|(n, _, _)| n == map_names::TRACE_EVENTS),
+        unpinned.iter().any(|m| m.name == map_names::TRACE_EVENTS),
         "{all:?}"
     );
     let total: u64 = maps.values().map(|(_, m)| m).sum::<u64>()
-        + unpinned.iter().map(|(_, _, m)| m).sum::<u64>();
+        + unpinned.iter().map(|m| m.bytes).sum::<u64>();
     eprintln!("{mode}: 1 VIP, kernel map memory {total} B: {maps:?} + {unpinned:?}");
     // Issue 11: 1 VIP on 3 interfaces under 4 MiB.
     assert!(3 * total < 4 << 20, "{total} B per interface");
