@@ -13,8 +13,8 @@ use aya::{
 use lvs_ebpf_common::{
     AttachMeta, Control, GenControl, Geometry, GlobalCounters, KeepLine, MASK_CLASSES,
     MAX_NAME_LEN, MAX_PEERS, MAX_VIPS, MacKey, NO_PEER, PEERS_IN_TABLE, PEERS_INLINE, PeerBucket,
-    Reason, V4Bucket, V6Bucket, VipCounters, VipInfo, VipKey,
-    VipValue, global, mac_word, map_names,
+    Reason, V4Bucket, V6Bucket, VipCounters, VipInfo, VipKey, VipValue, global, mac_word,
+    map_names,
 };
 
 use crate::{

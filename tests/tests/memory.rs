@@ -117,8 +117,8 @@ fn small_config_small_maps(mode: &str) {
         unpinned.iter().any(|m| m.name == map_names::TRACE_EVENTS),
         "{all:?}"
     );
-    let total: u64 = maps.values().map(|(_, m)| m).sum::<u64>()
-        + unpinned.iter().map(|m| m.bytes).sum::<u64>();
+    let total: u64 =
+        maps.values().map(|(_, m)| m).sum::<u64>() + unpinned.iter().map(|m| m.bytes).sum::<u64>();
     eprintln!("{mode}: 1 VIP, kernel map memory {total} B: {maps:?} + {unpinned:?}");
     // Issue 11: 1 VIP on 3 interfaces under 4 MiB.
     assert!(3 * total < 4 << 20, "{total} B per interface");
@@ -191,7 +191,11 @@ fn grows_under_traffic(mode: &str) {
     // A reload that fits does not swap maps.
     let out = lab.loader_ok(&["reload", DEV, "--config", path_str(&a)]);
     assert!(out.contains("reloaded"), "{out}");
-    assert_eq!(lab.marker_prog_ids(), new_prog, "no new program for a fitting reload");
+    assert_eq!(
+        lab.marker_prog_ids(),
+        new_prog,
+        "no new program for a fitting reload"
+    );
     assert_eq!(capacity(&lab), u64::from(capacity_for(BIG as usize + 1)));
 }
 
@@ -266,7 +270,12 @@ fn growth_killed_at_every_step(mode: &str) {
         kills += 1;
         // Whatever step it died at, exactly one of our programs is on the hook and it
         // marks the VIP both configs have.
-        assert_eq!(lab.marker_prog_ids().len(), 1, "{ctx}: {}", lab.ingress_hooks());
+        assert_eq!(
+            lab.marker_prog_ids().len(),
+            1,
+            "{ctx}: {}",
+            lab.ingress_hooks()
+        );
         web_marked(&lab, &ctx);
         // The next command finishes or undoes it: old or new maps, never a mix.
         if i % 2 == 0 {
@@ -274,7 +283,11 @@ fn growth_killed_at_every_step(mode: &str) {
             assert!(out.contains("reloaded"), "{ctx}: {out}");
             let c = capacity(&lab);
             assert!(c == small || c == big, "{ctx}: capacity {c}");
-            assert_eq!(lab.stats()["vips"].as_array().map(Vec::len), Some(1), "{ctx}");
+            assert_eq!(
+                lab.stats()["vips"].as_array().map(Vec::len),
+                Some(1),
+                "{ctx}"
+            );
         } else {
             lab.loader_ok(&["reload", DEV, "--config", path_str(&b)]);
             assert_eq!(capacity(&lab), big, "{ctx}");
@@ -291,7 +304,11 @@ fn growth_killed_at_every_step(mode: &str) {
     }
     eprintln!("{mode}: {kills} kills during growth, each recovered");
     lab.loader_ok(&["detach", DEV]);
-    assert!(lab.pins.leftovers().is_empty(), "{:?}", lab.pins.leftovers());
+    assert!(
+        lab.pins.leftovers().is_empty(),
+        "{:?}",
+        lab.pins.leftovers()
+    );
     assert!(lab.marker_prog_ids().is_empty());
 }
 

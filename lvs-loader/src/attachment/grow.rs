@@ -140,9 +140,9 @@ impl Attachment {
                 bpf::link_update(link.as_fd(), new_fd.as_fd(), old_fd.as_fd()).map_err(swap_err)
             }
             Mode::Netlink => {
-                let nl = meta.nl.ok_or_else(|| {
-                    swap_err(std::io::Error::from_raw_os_error(libc::ENOENT))
-                })?;
+                let nl = meta
+                    .nl
+                    .ok_or_else(|| swap_err(std::io::Error::from_raw_os_error(libc::ENOENT)))?;
                 netlink::filter_replace(
                     meta.ifindex,
                     nl.priority,

@@ -14,6 +14,9 @@
 //!   never flipped to.
 //! * **re-hook** (a reload or attach finding the program off its hook) records the new
 //!   hook first; a TCX link is pinned as `link.next` and renamed over `link`.
+//! * **growth** (a reload that does not fit the maps' capacity) builds a new program and
+//!   maps in `<ifname>:new`, swaps the hook to it in one step and moves the directories
+//!   (`grow`). Recovery finishes it when the new program is on the hook, else undoes it.
 //! * **detach** renames `<ifname>` to `<ifname>:old` first (from then on it is being
 //!   removed), unhooks, unpins. Recovery finishes a `:old`.
 //! * **repair** (`lvs-loader daemon`) re-hooks and puts the program back in its place on
