@@ -244,7 +244,7 @@ fn growth_killed_at_every_step(mode: &str) {
     let b = lab.config("b.toml", &web_with(PEER_MAC, 0..BIG));
     let grow_args = ["reload", DEV, "--config", path_str(&b)];
     attach(&lab, &a, mode);
-    lab.watch_marks(&[WEB_VIP.into()], &[WEB_MARK]);
+    lab.watch_marks(&[WEB_VIP.into(), NEW_VIP.into()], &[WEB_MARK, NEW_MARK]);
     let steps = traced(&lab, &grow_args);
     assert!(
         steps.iter().any(|s| s.starts_with("grow:swapped")),
@@ -277,6 +277,13 @@ fn growth_killed_at_every_step(mode: &str) {
             lab.ingress_hooks()
         );
         web_marked(&lab, &ctx);
+        // `status` names the config the hook runs: the new one marks NEW_VIP.
+        let before = lab.mark_count(NEW_VIP.into(), NEW_MARK);
+        lab.send(&[frame(NEW_VIP, 443)]);
+        let new_runs = lab.mark_count(NEW_VIP.into(), NEW_MARK) > before;
+        let st = lab.my_status().expect("status entry");
+        let want = if new_runs { BIG as u64 + 1 } else { 1 };
+        assert_eq!(st["vips"].as_u64(), Some(want), "{ctx}: status {st}");
         // The next command finishes or undoes it: old or new maps, never a mix.
         if i % 2 == 0 {
             let out = lab.loader_ok(&["reload", DEV, "--config", path_str(&a)]);
