@@ -28,6 +28,8 @@ pub mod map_names {
     pub const GLOBAL_STATS: &str = "LVS_GLOBAL";
     pub const VIP_INFO: &str = "LVS_VIP_INFO";
     pub const META: &str = "LVS_META";
+    /// Counts carried over by a growing reload, per counter slot (userspace only).
+    pub const VIP_BASE: &str = "LVS_VIP_BASE";
     /// `lvs-loader trace`: the filter, lease and rate of the trace ([`crate::TraceFilter`]).
     pub const TRACE: &str = "LVS_TRACE";
     /// `lvs-loader trace`: per-CPU token buckets ([`crate::TraceBucket`]).
@@ -57,6 +59,10 @@ pub const VIP_STAT_SLOTS: u32 = MAX_VIPS + 1;
 /// counts of removed VIPs (written by the loader only), so that the `marked`/`peer`
 /// totals never go backwards. Maps of capacity `c` have it at index `c`.
 pub const RETIRED_SLOT: u32 = MAX_VIPS;
+
+/// The entry of [`map_names::GLOBAL_STATS`] that holds the global counts a growing reload
+/// carried over (the program counts in entry 0 only).
+pub const GLOBAL_BASE: u32 = 1;
 
 /// Smallest capacity an attachment gets (VIP slots): a few VIPs need no growth.
 pub const MIN_CAPACITY: u32 = 256;

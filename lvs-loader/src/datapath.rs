@@ -127,6 +127,7 @@ impl Datapath {
                 .map_max_entries(map_names::V4_TABLE, v4)
                 .map_max_entries(map_names::V6_TABLE, v6)
                 .map_max_entries(map_names::VIP_STATS, slots)
+                .map_max_entries(map_names::VIP_BASE, slots)
                 .map_max_entries(map_names::VIP_INFO, info);
         }
         let mut ebpf = loader

@@ -5,22 +5,24 @@
 //! Steps (lock held, recovery done, the old program on its hook):
 //!
 //! 1. build in `<ifname>:new`: maps of the new capacity and the program pinned, the
-//!    config applied, the metadata (hook record copied) written, the counters copied;
+//!    config applied, the metadata (hook record copied) written;
 //! 2. swap: TCX `BPF_LINK_UPDATE` of the pinned link (only if it still runs the old
 //!    program), netlink a cls_bpf replace of the recorded filter (same priority and
 //!    handle): every packet runs the old or the new program, both mark the VIPs the two
 //!    configs share;
-//! 3. TCX: the link pin moves into `<ifname>:new`;
-//! 4. `<ifname>` becomes `<ifname>:old`, `<ifname>:new` becomes `<ifname>`;
-//! 5. the old pins go (nothing on the hook refers to them any more).
+//! 3. once the old program has finished its last packet, its counts are written into the
+//!    new maps' carried-over counts (which the new program never writes: exact);
+//! 4. TCX: the link pin moves into `<ifname>:new`;
+//! 5. `<ifname>` becomes `<ifname>:old`, `<ifname>:new` becomes `<ifname>`;
+//! 6. the old pins go (nothing on the hook refers to them any more).
 //!
 //! Recovery ([`Attachment::recover_growth`]) tells the halves apart by the hook: if the
-//! new program runs there (or `<ifname>` is already renamed away), it finishes 3-5;
+//! new program runs there (or `<ifname>` is already renamed away), it finishes 3-6;
 //! otherwise it removes `<ifname>:new`, which nothing on the hook uses.
 
 use std::{os::fd::AsFd as _, path::Path};
 
-use super::{Attachment, describe, read_meta};
+use super::{Attachment, describe, open_pins, read_meta};
 use crate::{
     bpf,
     config::Config,
@@ -39,6 +41,18 @@ pub(super) fn needed(maps: &MapSet, config: &Config) -> Result<Option<u32>> {
     let have = maps.capacity()?;
     let want = lvs_ebpf_common::capacity_for(config.vips.len());
     Ok((want > have).then_some(want))
+}
+
+/// Waits until every packet that may still run the old program has finished: a
+/// `membarrier(MEMBARRIER_CMD_GLOBAL)` is a `synchronize_rcu()`, and TC programs run
+/// under RCU. (Without membarrier, a pause far longer than any packet's run.)
+fn quiesce() {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: membarrier(2) takes (int cmd, unsigned int flags[, int cpu_id]).
+    let rc = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0) };
+    if rc != 0 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn rename(from: &Path, to: &Path) -> Result<()> {
@@ -61,7 +75,6 @@ impl Attachment {
     /// program's id.
     pub(super) fn grow(
         &self,
-        old_maps: &mut MapSet,
         meta: &Meta,
         config: &Config,
         capacity: u32,
@@ -70,7 +83,7 @@ impl Attachment {
         let staging = self.staging();
         pins::mkdir_private(&staging)?;
         failpoint::hit("grow:staging-created");
-        let built = self.grow_build(&staging, old_maps, meta, config, capacity);
+        let built = self.grow_build(&staging, meta, config, capacity);
         let (applied, new_prog) = match built {
             Ok(x) => x,
             Err(e) => {
@@ -94,7 +107,6 @@ impl Attachment {
     fn grow_build(
         &self,
         staging: &Path,
-        old_maps: &mut MapSet,
         meta: &Meta,
         config: &Config,
         capacity: u32,
@@ -116,8 +128,6 @@ impl Attachment {
             maps.write_meta(&new_meta.to_raw()?)
         })?;
         failpoint::hit("grow:configured");
-        dp.maps.carry_counters_from(old_maps)?;
-        failpoint::hit("grow:counters-copied");
         Ok((applied, program_id))
     }
 
@@ -155,9 +165,20 @@ impl Attachment {
         }
     }
 
-    /// Steps 3-5 (the hook runs the program of `<ifname>:new`); each can be redone.
+    /// Steps 3-6 (the hook runs the program of `<ifname>:new`); each can be redone.
     fn grow_publish(&self) -> Result<()> {
         let (dir, staging, removing) = (self.dir(), self.staging(), self.removing());
+        // The counters: once the old program has finished its last packet, its counts
+        // become the new maps' carried-over counts (values set, so redoing it is fine).
+        let old = if dir.exists() { &dir } else { &removing };
+        if let (Ok(mut old_maps), Ok(mut new_maps)) = (
+            open_pins(old, &self.ifname),
+            open_pins(&staging, &self.ifname),
+        ) {
+            quiesce();
+            new_maps.carry_counters_from(&mut old_maps)?;
+            failpoint::hit("grow:counters-carried");
+        }
         if dir.join(LINK_PIN).exists() && !staging.join(LINK_PIN).exists() {
             rename(&dir.join(LINK_PIN), &staging.join(LINK_PIN))?;
             failpoint::hit("grow:link-moved");

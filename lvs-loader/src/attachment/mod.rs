@@ -532,7 +532,7 @@ impl Attachment {
             Placement::Impossible(why) => order_problem = Some(why),
         }
         if let Some(capacity) = grow::needed(&maps, config)? {
-            let (applied, new_prog) = self.grow(&mut maps, &meta, config, capacity, program_id)?;
+            let (applied, new_prog) = self.grow(&meta, config, capacity, program_id)?;
             return Ok(AttachReport {
                 interface: self.ifname.clone(),
                 action: if rehook_reason.is_some() {
