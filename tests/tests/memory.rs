@@ -318,6 +318,15 @@ fn growth_killed_at_every_step(mode: &str) {
         no_stale_pins(&lab, &ctx);
         assert_eq!(lab.marker_prog_ids().len(), 1, "{ctx}");
         web_marked(&lab, &ctx);
+        // Counted exactly once whichever program counted it: one web frame after the
+        // kill, one now.
+        let st = lab.stats();
+        assert_eq!(
+            st["vips"][0]["marked_packets"].as_u64(),
+            Some(2),
+            "{ctx}: {}",
+            st["vips"][0]
+        );
     }
     eprintln!("{mode}: {kills} kills during growth, each recovered");
     lab.loader_ok(&["detach", DEV]);
