@@ -28,6 +28,8 @@ pub mod map_names {
     pub const GLOBAL_STATS: &str = "LVS_GLOBAL";
     pub const VIP_INFO: &str = "LVS_VIP_INFO";
     pub const META: &str = "LVS_META";
+    /// Counts carried over by a growing reload, per counter slot (userspace only).
+    pub const VIP_BASE: &str = "LVS_VIP_BASE";
     /// `lvs-loader trace`: the filter, lease and rate of the trace ([`crate::TraceFilter`]).
     pub const TRACE: &str = "LVS_TRACE";
     /// `lvs-loader trace`: per-CPU token buckets ([`crate::TraceBucket`]).
@@ -49,11 +51,49 @@ pub const MAX_PEERS: u32 = 1_024;
 /// Bytes reserved for a VIP's name in [`VipInfo`].
 pub const MAX_NAME_LEN: usize = 56;
 
-/// Counter slots in [`map_names::VIP_STATS`]: one per VIP plus [`RETIRED_SLOT`].
+/// Counter slots in [`map_names::VIP_STATS`] as compiled: one per VIP plus the retired
+/// slot. An attachment sizes its maps from its config ([`capacity_for`]); the slot after
+/// its last VIP slot (index = its capacity) is the retired slot.
 pub const VIP_STAT_SLOTS: u32 = MAX_VIPS + 1;
-/// The counter slot that accumulates the counts of removed VIPs (written by the loader
-/// only), so that the `marked`/`peer` totals never go backwards.
+/// The retired slot of maps of the full capacity: the counter slot that accumulates the
+/// counts of removed VIPs (written by the loader only), so that the `marked`/`peer`
+/// totals never go backwards. Maps of capacity `c` have it at index `c`.
 pub const RETIRED_SLOT: u32 = MAX_VIPS;
+
+/// The entry of [`map_names::GLOBAL_STATS`] that holds the global counts a growing reload
+/// carried over (the program counts in entry 0 only).
+pub const GLOBAL_BASE: u32 = 1;
+
+/// Smallest capacity an attachment gets (VIP slots): a few VIPs need no growth.
+pub const MIN_CAPACITY: u32 = 256;
+
+/// The capacity (VIP slots) of the maps of an attachment whose config has `vips` VIP
+/// entries: the next power of two of twice that (headroom: reloads up to twice the size
+/// need no new maps, and the cuckoo tables stay at most half full), at least
+/// [`MIN_CAPACITY`], at most [`MAX_VIPS`].
+pub const fn capacity_for(vips: usize) -> u32 {
+    let want = vips.saturating_mul(2);
+    if want <= MIN_CAPACITY as usize {
+        MIN_CAPACITY
+    } else if want >= MAX_VIPS as usize {
+        MAX_VIPS
+    } else {
+        want.next_power_of_two() as u32
+    }
+}
+
+/// `max_entries` of each capacity-sized map for `capacity` VIP slots: (IPv4 table
+/// buckets, IPv6 table buckets, counter slots, VIP info entries). Both generations of a
+/// table hold `capacity` VIPs each at a load of at most one half, like the compiled sizes
+/// do for [`MAX_VIPS`].
+pub const fn sized_entries(capacity: u32) -> (u32, u32, u32, u32) {
+    (
+        capacity / V4_PER_BUCKET as u32 * 2 * 2,
+        capacity / V6_PER_BUCKET as u32 * 2 * 2,
+        capacity + 1,
+        capacity,
+    )
+}
 
 pub const FAMILY_V4: u8 = 4;
 pub const FAMILY_V6: u8 = 6;
@@ -745,6 +785,17 @@ pub struct TraceEvent {
 
 // No implicit padding anywhere: sizes equal the sum of the fields.
 const _: () = assert!(core::mem::size_of::<VipKey>() == 20);
+const _: () = assert!(
+    sized_entries(MAX_VIPS).0 == V4_TABLE_BUCKETS
+        && sized_entries(MAX_VIPS).1 == V6_TABLE_BUCKETS
+        && sized_entries(MAX_VIPS).2 == VIP_STAT_SLOTS
+        && capacity_for(0) == MIN_CAPACITY
+        && capacity_for(128) == MIN_CAPACITY
+        && capacity_for(129) == 512
+        && capacity_for(1000) == 2048
+        && capacity_for(65_536) == MAX_VIPS
+        && capacity_for(MAX_VIPS as usize) == MAX_VIPS
+);
 const _: () = assert!(core::mem::size_of::<VipValue>() == 12);
 const _: () = assert!(core::mem::size_of::<MacKey>() == 8);
 const _: () = assert!(core::mem::size_of::<VipCounters>() == 40);

@@ -58,7 +58,9 @@ pub fn vip_packet(slot: u32, peer: bool, bytes: u64, already_marked: bool) {
                 (*c).marked_bytes += bytes;
             }
         },
-        // The loader hands out slots below VIP_STAT_SLOTS only; count the impossible.
+        // The loader hands out slots below the map's max_entries (its capacity, set at
+        // load) only; the verifier-inlined bounds check uses the real size. Count the
+        // impossible.
         None => global_inc(global::INTERNAL),
     }
 }

@@ -21,6 +21,10 @@ use crate::{
     maps::BPF_F_MMAPABLE,
 };
 
+// The sizes below are the full capacity as compiled; the loader sets each attachment's own
+// (`lvs_ebpf_common::sized_entries`), and every access is bounds-checked against the
+// map's real `max_entries`, so no access depends on these constants.
+
 /// IPv4 VIPs, both generations (each generation's region is given by its `Geometry`).
 #[map]
 pub static LVS_V4: Array<V4Bucket> = Array::with_max_entries(V4_TABLE_BUCKETS, BPF_F_MMAPABLE);

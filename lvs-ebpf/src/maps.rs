@@ -31,8 +31,10 @@ pub static LVS_PEERS_1: HashMap<MacKey, u32> = HashMap::with_max_entries(MAX_PEE
 pub static LVS_VIP_STATS: PerCpuArray<VipCounters> =
     PerCpuArray::with_max_entries(VIP_STAT_SLOTS, 0);
 
+/// Entry 0: what the program counts. Entry `lvs_ebpf_common::GLOBAL_BASE`: counts the loader carried over
+/// from the maps a growing reload replaced (the program never touches it).
 #[map]
-pub static LVS_GLOBAL: PerCpuArray<GlobalCounters> = PerCpuArray::with_max_entries(1, 0);
+pub static LVS_GLOBAL: PerCpuArray<GlobalCounters> = PerCpuArray::with_max_entries(2, 0);
 
 // Userspace-only bookkeeping, declared here so that it lives (and is pinned) with the
 // program's maps.
@@ -40,3 +42,9 @@ pub static LVS_GLOBAL: PerCpuArray<GlobalCounters> = PerCpuArray::with_max_entri
 pub static LVS_VIP_INFO: Array<VipInfo> = Array::with_max_entries(MAX_VIPS, 0);
 #[map]
 pub static LVS_META: Array<AttachMeta> = Array::with_max_entries(1, 0);
+/// Per counter slot: the counts a growing reload carried over from the maps it replaced
+/// (the loader adds them to `LVS_VIP_STATS`; written after the old program stopped, so
+/// nothing the program counts races with them).
+#[map]
+pub static LVS_VIP_BASE: Array<VipCounters> =
+    Array::with_max_entries(VIP_STAT_SLOTS, BPF_F_MMAPABLE);

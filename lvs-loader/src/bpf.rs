@@ -17,9 +17,13 @@ const BPF_PROG_QUERY: libc::c_long = 16;
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_LINK_DETACH: libc::c_long = 34;
+const BPF_LINK_UPDATE: libc::c_long = 29;
+/// `BPF_F_REPLACE`: a link update that fails unless `old_prog_fd` is the link's program.
+const BPF_F_REPLACE: u32 = 1 << 2;
 /// `enum bpf_attach_type`: BPF_TCX_INGRESS.
 pub const BPF_TCX_INGRESS: u32 = 46;
 /// `enum bpf_link_type`: BPF_LINK_TYPE_TCX.
@@ -115,6 +119,31 @@ pub fn tcx_link_create(prog: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Re
 #[derive(Default)]
 struct LinkDetachAttr {
     link_fd: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkUpdateAttr {
+    link_fd: u32,
+    new_prog_fd: u32,
+    flags: u32,
+    old_prog_fd: u32,
+}
+
+/// Replaces the program of `link` with `new_prog` in one step (atomic for every
+/// packet), only if it still runs `old_prog` (EPERM otherwise).
+pub fn link_update(
+    link: BorrowedFd<'_>,
+    new_prog: BorrowedFd<'_>,
+    old_prog: BorrowedFd<'_>,
+) -> io::Result<()> {
+    let mut attr = LinkUpdateAttr {
+        link_fd: link.as_raw_fd() as u32,
+        new_prog_fd: new_prog.as_raw_fd() as u32,
+        flags: BPF_F_REPLACE,
+        old_prog_fd: old_prog.as_raw_fd() as u32,
+    };
+    sys_bpf(BPF_LINK_UPDATE, &mut attr).map(drop)
 }
 
 /// Detaches a link from its hook now, whoever else still holds it.
@@ -257,6 +286,92 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<ProgInfo> {
         id: raw.id,
         name: raw.name[..end].to_vec(),
     })
+}
+
+/// Ids of the maps program `fd` uses (all of them, pinned or not: what its kernel memory
+/// is made of).
+pub fn prog_map_ids(fd: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
+    let raw: RawProgInfo = obj_info(fd)?;
+    let mut ids = vec![0u32; raw.nr_map_ids as usize];
+    let mut info = RawProgInfo {
+        nr_map_ids: ids.len() as u32,
+        map_ids: ids.as_mut_ptr() as u64,
+        ..RawProgInfo::default()
+    };
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<RawProgInfo>() as u32,
+        info: &mut info as *mut RawProgInfo as u64,
+    };
+    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    ids.truncate(info.nr_map_ids as usize);
+    Ok(ids)
+}
+
+/// The map with kernel id `id`.
+pub fn map_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = GetFdByIdAttr {
+        id,
+        ..GetFdByIdAttr::default()
+    };
+    sys_bpf(BPF_MAP_GET_FD_BY_ID, &mut attr).map(fd_from)
+}
+
+/// One map's kernel memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapMemory {
+    pub name: String,
+    /// `enum bpf_map_type`.
+    pub map_type: u32,
+    pub max_entries: u32,
+    /// `memlock` of its fdinfo: the kernel's own accounting of the map's memory on 6.4
+    /// and later, an estimate from its shape before.
+    pub bytes: u64,
+}
+
+impl MapMemory {
+    /// A per-CPU map (its memory grows with the number of possible CPUs).
+    pub fn per_cpu(&self) -> bool {
+        // BPF_MAP_TYPE_PERCPU_HASH, _PERCPU_ARRAY, _LRU_PERCPU_HASH.
+        matches!(self.map_type, 5 | 6 | 10)
+    }
+}
+
+/// Name, shape and kernel memory of map `fd`.
+pub fn map_memory(fd: BorrowedFd<'_>) -> io::Result<MapMemory> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct RawMapInfo {
+        map_type: u32,
+        id: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        map_flags: u32,
+        name: [u8; 16],
+    }
+    let raw: RawMapInfo = obj_info(fd)?;
+    let end = raw.name.iter().position(|&c| c == 0).unwrap_or(16);
+    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    let memlock = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("memlock:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok(MapMemory {
+        name: String::from_utf8_lossy(&raw.name[..end]).into_owned(),
+        map_type: raw.map_type,
+        max_entries: raw.max_entries,
+        bytes: memlock,
+    })
+}
+
+/// Kernel memory of every map program `fd` uses.
+pub fn prog_map_memory(fd: BorrowedFd<'_>) -> io::Result<Vec<MapMemory>> {
+    prog_map_ids(fd)?
+        .into_iter()
+        .map(|id| map_memory(map_by_id(id)?.as_fd()))
+        .collect()
 }
 
 #[repr(C)]

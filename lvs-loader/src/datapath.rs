@@ -9,7 +9,9 @@ use aya::{
     Ebpf, EbpfLoader,
     programs::{ProgramError, SchedClassifier},
 };
-use lvs_ebpf_common::{EXPLAIN_PROGRAM_NAME, PROGRAM_NAME};
+use lvs_ebpf_common::{
+    EXPLAIN_PROGRAM_NAME, MAX_VIPS, MIN_CAPACITY, PROGRAM_NAME, map_names, sized_entries,
+};
 
 use crate::{
     error::{Error, Result},
@@ -99,10 +101,36 @@ impl Datapath {
         Self::load_variant(Variant::Table)
     }
 
-    /// Loads a [`Variant`] of the program and creates its maps.
+    /// Loads the program with maps for `capacity` VIP slots (see
+    /// [`lvs_ebpf_common::capacity_for`]; clamped to [`MIN_CAPACITY`]..=[`MAX_VIPS`] and
+    /// rounded up to a power of two) instead of the compiled [`MAX_VIPS`]: what `attach`
+    /// and a growing reload use, so that kernel memory follows the config.
+    pub fn load_sized(capacity: u32) -> Result<Self> {
+        let c = capacity
+            .clamp(MIN_CAPACITY, MAX_VIPS)
+            .next_power_of_two()
+            .min(MAX_VIPS);
+        Self::load_with(Variant::Table, Some(c))
+    }
+
+    /// Loads a [`Variant`] of the program and creates its maps (full capacity).
     pub fn load_variant(variant: Variant) -> Result<Self> {
+        Self::load_with(variant, None)
+    }
+
+    fn load_with(variant: Variant, capacity: Option<u32>) -> Result<Self> {
         let memlock = sys::raise_memlock();
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        if let Some(c) = capacity {
+            let (v4, v6, slots, info) = sized_entries(c);
+            loader
+                .map_max_entries(map_names::V4_TABLE, v4)
+                .map_max_entries(map_names::V6_TABLE, v6)
+                .map_max_entries(map_names::VIP_STATS, slots)
+                .map_max_entries(map_names::VIP_BASE, slots)
+                .map_max_entries(map_names::VIP_INFO, info);
+        }
+        let mut ebpf = loader
             .load(variant.object())
             .map_err(|e| load_error(e, memlock))?;
         {

@@ -11,10 +11,10 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues},
 };
 use lvs_ebpf_common::{
-    AttachMeta, Control, GenControl, Geometry, GlobalCounters, KeepLine, MASK_CLASSES,
+    AttachMeta, Control, GLOBAL_BASE, GenControl, Geometry, GlobalCounters, KeepLine, MASK_CLASSES,
     MAX_NAME_LEN, MAX_PEERS, MAX_VIPS, MacKey, NO_PEER, PEERS_IN_TABLE, PEERS_INLINE, PeerBucket,
-    RETIRED_SLOT, Reason, V4Bucket, V6Bucket, VIP_STAT_SLOTS, VipCounters, VipInfo, VipKey,
-    VipValue, global, mac_word, map_names,
+    Reason, V4Bucket, V6Bucket, VipCounters, VipInfo, VipKey, VipValue, global, mac_word,
+    map_names,
 };
 
 use crate::{
@@ -60,10 +60,13 @@ pub struct MapSet {
     global: Map,
     info: Map,
     meta: Map,
+    /// Counts carried over by a growing reload (absent in pins of older lvs-loaders),
+    /// mapped into memory.
+    base: Option<(Map, Mapped<VipCounters>)>,
 }
 
 /// Names of all maps either variant has, which are also their pin file names.
-pub const ALL_MAPS: [&str; 12] = [
+pub const ALL_MAPS: [&str; 13] = [
     map_names::V4_TABLE,
     map_names::V6_TABLE,
     map_names::PEER_TABLE,
@@ -76,6 +79,7 @@ pub const ALL_MAPS: [&str; 12] = [
     map_names::GLOBAL_STATS,
     map_names::VIP_INFO,
     map_names::META,
+    map_names::VIP_BASE,
 ];
 
 /// What `apply` changed.
@@ -155,6 +159,20 @@ impl MapSet {
             global: get(map_names::GLOBAL_STATS)?,
             info: get(map_names::VIP_INFO)?,
             meta: get(map_names::META)?,
+            base: if has(map_names::VIP_BASE) {
+                let m = get(map_names::VIP_BASE)?;
+                let mapped = Mapped::new(
+                    map_data(&m).ok_or(Error::Map {
+                        map: map_names::VIP_BASE,
+                        what: "unexpected map type".into(),
+                        source: None,
+                    })?,
+                    map_names::VIP_BASE,
+                )?;
+                Some((m, mapped))
+            } else {
+                None
+            },
         })
     }
 
@@ -176,7 +194,67 @@ impl MapSet {
             (map_names::VIP_INFO, &self.info),
             (map_names::META, &self.meta),
         ]);
+        if let Some((m, _)) = &self.base {
+            v.push((map_names::VIP_BASE, m));
+        }
         v
+    }
+
+    /// The carried-over counts of every slot (empty without a base map).
+    fn base_all(&self) -> Vec<VipCounters> {
+        self.base
+            .as_ref()
+            .and_then(|(_, m)| m.read(0, m.len()).ok())
+            .unwrap_or_default()
+    }
+
+    /// The carried-over counts of `slots`, summed.
+    fn base_sum(&self, slots: &[u32]) -> VipCounters {
+        let all = self.base_all();
+        let mut sum = VipCounters::default();
+        for s in slots {
+            if let Some(v) = all.get(*s as usize) {
+                add(&mut sum, v);
+            }
+        }
+        sum
+    }
+
+    /// Sets the carried-over counts of slots.
+    fn base_set(&mut self, values: &[(u32, VipCounters)]) -> Result<()> {
+        let Some((_, m)) = &mut self.base else {
+            return Ok(());
+        };
+        for (slot, v) in values {
+            m.write(*slot as usize, std::slice::from_ref(v))
+                .map_err(|r| Error::Map {
+                    map: map_names::VIP_BASE,
+                    what: format!("slot {r:?} past the array"),
+                    source: None,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The global counters summed over CPUs, the carried-over ones included.
+    fn global_sums(&self) -> Result<GlobalCounters> {
+        let g = PerCpuArray::<&MapData, GlobalCounters>::try_from(&self.global)
+            .map_err(|e| Error::map(map_names::GLOBAL_STATS, "open", e))?;
+        let mut sums = GlobalCounters::default();
+        for index in [0, GLOBAL_BASE] {
+            let per_cpu = match g.get(&index, 0) {
+                Ok(v) => v,
+                // Pins of an older lvs-loader: no base entry.
+                Err(_) if index == GLOBAL_BASE => continue,
+                Err(e) => return Err(Error::map(map_names::GLOBAL_STATS, "read", e)),
+            };
+            for v in per_cpu.iter() {
+                for (sum, x) in sums.count.iter_mut().zip(v.count) {
+                    *sum += x;
+                }
+            }
+        }
+        Ok(sums)
     }
 
     /// Pins every map into `dir` (which must exist, on bpffs).
@@ -197,6 +275,20 @@ impl MapSet {
             .into_iter()
             .filter_map(|(n, m)| map_data(m).and_then(|d| d.info().ok()).map(|i| (n, i.id())))
             .collect()
+    }
+
+    /// VIP slots of these maps (their retired counter slot has this index): the counter
+    /// map's `max_entries` less one, [`MAX_VIPS`] for maps of the compiled size.
+    pub fn capacity(&self) -> Result<u32> {
+        let info = map_data(&self.vip_stats)
+            .ok_or(Error::Map {
+                map: map_names::VIP_STATS,
+                what: "unexpected map type".into(),
+                source: None,
+            })?
+            .info()
+            .map_err(|e| Error::map(map_names::VIP_STATS, "reading map info", e))?;
+        Ok(info.max_entries().saturating_sub(1).min(MAX_VIPS))
     }
 
     /// Whether the VIPs live in the call-free tables (else in kernel hash maps).
@@ -360,11 +452,12 @@ impl MapSet {
         config: &Config,
         before_flip: impl FnOnce(&mut Self, &ApplyReport, &PostFlip) -> Result<()>,
     ) -> Result<ApplyReport> {
-        if config.vips.len() > MAX_VIPS as usize || config.peers.len() > MAX_PEERS as usize {
+        let capacity = self.capacity()?;
+        if config.vips.len() > capacity as usize || config.peers.len() > MAX_PEERS as usize {
             return Err(Error::Map {
                 map: map_names::VIPS[0],
                 what: format!(
-                    "{} VIPs / {} peers exceed the maps' capacity ({MAX_VIPS} / {MAX_PEERS})",
+                    "{} VIPs / {} peers exceed the maps' capacity ({capacity} / {MAX_PEERS})",
                     config.vips.len(),
                     config.peers.len()
                 ),
@@ -380,7 +473,7 @@ impl MapSet {
             .map(|(k, v)| (k, v.index))
             .collect();
         let new_keys: Vec<VipKey> = config.vips.iter().map(|v| v.key()).collect();
-        let plan = slots::plan(&live_vips, &new_keys, MAX_VIPS).map_err(|e| Error::Map {
+        let plan = slots::plan(&live_vips, &new_keys, capacity).map_err(|e| Error::Map {
             map: map_names::VIP_STATS,
             what: e.to_string(),
             source: None,
@@ -588,7 +681,9 @@ impl MapSet {
                     .map_err(|e| Error::map(map_names::VIP_STATS, "reset", e))?;
             }
         }
-        Ok(())
+        let zeros: Vec<(u32, VipCounters)> =
+            slots.iter().map(|&i| (i, VipCounters::default())).collect();
+        self.base_set(&zeros)
     }
 
     fn write_infos(&mut self, slots: &[u32], infos: &[VipInfo]) -> Result<()> {
@@ -614,6 +709,7 @@ impl MapSet {
             .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
         let info = Array::<&MapData, VipInfo>::try_from(&self.info)
             .map_err(|e| Error::map(map_names::VIP_INFO, "open", e))?;
+        let base = self.base_all();
         let mut out = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             let per_cpu = stats
@@ -626,6 +722,9 @@ impl MapSet {
                 c.peer_packets += v.peer_packets;
                 c.peer_bytes += v.peer_bytes;
                 c.already_marked += v.already_marked;
+            }
+            if let Some(b) = base.get(value.index as usize) {
+                add(&mut c, b);
             }
             let i = info
                 .get(&value.index, 0)
@@ -648,17 +747,7 @@ impl MapSet {
     /// VIPs' slots plus the retired slot (the counts of removed VIPs), `packets_seen` as
     /// the sum of every outcome.
     pub fn global_counters(&mut self) -> Result<BTreeMap<&'static str, u64>> {
-        let g = PerCpuArray::<&MapData, GlobalCounters>::try_from(&self.global)
-            .map_err(|e| Error::map(map_names::GLOBAL_STATS, "open", e))?;
-        let per_cpu = g
-            .get(&0, 0)
-            .map_err(|e| Error::map(map_names::GLOBAL_STATS, "read", e))?;
-        let mut sums = GlobalCounters::default();
-        for v in per_cpu.iter() {
-            for (sum, x) in sums.count.iter_mut().zip(v.count) {
-                *sum += x;
-            }
-        }
+        let sums = self.global_sums()?;
         let c: [u64; global::SLOTS] = std::array::from_fn(|i| sums.total(i));
         let live = self.active_generation()?;
         let mut slots: Vec<u32> = self
@@ -666,8 +755,9 @@ impl MapSet {
             .into_iter()
             .map(|(_, v)| v.index)
             .collect();
-        slots.push(RETIRED_SLOT);
-        let (vips, _) = self.vip_sums(&slots)?;
+        slots.push(self.capacity()?);
+        let (mut vips, _) = self.vip_sums(&slots)?;
+        add(&mut vips, &self.base_sum(&slots));
         let r = |reason: Reason| c[reason as usize];
         let no_vip = r(Reason::NoVip)
             + r(Reason::Fragment)
@@ -710,7 +800,7 @@ impl MapSet {
         let cpus = nr_cpus()?;
         match batch::lookup_array::<VipCounters>(
             map_fd(&self.vip_stats, map_names::VIP_STATS)?,
-            VIP_STAT_SLOTS as usize,
+            self.capacity()? as usize + 1,
             cpus,
         ) {
             Ok(v) => Ok(Some((v, cpus))),
@@ -760,7 +850,7 @@ impl MapSet {
         Ok((sum, per_cpu_sum))
     }
 
-    /// Adds the counts of `removed` slots (per CPU) to [`RETIRED_SLOT`]. (The slots
+    /// Adds the counts of `removed` slots (per CPU) to the retired slot ([`MapSet::capacity`]). (The slots
     /// themselves are zeroed when a new VIP takes them: [`MapSet::finish_post_flip`] or
     /// the fresh-slot reset. A crash between the flip and this step loses the removed
     /// VIPs' counts from the totals; nothing else.)
@@ -769,16 +859,73 @@ impl MapSet {
             return Ok(());
         }
         let cpus = nr_cpus()?;
+        let retired_slot = self.capacity()?;
         let mut slots = removed.to_vec();
-        slots.push(RETIRED_SLOT);
+        slots.push(retired_slot);
         let (_, mut retired) = self.vip_sums(&slots)?;
         retired.resize(cpus, VipCounters::default());
+        // The removed slots' carried-over counts too (the retired slot's own stay in its
+        // base entry).
+        if let Some(first) = retired.first_mut() {
+            add(first, &self.base_sum(removed));
+        }
         let mut stats = PerCpuArray::<&mut MapData, VipCounters>::try_from(&mut self.vip_stats)
             .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
         let values = PerCpuValues::try_from(retired).map_err(|e| Error::io("per-CPU values", e))?;
         stats
-            .set(RETIRED_SLOT, values, 0)
+            .set(retired_slot, values, 0)
             .map_err(|e| Error::map(map_names::VIP_STATS, "write", e))
+    }
+
+    /// Carries the counts of `old` (the maps a growing reload replaces; their program no
+    /// longer runs) into these maps' carried-over counts: a VIP in both configs keeps its
+    /// counts, the counts of VIPs only `old` had go to the retired slot (with `old`'s
+    /// retired counts), the global counters whole. The program never writes what this
+    /// writes, so nothing it counts meanwhile is lost; and it sets values (no additions),
+    /// so running it again (recovery) gives the same result.
+    pub fn carry_counters_from(&mut self, old: &mut MapSet) -> Result<()> {
+        let old_live = old.active_generation()?;
+        let old_slots: StdHashMap<VipKey, u32> = old
+            .vip_entries(old_live)?
+            .into_iter()
+            .map(|(k, v)| (k, v.index))
+            .collect();
+        let new_live = self.active_generation()?;
+        let new_slots: Vec<(VipKey, u32)> = self
+            .vip_entries(new_live)?
+            .into_iter()
+            .map(|(k, v)| (k, v.index))
+            .collect();
+        let kept: std::collections::HashSet<VipKey> = new_slots.iter().map(|(k, _)| *k).collect();
+        let mut retired: Vec<u32> = old_slots
+            .iter()
+            .filter(|(k, _)| !kept.contains(k))
+            .map(|(_, &i)| i)
+            .collect();
+        retired.push(old.capacity()?);
+        let total = |slots: &[u32]| -> Result<VipCounters> {
+            let (mut sum, _) = old.vip_sums(slots)?;
+            add(&mut sum, &old.base_sum(slots));
+            Ok(sum)
+        };
+        let mut writes: Vec<(u32, VipCounters)> = vec![(self.capacity()?, total(&retired)?)];
+        for (key, new_slot) in &new_slots {
+            let v = match old_slots.get(key) {
+                Some(&old_slot) => total(&[old_slot])?,
+                None => VipCounters::default(),
+            };
+            writes.push((*new_slot, v));
+        }
+        self.base_set(&writes)?;
+        // Global counters: the old ones, summed over CPUs, in the base entry of CPU 0.
+        let cpus = nr_cpus()?;
+        let mut values = vec![GlobalCounters::default(); cpus];
+        values[0] = old.global_sums()?;
+        let mut g = PerCpuArray::<&mut MapData, GlobalCounters>::try_from(&mut self.global)
+            .map_err(|e| Error::map(map_names::GLOBAL_STATS, "open", e))?;
+        let values = PerCpuValues::try_from(values).map_err(|e| Error::io("per-CPU values", e))?;
+        g.set(GLOBAL_BASE, values, 0)
+            .map_err(|e| Error::map(map_names::GLOBAL_STATS, "write", e))
     }
 
     /// Builds the tables of `entries` and of the peers of `config`, writes them into

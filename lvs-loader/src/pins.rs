@@ -4,7 +4,7 @@
 //! PIN_ROOT/                                    0700, ours
 //! PIN_ROOT/ns<inode>-<cookie>/                 one per network namespace (0700)
 //! PIN_ROOT/ns<inode>-<cookie>/<ifname>/        an attachment: prog, link (tcx), LVS_* maps
-//! PIN_ROOT/ns<inode>-<cookie>/<ifname>:new/    an attach in progress (or interrupted)
+//! PIN_ROOT/ns<inode>-<cookie>/<ifname>:new/    an attach or a growth in progress (or interrupted)
 //! PIN_ROOT/ns<inode>-<cookie>/<ifname>:old/    a detach in progress (or interrupted)
 //! ```
 //!

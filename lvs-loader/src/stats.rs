@@ -48,6 +48,8 @@ pub struct Stats {
     /// The interface (escaped when it is not printable UTF-8).
     pub interface: String,
     pub vips: Vec<VipStats>,
+    /// VIP slots of the maps (sized from the config; grown by a reload).
+    pub capacity: u32,
     pub peers: Vec<String>,
     /// Sums over VIPs plus the global counters.
     pub totals: BTreeMap<String, u64>,
@@ -114,6 +116,7 @@ pub fn from_maps(maps: &mut MapSet, interface: &str) -> Result<Stats> {
     Ok(Stats {
         interface: interface.to_owned(),
         vips,
+        capacity: maps.capacity()?,
         peers,
         totals,
     })

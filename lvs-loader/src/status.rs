@@ -89,6 +89,8 @@ pub struct StatusEntry {
     pub ifindex: u32,
     pub program_id: Option<u32>,
     pub vips: u32,
+    /// VIP slots of the attachment's maps (sized from its config; grown by a reload).
+    pub capacity: u32,
     pub peers: u32,
     /// The live generation's config (escaped).
     pub config_path: Option<String>,
@@ -136,6 +138,7 @@ impl StatusEntry {
             ifindex: 0,
             program_id: None,
             vips: 0,
+            capacity: 0,
             peers: 0,
             config_path: None,
             config_digest: String::new(),
@@ -275,7 +278,32 @@ fn entry_status(
     };
     let published = kinds.iter().find(|e| matches!(e, Entry::Published(_)));
     let in_flight = kinds.iter().find(|e| !matches!(e, Entry::Published(_)));
-    let shown_dir = published.or(in_flight).map(path_of).unwrap_or_default();
+    let staging = kinds.iter().find(|e| matches!(e, Entry::Staging(_)));
+    // `:new` beside `<ifname>` or `:old`: a reload growing the maps. Show the side whose
+    // program the hook runs (after the swap, and once `<ifname>` is renamed away, the new
+    // one), so that `status` names the config that marks.
+    let growth = staging.is_some() && kinds.len() > 1;
+    let staging_hooked = growth
+        && staging.is_some_and(|st| {
+            let dir = path_of(st);
+            match (
+                crate::attachment::read_meta(&dir),
+                bpf::pinned_prog_id(&dir.join(PROG_PIN)),
+            ) {
+                (Ok(m), Ok(prog)) => in_ns(loc, move || {
+                    sys::ifindex(&m.ifname)
+                        .is_some_and(|i| hook::is_hooked(i, prog).unwrap_or(false))
+                })
+                .unwrap_or(false),
+                _ => false,
+            }
+        });
+    let shown = if growth && (staging_hooked || published.is_none()) {
+        staging
+    } else {
+        published.or(in_flight)
+    };
+    let shown_dir = shown.map(path_of).unwrap_or_default();
     let mut s = StatusEntry::blank(id, loc, ifname, &shown_dir);
     let key = LockKey::new(
         root.path(),
@@ -316,6 +344,14 @@ fn entry_status(
             "; nothing of it is on the hook"
         };
         s.detail = Some(match e {
+            _ if growth => format!(
+                "a reload growing the maps was interrupted{marks}: the next attach, reload or detach of this interface {} it",
+                if staging_hooked || published.is_none() {
+                    "finishes"
+                } else {
+                    "undoes"
+                }
+            ),
             Entry::Staging(_) => format!(
                 "an attach was interrupted{marks}: the next attach, reload or detach of this interface undoes it"
             ),
@@ -382,6 +418,7 @@ fn fill_from_pins(s: &mut StatusEntry, dir: &Path, ifname: &IfName) -> Result<Me
     s.ifindex = meta.ifindex;
     s.program_id = bpf::pinned_prog_id(&dir.join(PROG_PIN)).ok();
     s.vips = g.vips;
+    s.capacity = maps.capacity()?;
     s.peers = g.peers;
     s.config_path = g.config_path.as_deref().map(text::escape_path);
     s.config_digest = if g.serial == 0 {

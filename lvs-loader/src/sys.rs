@@ -171,7 +171,7 @@ pub fn supports_tcx() -> bool {
 }
 
 /// RLIMIT_MEMLOCK as far as loading is concerned. Before Linux 5.11 BPF maps and programs
-/// are charged to it (lvs-ebpf's maps take ~41 MiB; systemd gives services 8 MiB, and the
+/// are charged to it (lvs-ebpf's maps take 0.6 MiB for a few VIPs to ~49 MiB for 131,072; systemd gives services 8 MiB, and the
 /// kernel gives init 64 KiB before 5.16); from 5.11 on they are charged to the memory cgroup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Memlock {
@@ -235,7 +235,7 @@ impl Memlock {
             return None;
         };
         Some(Error::Kernel(format!(
-            "loading the eBPF program failed: RLIMIT_MEMLOCK is {} and could not be raised ({}): Linux {} (< 5.11) charges BPF maps to it and lvs-ebpf's maps need about 41 MiB; run lvs-loader with CAP_SYS_RESOURCE or a higher limit (systemd unit: LimitMEMLOCK=infinity; shell: ulimit -l unlimited)",
+            "loading the eBPF program failed: RLIMIT_MEMLOCK is {} and could not be raised ({}): Linux {} (< 5.11) charges BPF maps to it and lvs-ebpf's maps for this config do not fit (0.6 MiB for a few VIPs, ~49 MiB at 131,072); run lvs-loader with CAP_SYS_RESOURCE or a higher limit (systemd unit: LimitMEMLOCK=infinity; shell: ulimit -l unlimited)",
             human_bytes(bytes),
             std::io::Error::from_raw_os_error(errno),
             kernel_release()

@@ -201,7 +201,8 @@ fn metrics_equal_stats_and_http_refusals() {
     );
     assert_eq!(
         m["lvs_ebpf_map_capacity{interface=\"lvs0\",map=\"vips\"}"],
-        131072.0
+        // Sized from the config (21 VIPs): lvs_ebpf_common::capacity_for.
+        f64::from(lvs_ebpf_common::capacity_for(21))
     );
     assert_eq!(m["lvs_ebpf_interface_healthy{interface=\"lvs0\"}"], 1.0);
     assert!(

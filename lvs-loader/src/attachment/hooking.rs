@@ -71,7 +71,7 @@ impl Attachment {
         mode: Mode,
         order: Order,
     ) -> Result<AttachReport> {
-        let mut dp = Datapath::load()?;
+        let mut dp = Datapath::load_sized(lvs_ebpf_common::capacity_for(config.vips.len()))?;
         dp.maps.pin(staging)?;
         let prog_path = staging.join(PROG_PIN);
         dp.program()?.pin(&prog_path).map_err(|e| Error::Pin {

@@ -14,6 +14,9 @@
 //!   never flipped to.
 //! * **re-hook** (a reload or attach finding the program off its hook) records the new
 //!   hook first; a TCX link is pinned as `link.next` and renamed over `link`.
+//! * **growth** (a reload that does not fit the maps' capacity) builds a new program and
+//!   maps in `<ifname>:new`, swaps the hook to it in one step and moves the directories
+//!   (`grow`). Recovery finishes it when the new program is on the hook, else undoes it.
 //! * **detach** renames `<ifname>` to `<ifname>:old` first (from then on it is being
 //!   removed), unhooks, unpins. Recovery finishes a `:old`.
 //! * **repair** (`lvs-loader daemon`) re-hooks and puts the program back in its place on
@@ -22,6 +25,7 @@
 //!   and only then the old one removed (any other filter running our program is removed
 //!   too, so a kill in between leaves nothing behind for long).
 
+mod grow;
 mod hooking;
 mod recover;
 
@@ -526,6 +530,31 @@ impl Attachment {
                 rehook_reason.get_or_insert(format!("put back {}: it was {why}", meta.order));
             }
             Placement::Impossible(why) => order_problem = Some(why),
+        }
+        if let Some(capacity) = grow::needed(&maps, config)? {
+            let (applied, new_prog) = self.grow(&meta, config, capacity, program_id)?;
+            return Ok(AttachReport {
+                interface: self.ifname.clone(),
+                action: if rehook_reason.is_some() {
+                    Action::Rehooked
+                } else {
+                    Action::Reloaded
+                },
+                rehook_reason,
+                mode: meta.mode,
+                program_id: Some(new_prog),
+                pin_dir: dir,
+                vips: applied.vips,
+                peers: applied.peers,
+                added: applied.added,
+                removed: applied.removed,
+                kept: applied.kept,
+                generation: applied.generation,
+                config_digest: config.digest_hex(),
+                order: meta.order,
+                order_problem,
+                recovered: Vec::new(),
+            });
         }
         let serial = meta.next_serial();
         let journal_path = self.lock_key().journal_path();

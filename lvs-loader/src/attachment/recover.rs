@@ -22,6 +22,9 @@ impl Attachment {
         let mut done = Vec::new();
         // An empty namespace directory left by a command killed at its very end.
         self.root.prune(&self.ns_dir());
+        if let Some(what) = self.recover_growth()? {
+            done.push(what);
+        }
         let staging = self.staging();
         if staging.exists() {
             let meta = read_meta(&staging).ok();

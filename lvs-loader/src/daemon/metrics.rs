@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use lvs_ebpf_common::{MAX_PEERS, MAX_VIPS, global};
+use lvs_ebpf_common::{MAX_PEERS, global};
 
 use crate::stats::{Stats, VipStats};
 
@@ -178,7 +178,7 @@ pub fn render_stats(e: &mut Exposition, all: &[Stats], flush: &mut dyn FnMut(&mu
     }
     let maps = |s: &Stats| {
         [
-            ("vips", s.vips.len(), MAX_VIPS as usize),
+            ("vips", s.vips.len(), s.capacity as usize),
             ("peers", s.peers.len(), MAX_PEERS as usize),
         ]
     };
@@ -266,6 +266,7 @@ mod tests {
                 peer_bytes: 10,
                 already_marked: 11,
             }],
+            capacity: lvs_ebpf_common::MIN_CAPACITY,
             peers: vec!["00:0c:29:57:88:ce".into()],
             totals: [("packets_seen".to_owned(), 20), ("marked".to_owned(), 7)]
                 .into_iter()
@@ -283,7 +284,8 @@ mod tests {
         assert!(t.contains("lvs_ebpf_packets_seen_total{interface=\"eth0\"} 20\n"));
         assert!(t.contains("lvs_ebpf_map_entries{interface=\"eth0\",map=\"vips\"} 1\n"));
         assert!(t.contains(&format!(
-            "lvs_ebpf_map_capacity{{interface=\"eth0\",map=\"vips\"}} {MAX_VIPS}\n"
+            "lvs_ebpf_map_capacity{{interface=\"eth0\",map=\"vips\"}} {}\n",
+            lvs_ebpf_common::MIN_CAPACITY
         )));
         assert!(t.contains("lvs_ebpf_build_info{version=\""));
         // Every sample line: name, optional labels, one value.

@@ -6,8 +6,8 @@
 use std::io;
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
-    NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader,
+    NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::{
     RouteNetlinkMessage,
@@ -245,6 +245,35 @@ pub fn filter_add(
     request(
         RouteNetlinkMessage::NewTrafficFilter(m),
         NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+    )
+    .map(drop)
+}
+
+/// Points the existing ingress filter (`priority`, `handle`) at `prog_fd`: cls_bpf swaps
+/// the program in one RCU step, so every packet sees the old or the new one. Fails
+/// (ENOENT) rather than creating a filter that is not there.
+pub fn filter_replace(
+    ifindex: u32,
+    priority: u16,
+    handle: u32,
+    prog_fd: std::os::fd::BorrowedFd<'_>,
+    name: &str,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    if priority == 0 || handle == 0 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let info = (u32::from(priority) << 16) | u32::from(ETH_P_ALL_BE);
+    let mut m = tc_message(ifindex, Direction::Ingress.parent(), handle, info);
+    m.attributes.push(TcAttribute::Kind("bpf".into()));
+    m.attributes.push(TcAttribute::Options(vec![
+        TcOption::Bpf(TcFilterBpfOption::ProgFd(prog_fd.as_raw_fd() as u32)),
+        TcOption::Bpf(TcFilterBpfOption::ProgName(name.into())),
+        TcOption::Bpf(TcFilterBpfOption::Flags(TcBpfFlags::DirectAction)),
+    ]));
+    request(
+        RouteNetlinkMessage::NewTrafficFilter(m),
+        NLM_F_ACK | NLM_F_REPLACE,
     )
     .map(drop)
 }

@@ -12,7 +12,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use lvs_ebpf_common::{MAX_PEERS, MAX_VIPS, map_names};
+use lvs_ebpf_common::{MAX_PEERS, capacity_for, map_names};
 use lvs_loader::{
     AttachOptions, Attachment, IfName, ModeChoice, config::Config, datapath::Datapath,
 };
@@ -59,8 +59,12 @@ pub struct Results {
     /// With `vips` VIPs and `peers` peers installed.
     pub maps_loaded: Vec<MapMem>,
     pub total_bytes: u64,
-    /// Maps sized by MAX_VIPS (both VIP generations, per-VIP counters, names), per slot.
+    /// VIP slots of the maps (`capacity_for(vips)`, as `attach` sizes them).
+    pub capacity: u32,
+    /// Maps sized by the capacity (both VIP generations, per-VIP counters, names), per slot.
     pub per_vip_bytes: f64,
+    /// Kernel memory of a whole attachment at several VIP counts.
+    pub sized: Sized,
     /// Both peer generations, per slot.
     pub per_peer_bytes: f64,
     /// Everything else (control, global counters, attach metadata).
@@ -193,9 +197,82 @@ fn replaced(n: usize, peers: usize) -> Config {
     }
 }
 
+/// One attachment's kernel map memory with `vips` VIPs installed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SizedRow {
+    pub vips: usize,
+    pub capacity: u32,
+    /// Every map of one attachment (the program's and the loader's pinned ones), measured.
+    pub bytes: u64,
+    /// Of which per-CPU maps (they scale with the number of possible CPUs).
+    pub per_cpu_bytes: u64,
+}
+
+impl SizedRow {
+    /// The same attachment on a machine with `cpus` possible CPUs (`cpus_here` here).
+    pub fn bytes_on(&self, cpus: usize, cpus_here: usize) -> f64 {
+        (self.bytes - self.per_cpu_bytes) as f64
+            + self.per_cpu_bytes as f64 * cpus as f64 / cpus_here.max(1) as f64
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Sized {
+    /// Possible CPUs here (what per-CPU maps are sized by).
+    pub possible_cpus: usize,
+    pub rows: Vec<SizedRow>,
+}
+
+/// VIP counts of the sized-memory table.
+pub const SIZED_VIPS: [usize; 3] = [1, 1000, 100_000];
+
+/// Kernel memory of one attachment's maps, sized as `attach` sizes them, for each of
+/// [`SIZED_VIPS`]. Interfaces do not share maps, so `k` interfaces take `k` times this.
+pub fn sized() -> Result<Sized> {
+    let possible_cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
+    let mut rows = Vec::new();
+    for n in SIZED_VIPS {
+        let capacity = capacity_for(n);
+        let mut dp = Datapath::load_sized(capacity).context("loading lvs-ebpf")?;
+        dp.maps
+            .apply(&workload::config(n, Target::V4, 1))
+            .context("installing the VIP set")?;
+        let mut ids: Vec<u32> = dp.maps.ids().into_iter().map(|(_, id)| id).collect();
+        let prog = dp.program_fd().context("program fd")?;
+        // SAFETY: the fd stays open while `dp` lives.
+        let prog = unsafe { std::os::fd::BorrowedFd::borrow_raw(prog) };
+        ids.extend(lvs_loader::bpf::prog_map_ids(prog).context("program's maps")?);
+        ids.sort_unstable();
+        ids.dedup();
+        let (mut bytes, mut per_cpu_bytes) = (0, 0);
+        for id in ids {
+            let fd = lvs_loader::bpf::map_by_id(id).with_context(|| format!("map {id}"))?;
+            let m = lvs_loader::bpf::map_memory(std::os::fd::AsFd::as_fd(&fd))
+                .with_context(|| format!("map {id}"))?;
+            bytes += m.bytes;
+            if m.per_cpu() {
+                per_cpu_bytes += m.bytes;
+            }
+        }
+        rows.push(SizedRow {
+            vips: n,
+            capacity,
+            bytes,
+            per_cpu_bytes,
+        });
+    }
+    Ok(Sized {
+        possible_cpus,
+        rows,
+    })
+}
+
 pub fn run(n: usize, peers: usize, tmp: &Path) -> Result<Results> {
-    // 1. The maps' own accounting, empty and with the VIP set installed.
-    let mut dp = Datapath::load().context("loading lvs-ebpf")?;
+    let sized = sized().context("sized map memory")?;
+    // 1. The maps' own accounting, empty and with the VIP set installed, sized as
+    // `attach` sizes them for this VIP set.
+    let capacity = capacity_for(n);
+    let mut dp = Datapath::load_sized(capacity).context("loading lvs-ebpf")?;
     let maps_empty = all_map_mem(&dp)?;
     dp.maps
         .apply(&workload::config(n, Target::V4, peers))
@@ -381,7 +458,9 @@ pub fn run(n: usize, peers: usize, tmp: &Path) -> Result<Results> {
         peers,
         nr_cpus: super::online_cpus(),
         total_bytes,
-        per_vip_bytes: vip_bytes as f64 / f64::from(MAX_VIPS),
+        capacity,
+        sized,
+        per_vip_bytes: vip_bytes as f64 / f64::from(capacity),
         per_peer_bytes: peer_bytes as f64 / f64::from(MAX_PEERS),
         fixed_bytes: total_bytes - vip_bytes - peer_bytes,
         maps_empty,

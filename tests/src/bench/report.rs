@@ -305,12 +305,71 @@ fn bytes(b: f64) -> String {
     }
 }
 
-pub fn memory_table(r: &memory::Results) -> String {
+/// 64 CPUs: the director of issue 11's memory target.
+const BIG_DIRECTOR_CPUS: usize = 64;
+
+/// Kernel map memory of whole attachments by VIP count and interfaces, here and on a
+/// 64-CPU director.
+pub fn sized_memory_table(z: &memory::Sized) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Kernel map memory (each map's `memlock` from fdinfo, {} CPUs), with {} VIPs and {} peers installed:\n",
-        r.nr_cpus, r.vips, r.peers
+        "Kernel map memory of attachments as `attach` sizes them (every map of the program and the loader's pinned ones, `memlock` from fdinfo; interfaces share no maps, so k interfaces take k times one). Measured here ({} possible CPUs); for {BIG_DIRECTOR_CPUS} CPUs the per-CPU maps are scaled:\n",
+        z.possible_cpus
+    );
+    s.push_str("| VIPs | capacity | 1 interface | 8 interfaces | 1 interface, 64 CPUs | 8 interfaces, 64 CPUs |\n|---:|---:|---:|---:|---:|---:|\n");
+    for r in &z.rows {
+        let big = r.bytes_on(BIG_DIRECTOR_CPUS, z.possible_cpus);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            vips_label(r.vips),
+            r.capacity,
+            bytes(r.bytes as f64),
+            bytes(8.0 * r.bytes as f64),
+            bytes(big),
+            bytes(8.0 * big)
+        );
+    }
+    s.push_str("\nTargets (issue 11): 1 VIP on 3 interfaces under 4 MiB here; 1k VIPs on 8 interfaces of a 64-CPU director under 64 MiB.\n");
+    s
+}
+
+/// Issue 11's memory targets, from the sized-memory measurements.
+pub fn sized_memory_targets(z: &memory::Sized) -> Vec<Target> {
+    let mut out = Vec::new();
+    if let Some(r) = z.rows.iter().find(|r| r.vips == 1) {
+        let three = 3.0 * r.bytes as f64;
+        out.push(Target {
+            target: "kernel map memory: 1 VIP on 3 interfaces < 4 MiB (here)".into(),
+            met: three < 4.0 * 1024.0 * 1024.0,
+            measured: format!("{} ({} per interface)", bytes(three), bytes(r.bytes as f64)),
+        });
+    }
+    if let Some(r) = z.rows.iter().find(|r| r.vips == 1000) {
+        let eight = 8.0 * r.bytes_on(BIG_DIRECTOR_CPUS, z.possible_cpus);
+        out.push(Target {
+            target: "kernel map memory: 1k VIPs on 8 interfaces, 64 CPUs < 64 MiB (computed)"
+                .into(),
+            met: eight < 64.0 * 1024.0 * 1024.0,
+            measured: format!(
+                "{} (capacity {}; {} per interface here)",
+                bytes(eight),
+                r.capacity,
+                bytes(r.bytes as f64)
+            ),
+        });
+    }
+    out
+}
+
+pub fn memory_table(r: &memory::Results) -> String {
+    let mut s = sized_memory_table(&r.sized);
+    s.push('\n');
+    let _ = writeln!(
+        s,
+        "Kernel map memory per map (each map's `memlock` from fdinfo, {} CPUs), with {} VIPs and {} peers installed (capacity {}):\n",
+        r.nr_cpus, r.vips, r.peers, r.capacity
     );
     s.push_str("| map | type | max entries | key + value | memlock (empty) | memlock (loaded) |\n|---|---:|---:|---:|---:|---:|\n");
     for m in &r.maps_loaded {
@@ -333,10 +392,10 @@ pub fn memory_table(r: &memory::Results) -> String {
     }
     let _ = writeln!(
         s,
-        "\nTotal {}: **{:.0} B per VIP slot** (the IPv4 and IPv6 tables with both generations, per-CPU counters, names) x {} slots, **{:.0} B per peer slot** (peer hash maps and table) x {} slots, {} fixed. All maps are sized for the capacity, not the config (sizing them from the config is the next step of issue 11).\n",
+        "\nTotal {}: **{:.0} B per VIP slot** (the IPv4 and IPv6 tables with both generations, per-CPU counters, names) x {} slots, **{:.0} B per peer slot** (peer hash maps and table) x {} slots, {} fixed (pinned maps only; the trace maps are in the table above). The VIP slots are the capacity `attach` gives this config: the next power of two of twice its VIPs, 256 to 131072.\n",
         bytes(r.total_bytes as f64),
         r.per_vip_bytes,
-        lvs_ebpf_common::MAX_VIPS,
+        r.capacity,
         r.per_peer_bytes,
         lvs_ebpf_common::MAX_PEERS,
         bytes(r.fixed_bytes as f64)
@@ -541,6 +600,7 @@ pub fn targets(
         }
     }
     if let Some(r) = mem {
+        out.extend(sized_memory_targets(&r.sized));
         let cli = |w: &str| r.cli.iter().find(|t| t.what == w).map(|t| t.wall_ms);
         let lib = |w: &str| r.library.iter().find(|t| t.what == w).map(|t| t.wall_ms);
         let worst_reload_cli = ["reload, same VIPs", "reload, 25% of VIPs replaced"]

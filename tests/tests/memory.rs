@@ -1,0 +1,351 @@
+//! Kernel memory that follows the config (issue 11): an attachment's maps are sized from
+//! its config (`capacity_for`), and a reload that does not fit grows them with a new
+//! program and map set swapped in on the hook in one step, crash-safely.
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr},
+    os::{
+        fd::{AsFd as _, AsRawFd as _},
+        unix::process::ExitStatusExt as _,
+    },
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+};
+
+use lvs_ebpf_common::{MIN_CAPACITY, capacity_for, map_names};
+use lvs_tests::{
+    conf::{PEER_MAC, WEB_MARK, WEB_VIP, web_with},
+    frames::{Frame, IPPROTO_TCP},
+    lab::{DEV, DIRECTOR_MAC, Lab, path_str, stderr, tcx_or_skip},
+};
+
+/// VIPs of the grown config (besides the web VIP of [`web_with`]).
+const BIG: u32 = 5_000;
+/// The last extra VIP of the grown config and its mark (`web_with`'s numbering).
+const NEW_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, ((BIG - 1) >> 8) as u8, ((BIG - 1) & 255) as u8);
+const NEW_MARK: u32 = 0x100 + BIG - 1;
+
+fn frame(dst: Ipv4Addr, port: u16) -> Vec<u8> {
+    Frame::v4(
+        [0x52, 0x54, 0, 9, 9, 9],
+        Ipv4Addr::new(172, 17, 85, 100),
+        dst,
+        IPPROTO_TCP,
+        1,
+        port,
+    )
+    .with_dst_mac(DIRECTOR_MAC)
+    .bytes()
+}
+
+/// (max_entries, memlock) of every map pinned in `dir`, by name, from fdinfo.
+fn pinned_maps(dir: &Path) -> BTreeMap<String, (u64, u64)> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).expect("pin dir").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(fd) = lvs_loader::bpf::obj_get(&e.path()) else {
+            continue;
+        };
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
+            .expect("fdinfo");
+        let field = |k: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix(':')))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if field("map_type").is_some() {
+            out.insert(
+                name,
+                (
+                    field("max_entries").expect("max_entries"),
+                    field("memlock").expect("memlock"),
+                ),
+            );
+        }
+    }
+    out
+}
+
+fn pin_dir(lab: &Lab) -> PathBuf {
+    let e = lab.my_status().expect("status entry");
+    PathBuf::from(e["pin_dir"].as_str().expect("pin_dir"))
+}
+
+fn capacity(lab: &Lab) -> u64 {
+    let s = lab.my_status().expect("status entry");
+    let c = s["capacity"].as_u64().expect("capacity in status");
+    assert_eq!(lab.stats()["capacity"].as_u64(), Some(c), "stats --json");
+    c
+}
+
+/// Only the published attachment's directory and its pins are left.
+fn no_stale_pins(lab: &Lab, ctx: &str) {
+    let stale: Vec<PathBuf> = lab
+        .pins
+        .leftovers()
+        .into_iter()
+        .filter(|p| {
+            let s = p.to_string_lossy();
+            s.contains(":new") || s.contains(":old") || s.contains("link:next")
+        })
+        .collect();
+    assert!(stale.is_empty(), "{ctx}: stale pins {stale:?}");
+}
+
+fn attach(lab: &Lab, cfg: &Path, mode: &str) {
+    lab.loader_ok(&["attach", DEV, "--config", path_str(cfg), "--mode", mode]);
+}
+
+fn small_config_small_maps(mode: &str) {
+    let lab = Lab::new(&format!("mm{}", &mode[..2]));
+    let a = lab.config("a.toml", &web_with(PEER_MAC, 0..0));
+    attach(&lab, &a, mode);
+    assert_eq!(capacity(&lab), u64::from(MIN_CAPACITY));
+    let maps = pinned_maps(&pin_dir(&lab));
+    let entries = |n: &str| maps.get(n).unwrap_or_else(|| panic!("{n} in {maps:?}")).0;
+    let c = u64::from(MIN_CAPACITY);
+    assert_eq!(entries(map_names::V4_TABLE), c, "{maps:?}");
+    assert_eq!(entries(map_names::V6_TABLE), 2 * c, "{maps:?}");
+    assert_eq!(entries(map_names::VIP_STATS), c + 1, "{maps:?}");
+    assert_eq!(entries(map_names::VIP_INFO), c, "{maps:?}");
+    // Every map the program uses (the trace ring buffer is not pinned but counts too).
+    let prog = lvs_loader::bpf::obj_get(&pin_dir(&lab).join("prog")).expect("prog pin");
+    let all = lvs_loader::bpf::prog_map_memory(prog.as_fd()).expect("map memory");
+    let unpinned: Vec<_> = all.iter().filter(|m| !maps.contains_key(&m.name)).collect();
+    assert!(
+        unpinned.iter().any(|m| m.name == map_names::TRACE_EVENTS),
+        "{all:?}"
+    );
+    let total: u64 =
+        maps.values().map(|(_, m)| m).sum::<u64>() + unpinned.iter().map(|m| m.bytes).sum::<u64>();
+    eprintln!("{mode}: 1 VIP, kernel map memory {total} B: {maps:?} + {unpinned:?}");
+    // Issue 11: 1 VIP on 3 interfaces under 4 MiB.
+    assert!(3 * total < 4 << 20, "{total} B per interface");
+    // The web VIP is marked with maps this small.
+    lab.watch_marks(&[WEB_VIP.into()], &[WEB_MARK]);
+    lab.send(&[frame(WEB_VIP, 80)]);
+    assert_eq!(lab.mark_count(WEB_VIP.into(), WEB_MARK), 1);
+}
+
+#[test]
+fn a_small_config_gets_small_maps_netlink() {
+    small_config_small_maps("netlink");
+}
+
+#[test]
+fn a_small_config_gets_small_maps_tcx() {
+    if tcx_or_skip("a_small_config_gets_small_maps_tcx") {
+        small_config_small_maps("tcx");
+    }
+}
+
+fn grows_under_traffic(mode: &str) {
+    let lab = Lab::new(&format!("mg{}", &mode[..2]));
+    let a = lab.config("a.toml", &web_with(PEER_MAC, 0..0));
+    let b = lab.config("b.toml", &web_with(PEER_MAC, 0..BIG));
+    attach(&lab, &a, mode);
+    let old_prog = lab.marker_prog_ids();
+    let vip: IpAddr = WEB_VIP.into();
+    lab.watch_marks(&[vip, NEW_VIP.into()], &[0, WEB_MARK, NEW_MARK]);
+    let batch = vec![frame(WEB_VIP, 80); 64];
+    let stop = AtomicBool::new(false);
+    let sent = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let n = lab.sender().send_batch(&batch);
+                sent.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        });
+        let _stop = lvs_tests::StopOnDrop(&stop);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let out = lab.loader_ok(&["reload", DEV, "--config", path_str(&b)]);
+        assert!(out.contains("reloaded"), "{out}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    });
+    let sent = sent.load(Ordering::Relaxed);
+    let marked = lab.mark_count(vip, WEB_MARK);
+    let unmarked = lab.mark_count(vip, 0);
+    eprintln!("{mode}: growth while sending {sent} packets: {marked} marked, {unmarked} unmarked");
+    assert!(sent > 1000, "the sender must overlap the growth: {sent}");
+    assert_eq!(unmarked, 0, "packets missed their mark during the growth");
+    assert_eq!(marked, sent);
+    // New maps and program, sized for the new config; the old program is gone.
+    assert_eq!(capacity(&lab), u64::from(capacity_for(BIG as usize + 1)));
+    let new_prog = lab.marker_prog_ids();
+    assert_eq!(new_prog.len(), 1, "one program on the hook");
+    assert_ne!(new_prog, old_prog, "a new program");
+    assert!(lvs_tests::lab::prog_freed(old_prog[0]), "old program freed");
+    no_stale_pins(&lab, "after the growth");
+    // Every new VIP is marked (the last one checked on the wire, all in stats).
+    lab.send(&[frame(NEW_VIP, 443)]);
+    assert_eq!(lab.mark_count(NEW_VIP.into(), NEW_MARK), 1);
+    assert_eq!(lab.mark_count(NEW_VIP.into(), 0), 0);
+    let st = lab.stats();
+    assert_eq!(st["vips"].as_array().map(Vec::len), Some(BIG as usize + 1));
+    // The web VIP's counters were carried over exactly: every packet sent, counted by
+    // the old program or the new one, once.
+    assert_eq!(
+        st["vips"][0]["marked_packets"].as_u64(),
+        Some(sent),
+        "{}",
+        st["vips"][0]
+    );
+    assert_eq!(
+        st["totals"]["marked"].as_u64(),
+        Some(sent + 1),
+        "{}",
+        st["totals"]
+    );
+    // A reload that fits does not swap maps.
+    let out = lab.loader_ok(&["reload", DEV, "--config", path_str(&a)]);
+    assert!(out.contains("reloaded"), "{out}");
+    assert_eq!(
+        lab.marker_prog_ids(),
+        new_prog,
+        "no new program for a fitting reload"
+    );
+    assert_eq!(capacity(&lab), u64::from(capacity_for(BIG as usize + 1)));
+}
+
+#[test]
+fn a_reload_that_does_not_fit_grows_under_traffic_netlink() {
+    grows_under_traffic("netlink");
+}
+
+#[test]
+fn a_reload_that_does_not_fit_grows_under_traffic_tcx() {
+    if tcx_or_skip("a_reload_that_does_not_fit_grows_under_traffic_tcx") {
+        grows_under_traffic("tcx");
+    }
+}
+
+/// The failpoints a command passes (`NAME#N`), from `LVS_FAILPOINT_TRACE`.
+fn traced(lab: &Lab, args: &[&str]) -> Vec<String> {
+    let out = lab.loader_env(&[("LVS_FAILPOINT_TRACE", "1")], args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    let mut seen: Vec<String> = Vec::new();
+    let mut v = Vec::new();
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        if let Some(name) = line.strip_prefix("failpoint: ") {
+            let n = seen.iter().filter(|s| *s == name).count() + 1;
+            seen.push(name.to_owned());
+            v.push(format!("{name}#{n}"));
+        }
+    }
+    v
+}
+
+/// The web VIP is marked right now (one frame through the director).
+fn web_marked(lab: &Lab, ctx: &str) {
+    let before = lab.mark_count(WEB_VIP.into(), WEB_MARK);
+    lab.send(&[frame(WEB_VIP, 80)]);
+    assert_eq!(
+        lab.mark_count(WEB_VIP.into(), WEB_MARK),
+        before + 1,
+        "{ctx}: the web VIP went unmarked"
+    );
+}
+
+fn growth_killed_at_every_step(mode: &str) {
+    let lab = Lab::new(&format!("mk{}", &mode[..2]));
+    let a = lab.config("a.toml", &web_with(PEER_MAC, 0..0));
+    let b = lab.config("b.toml", &web_with(PEER_MAC, 0..BIG));
+    let grow_args = ["reload", DEV, "--config", path_str(&b)];
+    attach(&lab, &a, mode);
+    lab.watch_marks(&[WEB_VIP.into(), NEW_VIP.into()], &[WEB_MARK, NEW_MARK]);
+    let steps = traced(&lab, &grow_args);
+    assert!(
+        steps.iter().any(|s| s.starts_with("grow:swapped")),
+        "{steps:?}"
+    );
+    let small = u64::from(MIN_CAPACITY);
+    let big = u64::from(capacity_for(BIG as usize + 1));
+    assert_eq!(capacity(&lab), big);
+    let mut kills = 0;
+    for (i, fp) in steps.iter().enumerate() {
+        // Back to the small maps: detach, attach a.
+        lab.loader_ok(&["detach", DEV]);
+        attach(&lab, &a, mode);
+        assert_eq!(capacity(&lab), small);
+        let ctx = format!("{mode} growth killed at {fp}");
+        let out = lab.loader_env(&[("LVS_FAILPOINT", fp)], &grow_args);
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGKILL),
+            "{ctx}: not killed: {}",
+            stderr(&out)
+        );
+        kills += 1;
+        // Whatever step it died at, exactly one of our programs is on the hook and it
+        // marks the VIP both configs have.
+        assert_eq!(
+            lab.marker_prog_ids().len(),
+            1,
+            "{ctx}: {}",
+            lab.ingress_hooks()
+        );
+        web_marked(&lab, &ctx);
+        // `status` names the config the hook runs: the new one marks NEW_VIP.
+        let before = lab.mark_count(NEW_VIP.into(), NEW_MARK);
+        lab.send(&[frame(NEW_VIP, 443)]);
+        let new_runs = lab.mark_count(NEW_VIP.into(), NEW_MARK) > before;
+        let st = lab.my_status().expect("status entry");
+        let want = if new_runs { BIG as u64 + 1 } else { 1 };
+        assert_eq!(st["vips"].as_u64(), Some(want), "{ctx}: status {st}");
+        // The next command finishes or undoes it: old or new maps, never a mix.
+        if i % 2 == 0 {
+            let out = lab.loader_ok(&["reload", DEV, "--config", path_str(&a)]);
+            assert!(out.contains("reloaded"), "{ctx}: {out}");
+            let c = capacity(&lab);
+            assert!(c == small || c == big, "{ctx}: capacity {c}");
+            assert_eq!(
+                lab.stats()["vips"].as_array().map(Vec::len),
+                Some(1),
+                "{ctx}"
+            );
+        } else {
+            lab.loader_ok(&["reload", DEV, "--config", path_str(&b)]);
+            assert_eq!(capacity(&lab), big, "{ctx}");
+            assert_eq!(
+                lab.stats()["vips"].as_array().map(Vec::len),
+                Some(BIG as usize + 1),
+                "{ctx}"
+            );
+            lab.send(&[frame(NEW_VIP, 443)]);
+        }
+        no_stale_pins(&lab, &ctx);
+        assert_eq!(lab.marker_prog_ids().len(), 1, "{ctx}");
+        web_marked(&lab, &ctx);
+        // Counted exactly once whichever program counted it: one web frame after the
+        // kill, one now.
+        let st = lab.stats();
+        assert_eq!(
+            st["vips"][0]["marked_packets"].as_u64(),
+            Some(2),
+            "{ctx}: {}",
+            st["vips"][0]
+        );
+    }
+    eprintln!("{mode}: {kills} kills during growth, each recovered");
+    lab.loader_ok(&["detach", DEV]);
+    assert!(
+        lab.pins.leftovers().is_empty(),
+        "{:?}",
+        lab.pins.leftovers()
+    );
+    assert!(lab.marker_prog_ids().is_empty());
+}
+
+#[test]
+fn growth_killed_at_every_step_recovers_netlink() {
+    growth_killed_at_every_step("netlink");
+}
+
+#[test]
+fn growth_killed_at_every_step_recovers_tcx() {
+    if tcx_or_skip("growth_killed_at_every_step_recovers_tcx") {
+        growth_killed_at_every_step("tcx");
+    }
+}
