@@ -284,7 +284,23 @@ fn lease_ends_tracing_after_sigkill() {
 #[test]
 fn rate_limit_bounds_events() {
     let lab = attached("trr");
-    let t = start_trace(&lab, &["--rate", "5", "--burst", "5", "--count", "1000"]);
+    let t = start_trace(
+        &lab,
+        &[
+            "--vip",
+            "172.17.85.56:80",
+            "--rate",
+            "5",
+            "--burst",
+            "5",
+            "--count",
+            "1000",
+        ],
+    );
+    // The token buckets are per CPU, and so is the count of packets a later event says
+    // were left out: send every packet from one CPU (a veth delivers on the sending CPU),
+    // so that the last packet finds the suppressed ones in its own CPU's bucket.
+    pin_to_one_cpu();
     let start = Instant::now();
     let burst: Vec<Vec<u8>> = (0..300).map(|_| frame(CLIENT, VIP, 80)).collect();
     lab.send(&burst);
@@ -312,6 +328,27 @@ fn rate_limit_bounds_events() {
         "every packet still marked: {s}"
     );
     assert_eq!(switch(&lab), 0, "SIGINT turned tracing off");
+}
+
+/// Pins the calling thread to the first CPU it may run on.
+fn pin_to_one_cpu() {
+    // SAFETY: plain libc calls on a zeroed cpu_set_t of the right size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set),
+            0
+        );
+        let first = (0..libc::CPU_SETSIZE as usize)
+            .find(|&c| libc::CPU_ISSET(c, &set))
+            .expect("a CPU");
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(first, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set),
+            0
+        );
+    }
 }
 
 /// Frames that are not IP are not traced (they pay nothing for tracing); an IP packet
