@@ -1,6 +1,6 @@
 //! Namespace lifecycle: an attached interface moved to another namespace (the TCX link
 //! travels with it, a clsact qdisc does not), and a namespace deleted while attached
-//! (its pins would hold ~41 MiB of kernel memory forever, and a new namespace that gets
+//! (its pins would hold their maps in kernel memory forever, and a new namespace that gets
 //! the same inode number must not inherit them).
 
 use std::path::Path;
