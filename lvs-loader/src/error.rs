@@ -100,6 +100,11 @@ pub enum Error {
     #[error("{0}")]
     Kernel(String),
 
+    #[error(
+        "{iface}: its program was replaced or removed while tracing (a reload that grew the maps, a detach, a new attach): this trace would see nothing more; run `lvs-loader trace {iface}` again"
+    )]
+    ProgramReplaced { iface: IfName },
+
     #[error("network namespace \"{name}\": {source}")]
     Netns {
         name: String,

@@ -159,6 +159,8 @@ pub struct Tracer {
     pub names_note: Option<String>,
     /// The live generation the names were read for.
     named_generation: u32,
+    /// The pinned program this trace reads (a growing reload pins a new one).
+    prog_id: u32,
     renewed: Instant,
     /// When this trace was armed (`CLOCK_MONOTONIC`, the clock of `bpf_ktime_get_ns`):
     /// older events in the ring buffer are an earlier trace's.
@@ -256,6 +258,7 @@ impl Tracer {
             namer,
             names_note,
             named_generation,
+            prog_id: prog.id(),
             renewed: Instant::now(),
             started_ns: now,
             wall_offset: realtime_ns().saturating_sub(now),
@@ -284,6 +287,16 @@ impl Tracer {
     /// Re-reads the names when the live generation changed (a reload).
     pub fn tend(&mut self) -> Result<()> {
         if self.renewed.elapsed() >= Duration::from_millis(1000) {
+            // A growing reload swaps in a new program with its own trace maps: this
+            // trace's ring buffer would stay silent. Say so instead.
+            let pinned = aya::programs::ProgramInfo::from_pin(self.att.dir().join(PROG_PIN))
+                .map(|p| p.id())
+                .ok();
+            if pinned != Some(self.prog_id) {
+                return Err(Error::ProgramReplaced {
+                    iface: self.att.ifname().clone(),
+                });
+            }
             self.filter.expires_ns = monotonic_ns() + self.opts.lease.as_nanos() as u64;
             self.filter_map
                 .set(0, self.filter, 0)

@@ -369,3 +369,66 @@ fn non_ip_frames_are_not_traced_malformed_ip_is() {
     let j: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON line");
     assert_eq!(j["reason"], "malformed", "{j}");
 }
+
+/// A reload that outgrows the maps swaps in a new program with its own trace maps: a
+/// running trace says so and exits 1 instead of going silent.
+#[test]
+fn a_growing_reload_ends_the_trace_loudly() {
+    let lab = attached("trg");
+    let err_path = std::env::temp_dir().join(format!("lvs-trace-grow-{}.err", std::process::id()));
+    let err_file = std::fs::File::create(&err_path).expect("stderr file");
+    let mut t = Command::new(loader_bin())
+        .arg("--pin-dir")
+        .arg(&lab.pins.path)
+        .arg("--netns")
+        .arg(&lab.director.name)
+        .args(["trace", DEV, "--vip", "172.17.85.56:80"])
+        .stdout(Stdio::null())
+        .stderr(err_file)
+        .spawn()
+        .expect("spawn trace");
+    let err = || std::fs::read_to_string(&err_path).unwrap_or_default();
+    let t0 = Instant::now();
+    while !err().contains("tracing lvs0") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "trace did not start: {}",
+            err()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // 300 VIPs need a capacity of 1,024; the 1-VIP attach has 256.
+    let mut big = String::from(CONFIG);
+    for i in 0..299u32 {
+        big.push_str(&format!(
+            "[[vip]]\naddress = \"198.18.{}.{}\"\nport = 443\nmark = {}\n",
+            i >> 8,
+            i & 0xff,
+            0x100 + i
+        ));
+    }
+    let c = lab.config("big.toml", &big);
+    lab.loader_ok(&["reload", DEV, "--config", path_str(&c)]);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = t.try_wait().expect("wait") {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = t.kill();
+            let _ = t.wait();
+            panic!(
+                "the trace kept running after its program was replaced: {}",
+                err()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = err();
+    let _ = std::fs::remove_file(&err_path);
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("its program was replaced or removed while tracing"),
+        "{text}"
+    );
+}
