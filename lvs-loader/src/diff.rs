@@ -46,6 +46,11 @@ pub struct Diff {
     pub unchanged: usize,
     pub peers_added: Vec<String>,
     pub peers_removed: Vec<String>,
+    /// VIP slots of the live maps.
+    pub capacity: u32,
+    /// VIP slots the config needs ([`lvs_ebpf_common::capacity_for`]); more than
+    /// `capacity`: the reload grows (a new program and map set swapped in).
+    pub capacity_needed: u32,
 }
 
 impl Diff {
@@ -56,6 +61,11 @@ impl Diff {
             && self.changed.is_empty()
             && self.peers_added.is_empty()
             && self.peers_removed.is_empty()
+    }
+
+    /// Whether the reload would outgrow the live maps (a new program and map set).
+    pub fn grows(&self) -> bool {
+        self.capacity_needed > self.capacity
     }
 }
 
@@ -118,6 +128,8 @@ pub fn compute(maps: &mut MapSet, meta: &Meta, config: &Config, interface: &str)
         live_digest: hex(&g.digest),
         live_config: g.config_path.as_deref().map(crate::text::escape_path),
         config_digest: config.digest_hex(),
+        capacity: maps.capacity()?,
+        capacity_needed: lvs_ebpf_common::capacity_for(config.vips.len()),
         ..Diff::default()
     };
     // Config order for what is added, live order for the rest.

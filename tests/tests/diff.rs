@@ -117,6 +117,27 @@ fn diff_and_dry_run_show_the_reload_and_change_nothing() {
         "{out}"
     );
 
+    // A config that outgrows the maps: the dry run says the reload would swap in a new
+    // program and map set (capacity 256 for 3 VIPs; 300 VIPs need 1,024); one that fits
+    // says nothing about capacity.
+    assert!(!out.contains("capacity"), "{out}");
+    let mut big = String::from(NEXT);
+    for i in 0..297u32 {
+        big.push_str(&format!(
+            "[[vip]]\naddress = \"198.18.{}.{}\"\nport = 443\nmark = {}\n",
+            i >> 8,
+            i & 0xff,
+            0x100 + i
+        ));
+    }
+    let big = lab.config("big.toml", &big);
+    let out = lab.loader_ok(&["reload", DEV, "--config", path_str(&big), "--dry-run"]);
+    assert!(
+        out.lines().any(|l| l
+            == "capacity 256 -> 1024 VIP slots: the reload swaps in a new program and map set (counters carried over)"),
+        "{out}"
+    );
+
     // Errors: a bad config (file:line:column), an interface not attached.
     let bad = lab.config("bad.toml", "[[vip]]\naddress = \"1.2.3.4\"\nmark = 0\n");
     let o = lab.loader(&["diff", DEV, "--config", path_str(&bad)]);

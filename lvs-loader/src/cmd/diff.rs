@@ -63,6 +63,12 @@ fn print_text(d: &Diff, path: &Path) {
             )
         }
     );
+    if d.grows() {
+        println!(
+            "capacity {} -> {} VIP slots: the reload swaps in a new program and map set (counters carried over)",
+            d.capacity, d.capacity_needed
+        );
+    }
     for p in &d.peers_added {
         println!("+ peer {p}");
     }
