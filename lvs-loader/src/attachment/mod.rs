@@ -531,30 +531,32 @@ impl Attachment {
             }
             Placement::Impossible(why) => order_problem = Some(why),
         }
+        let (mode, order) = (meta.mode, meta.order);
+        let report = |applied: ApplyReport, program_id: u32| AttachReport {
+            interface: self.ifname.clone(),
+            action: if rehook_reason.is_some() {
+                Action::Rehooked
+            } else {
+                Action::Reloaded
+            },
+            rehook_reason,
+            mode,
+            program_id: Some(program_id),
+            pin_dir: dir,
+            vips: applied.vips,
+            peers: applied.peers,
+            added: applied.added,
+            removed: applied.removed,
+            kept: applied.kept,
+            generation: applied.generation,
+            config_digest: config.digest_hex(),
+            order,
+            order_problem,
+            recovered: Vec::new(),
+        };
         if let Some(capacity) = grow::needed(&maps, config)? {
             let (applied, new_prog) = self.grow(&meta, config, capacity, program_id)?;
-            return Ok(AttachReport {
-                interface: self.ifname.clone(),
-                action: if rehook_reason.is_some() {
-                    Action::Rehooked
-                } else {
-                    Action::Reloaded
-                },
-                rehook_reason,
-                mode: meta.mode,
-                program_id: Some(new_prog),
-                pin_dir: dir,
-                vips: applied.vips,
-                peers: applied.peers,
-                added: applied.added,
-                removed: applied.removed,
-                kept: applied.kept,
-                generation: applied.generation,
-                config_digest: config.digest_hex(),
-                order: meta.order,
-                order_problem,
-                recovered: Vec::new(),
-            });
+            return Ok(report(applied, new_prog));
         }
         let serial = meta.next_serial();
         let journal_path = self.lock_key().journal_path();
@@ -573,28 +575,7 @@ impl Attachment {
             maps.write_meta(&meta.to_raw()?)?;
             journal::remove(&journal_path);
         }
-        Ok(AttachReport {
-            interface: self.ifname.clone(),
-            action: if rehook_reason.is_some() {
-                Action::Rehooked
-            } else {
-                Action::Reloaded
-            },
-            rehook_reason,
-            mode: meta.mode,
-            program_id: Some(program_id),
-            pin_dir: dir,
-            vips: applied.vips,
-            peers: applied.peers,
-            added: applied.added,
-            removed: applied.removed,
-            kept: applied.kept,
-            generation: applied.generation,
-            config_digest: config.digest_hex(),
-            order: meta.order,
-            order_problem,
-            recovered: Vec::new(),
-        })
+        Ok(report(applied, program_id))
     }
 }
 
