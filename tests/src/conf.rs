@@ -25,7 +25,13 @@ pub const RANDOM_FRAMES: &str = include_str!("../fixtures/random-frames.toml");
 /// [`WEB`] with `peer` instead of [`PEER_MAC`], plus the VIPs `198.18.(i>>8).(i&255):443`
 /// with mark `0x100 + i` for every `i` in `extra`.
 pub fn web_with(peer: &str, extra: Range<u32>) -> String {
-    let mut s = WEB.replace(PEER_MAC, peer);
+    WEB.replace(PEER_MAC, peer) + &extra_vips(extra)
+}
+
+/// The VIPs `198.18.(i>>8).(i&255):443` with mark `0x100 + i` for every `i` in `extra`,
+/// as config entries to append to a config.
+pub fn extra_vips(extra: Range<u32>) -> String {
+    let mut s = String::new();
     for i in extra {
         s.push_str(&format!(
             "[[vip]]\naddress = \"198.18.{}.{}\"\nport = 443\nmark = {}\n",

@@ -121,15 +121,7 @@ fn diff_and_dry_run_show_the_reload_and_change_nothing() {
     // program and map set (capacity 256 for 3 VIPs; 300 VIPs need 1,024); one that fits
     // says nothing about capacity.
     assert!(!out.contains("capacity"), "{out}");
-    let mut big = String::from(NEXT);
-    for i in 0..297u32 {
-        big.push_str(&format!(
-            "[[vip]]\naddress = \"198.18.{}.{}\"\nport = 443\nmark = {}\n",
-            i >> 8,
-            i & 0xff,
-            0x100 + i
-        ));
-    }
+    let big = String::from(NEXT) + &lvs_tests::conf::extra_vips(0..297);
     let big = lab.config("big.toml", &big);
     let out = lab.loader_ok(&["reload", DEV, "--config", path_str(&big), "--dry-run"]);
     assert!(

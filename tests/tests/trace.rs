@@ -398,15 +398,7 @@ fn a_growing_reload_ends_the_trace_loudly() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // 300 VIPs need a capacity of 1,024; the 1-VIP attach has 256.
-    let mut big = String::from(CONFIG);
-    for i in 0..299u32 {
-        big.push_str(&format!(
-            "[[vip]]\naddress = \"198.18.{}.{}\"\nport = 443\nmark = {}\n",
-            i >> 8,
-            i & 0xff,
-            0x100 + i
-        ));
-    }
+    let big = String::from(CONFIG) + &lvs_tests::conf::extra_vips(0..299);
     let c = lab.config("big.toml", &big);
     lab.loader_ok(&["reload", DEV, "--config", path_str(&c)]);
     let t0 = Instant::now();
