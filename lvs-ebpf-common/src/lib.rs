@@ -304,12 +304,13 @@ pub struct KeepLine {
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ControlLine {
-    /// Line 0: the live generation (0 or 1). Line 1: unused, 0.
+    /// Line 0: the live generation (0 or 1). Line 1: the stamp of generation 0 (see
+    /// [`Control::stamp`]).
     pub active: u32,
     /// Line 0: the trace switch (`lvs-loader trace`): 0 = off (the program's only cost:
     /// this load and a branch); otherwise the program checks [`TraceFilter`] for each
     /// packet, and switches itself off (writes 0) once the filter's lease has expired.
-    /// Line 1: unused, 0.
+    /// Line 1: the stamp of generation 1 (see [`Control::stamp`]).
     pub trace: u32,
     /// Generation `i` lives in line `i`.
     pub generation: GenControl,
@@ -330,12 +331,41 @@ pub struct Control {
     pub keep: [KeepLine; 2],
 }
 
+/// The stamp ([`Control::stamp`]) of the config with record serial `serial`: its low 32
+/// bits (never 0, which means "unknown").
+pub const fn stamp_of(serial: u64) -> u32 {
+    match serial as u32 {
+        0 => 1,
+        s => s,
+    }
+}
+
 impl Control {
     pub const fn active(&self) -> u32 {
         self.lines[0].active & 1
     }
     pub const fn generation(&self, g: u32) -> &GenControl {
         &self.lines[(g & 1) as usize].generation
+    }
+    /// Which config generation `g` holds: the loader writes the low 32 bits of the
+    /// config's serial (`lvs-loader status`) with the generation's line, 0 = unknown (a
+    /// line written before stamps existed). A trace event carries the stamp of the
+    /// generation that decided it, so `lvs-loader trace` names it by that config even
+    /// when a reload happened before the event was read. Kept in line 1's two words,
+    /// which no packet reads on its way.
+    pub const fn stamp(&self, g: u32) -> u32 {
+        if g & 1 == 0 {
+            self.lines[1].active
+        } else {
+            self.lines[1].trace
+        }
+    }
+    pub fn set_stamp(&mut self, g: u32, stamp: u32) {
+        if g & 1 == 0 {
+            self.lines[1].active = stamp;
+        } else {
+            self.lines[1].trace = stamp;
+        }
     }
 }
 
@@ -527,16 +557,19 @@ impl Reason {
 
 /// Bits of the explain program's detail word (`cb[2]`).
 pub mod detail {
+    /// Generation 1 decided (the bit is the live-generation selector itself, so the
+    /// program sets it with one `or`); clear: generation 0, or no generation consulted.
+    pub const GENERATION_1: u32 = 1;
     /// The packet carried no readable port: non-first fragment.
-    pub const FRAGMENT: u32 = 1;
+    pub const FRAGMENT: u32 = 2;
     /// The packet carried no readable port: transport header cut short.
-    pub const L4_TRUNCATED: u32 = 2;
+    pub const L4_TRUNCATED: u32 = 4;
     /// The VIP matched through its any-port entry.
-    pub const ANY_PORT: u32 = 4;
+    pub const ANY_PORT: u32 = 8;
     /// IPv6.
-    pub const IPV6: u32 = 8;
+    pub const IPV6: u32 = 16;
     /// `bpf_skb_pull_data` ran (headers were not all in the linear part).
-    pub const PULLED: u32 = 16;
+    pub const PULLED: u32 = 32;
 }
 
 /// Per-CPU global counters: the single value of [`map_names::GLOBAL_STATS`]. Packets
@@ -780,6 +813,10 @@ pub struct TraceEvent {
     pub len: u32,
     /// Bytes of `headers` copied from the frame.
     pub captured: u32,
+    /// [`Control::stamp`] of the generation that decided ([`detail::GENERATION_1`]; 0: no
+    /// generation consulted).
+    pub stamp: u32,
+    pub _pad: u32,
     pub headers: [u8; TRACE_HEADER_BYTES],
 }
 
@@ -817,7 +854,7 @@ const _: () = assert!(PEER_GEN_BUCKETS as usize * PEERS_PER_BUCKET >= 2 * MAX_PE
 const _: () = assert!(core::mem::size_of::<VipInfo>() == 8 + MAX_NAME_LEN);
 const _: () = assert!(core::mem::size_of::<TraceFilter>() == 8 * 4 + 16 + 4 * 4);
 const _: () = assert!(core::mem::size_of::<TraceBucket>() == 24);
-const _: () = assert!(core::mem::size_of::<TraceEvent>() == 8 * 2 + 4 * 6 + TRACE_HEADER_BYTES);
+const _: () = assert!(core::mem::size_of::<TraceEvent>() == 8 * 2 + 4 * 8 + TRACE_HEADER_BYTES);
 const _: () = assert!(core::mem::size_of::<GenerationMeta>() == 8 * 2 + 4 * 4 + 32 + META_PATH_LEN);
 const _: () = assert!(
     core::mem::size_of::<AttachMeta>()

@@ -67,7 +67,7 @@ pub struct Decision {
     pub mark: u32,
     /// The VIP's counter slot when a VIP matched, else `u32::MAX`.
     pub slot: u32,
-    /// [`detail`] bits.
+    /// [`detail`] bits (with [`detail::GENERATION_1`] when generation 1 decided).
     pub detail: u32,
     /// The control value when the decision read it (IP packets), else null: the trace
     /// switch is read from it without a second lookup.
@@ -147,7 +147,7 @@ pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
             };
             let hit = B::find_v4::<COUNT>(gc, kl, g, parsed.k0, no_port == 0);
             let peer = hit.map(|_| B::is_peer(gc, g, parsed.mac));
-            (hit.zip(peer), 0, control)
+            (hit.zip(peer), g, control)
         }
         Kind::V6 => {
             let Some((control, gc, kl, g)) = live_generation::<COUNT>() else {
@@ -156,7 +156,7 @@ pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
             let tail = parsed.tail();
             let hit = B::find_v6::<COUNT>(gc, kl, g, parsed.k0, parsed.k1, tail, no_port == 0);
             let peer = hit.map(|_| B::is_peer(gc, g, parsed.mac));
-            (hit.zip(peer), detail::IPV6, control)
+            (hit.zip(peer), detail::IPV6 | g, control)
         }
         Kind::Done(reason) => return done::<COUNT>(ctx, reason, pulled, core::ptr::null_mut()),
     };

@@ -20,7 +20,7 @@ use aya_ebpf::{
 };
 use lvs_ebpf_common::{
     Reason, TRACE_HEADER_BYTES, TRACE_MAC, TRACE_PORT, TRACE_RING_BYTES, TRACE_V4, TRACE_V6,
-    TraceBucket, TraceEvent, TraceFilter,
+    TraceBucket, TraceEvent, TraceFilter, detail,
 };
 
 use crate::{decide::Decision, maps::LVS_CONTROL};
@@ -210,6 +210,12 @@ fn emit(ctx: &TcContext, d: &Decision, c: *mut lvs_ebpf_common::Control) {
         (*ev).detail = d.detail;
         (*ev).len = len as u32;
         (*ev).captured = n as u32;
+        (*ev).stamp = if d.control.is_null() {
+            0
+        } else {
+            (*c).stamp(d.detail & detail::GENERATION_1)
+        };
+        (*ev)._pad = 0;
     }
     b.suppressed = 0;
     entry.submit(0);

@@ -328,6 +328,12 @@ impl MapSet {
         Ok(self.read_control()?.active())
     }
 
+    /// The live generation and its stamp ([`Control::stamp`]).
+    pub fn live_stamp(&self) -> Result<(u32, u32)> {
+        let c = self.read_control()?;
+        Ok((c.active(), c.stamp(c.active())))
+    }
+
     fn vips_map(&mut self, generation: u32) -> Result<HashMap<&mut MapData, VipKey, VipValue>> {
         let name = map_names::VIPS[generation as usize & 1];
         let VipMaps::Htab(m) = &mut self.vips else {
@@ -435,8 +441,11 @@ impl MapSet {
     }
 
     /// Installs `config` atomically (see [`MapSet::apply_with`]).
+    /// The generation gets the stamp after the highest one in the control value.
     pub fn apply(&mut self, config: &Config) -> Result<ApplyReport> {
-        self.apply_with(config, |_, _, _| Ok(()))
+        let c = self.read_control()?;
+        let serial = u64::from(c.stamp(0).max(c.stamp(1))) + 1;
+        self.apply_with(config, serial, |_, _, _| Ok(()))
     }
 
     /// Installs `config` atomically.
@@ -446,10 +455,13 @@ impl MapSet {
     /// the post-flip work, so that a crash anywhere leaves a truthful record), then one
     /// write to `LVS_CONTROL` makes it live. A VIP present before and after keeps its
     /// counter slot and is matched by every packet throughout; any failure before the flip
-    /// leaves the live datapath untouched.
+    /// leaves the live datapath untouched. `serial` is the config's serial in the
+    /// attachment's record: its low 32 bits become the generation's stamp
+    /// ([`Control::stamp`]), which trace events carry.
     pub fn apply_with(
         &mut self,
         config: &Config,
+        serial: u64,
         before_flip: impl FnOnce(&mut Self, &ApplyReport, &PostFlip) -> Result<()>,
     ) -> Result<ApplyReport> {
         let capacity = self.capacity()?;
@@ -577,6 +589,7 @@ impl MapSet {
         let mut control = self.read_control()?;
         control.lines[standby as usize].generation = standby_control;
         control.keep[standby as usize] = standby_keep;
+        control.set_stamp(standby, lvs_ebpf_common::stamp_of(serial));
         self.write_control(&control, "write")?;
 
         let kept = plan.count(Slot::Kept);

@@ -15,6 +15,7 @@
 //!   the switch off itself.
 
 use std::{
+    collections::VecDeque,
     net::IpAddr,
     os::fd::{AsRawFd as _, RawFd},
     path::Path,
@@ -28,11 +29,11 @@ use lvs_ebpf_common::{
 };
 
 use crate::{
-    attachment::Attachment,
+    attachment::{Attachment, read_meta_from},
     error::{Error, Result},
     explain::{Namer, Verdict, live_namer, summarize},
+    lock,
     maps::MapSet,
-    meta::Meta,
     pins::PROG_PIN,
     testrun::{Explanation, MatchedVip},
 };
@@ -76,6 +77,15 @@ pub struct TraceRecord {
     #[serde(flatten)]
     pub verdict: Verdict,
 }
+
+/// Configs whose names a trace keeps (a reload every poll would need two).
+const NAMERS_KEPT: usize = 4;
+/// How long an event of the live config waits for its names while a reload holds the
+/// lock.
+const NAME_WAIT: Duration = Duration::from_secs(1);
+/// The note of an event whose config was replaced before this trace read its names.
+const NAMES_GONE: &str =
+    "names unknown: the config that decided it was replaced before the trace read its names";
 
 fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -154,11 +164,15 @@ pub struct Tracer {
     events: RingBuf<MapData>,
     filter: TraceFilter,
     opts: TraceOptions,
-    namer: Namer,
-    /// Why peer names are missing, if they are.
+    /// The names of the configs this trace saw live, by stamp ([`lvs_ebpf_common::Control::stamp`]),
+    /// oldest first: an event is named by the config that decided it, also when a reload
+    /// came before the trace read the event.
+    namers: VecDeque<(u32, Namer)>,
+    /// Events read but not yet named: their config is live, and its names are not read
+    /// yet because a reload holds the lock.
+    backlog: VecDeque<(TraceEvent, Instant)>,
+    /// Why peer names of the newest config are missing, if they are.
     pub names_note: Option<String>,
-    /// The live generation the names were read for.
-    named_generation: u32,
     /// The pinned program this trace reads (a growing reload pins a new one).
     prog_id: u32,
     renewed: Instant,
@@ -174,8 +188,7 @@ impl Tracer {
     pub(crate) fn open(
         att: Attachment,
         dir: &Path,
-        mut maps: MapSet,
-        meta: &Meta,
+        maps: MapSet,
         opts: TraceOptions,
     ) -> Result<Self> {
         let prog = aya::programs::ProgramInfo::from_pin(dir.join(PROG_PIN))
@@ -246,8 +259,6 @@ impl Tracer {
             }
         }
         filter_map.set(0, filter, 0).map_err(map_err("write"))?;
-        let named_generation = maps.active_generation()?;
-        let (namer, names_note) = live_namer(&mut maps, meta)?;
         let mut t = Self {
             att,
             maps,
@@ -255,17 +266,19 @@ impl Tracer {
             events,
             filter,
             opts,
-            namer,
-            names_note,
-            named_generation,
+            namers: VecDeque::new(),
+            backlog: VecDeque::new(),
+            names_note: None,
             prog_id: prog.id(),
             renewed: Instant::now(),
             started_ns: now,
             wall_offset: realtime_ns().saturating_sub(now),
             armed: false,
         };
+        let wait = t.att.lock_wait;
+        t.learn_live(wait).inspect_err(|_| t.clear_filter())?;
         t.att
-            .set_trace_switch(true, t.att.lock_wait)
+            .set_trace_switch(true, wait)
             .inspect_err(|_| t.clear_filter())?;
         t.armed = true;
         Ok(t)
@@ -310,36 +323,92 @@ impl Tracer {
                 }
             }
         }
-        let g = self.maps.active_generation()?;
-        if g != self.named_generation {
-            let dir = self.att.dir();
-            let meta = crate::attachment::read_meta_from(&self.maps, &dir, self.att.ifname())?;
-            (self.namer, self.names_note) = live_namer(&mut self.maps, &meta)?;
-            self.named_generation = g;
+        self.learn_live(Duration::ZERO)
+    }
+
+    fn namer_of(&self, stamp: u32) -> Option<&Namer> {
+        self.namers
+            .iter()
+            .rev()
+            .find(|(s, _)| *s == stamp)
+            .map(|(_, n)| n)
+    }
+
+    /// Reads the names of the live config if this trace has not yet: under the
+    /// attachment's lock, waiting at most `wait` (none: try again later), since a reload
+    /// renames counter slots before its flip.
+    fn learn_live(&mut self, wait: Duration) -> Result<()> {
+        let (_, stamp) = self.maps.live_stamp()?;
+        if self.namer_of(stamp).is_some() {
+            return Ok(());
         }
+        let _guard = match lock::acquire(&self.att.lock_key(), wait) {
+            Ok(g) => g,
+            Err(Error::Busy { .. }) if wait.is_zero() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let (_, stamp) = self.maps.live_stamp()?;
+        let meta = read_meta_from(&self.maps, &self.att.dir(), self.att.ifname())?;
+        let (namer, note) = live_namer(&mut self.maps, &meta)?;
+        self.names_note = note;
+        self.namers.retain(|(s, _)| *s != stamp);
+        if self.namers.len() >= NAMERS_KEPT {
+            self.namers.pop_front();
+        }
+        self.namers.push_back((stamp, namer));
         Ok(())
     }
 
-    /// The records waiting in the ring buffer, named, that pass the filter (applied again
-    /// to the decoded headers: the program lets through what it cannot read).
-    pub fn drain(&mut self) -> Vec<TraceRecord> {
-        let mut raw = Vec::new();
+    /// The records waiting in the ring buffer that pass the filter (applied again to the
+    /// decoded headers: the program lets through what it cannot read), each named by the
+    /// config that decided it. An event of the live config waits (at most
+    /// [`NAME_WAIT`]) while a reload keeps its names from being read; an event of a
+    /// config that was live too briefly for this trace to read its names says so.
+    pub fn drain(&mut self) -> Result<Vec<TraceRecord>> {
+        let now = Instant::now();
         while let Some(item) = self.events.next() {
-            if item.len() < std::mem::size_of::<TraceEvent>() {
+            if item.len() != std::mem::size_of::<TraceEvent>() {
+                return Err(kernel(format!(
+                    "{}: the attached program sends trace records of {} bytes, this lvs-loader reads {}: `lvs-loader detach {0}` and `attach` it again with this lvs-loader",
+                    self.att.ifname(),
+                    item.len(),
+                    std::mem::size_of::<TraceEvent>()
+                )));
+            }
+            // SAFETY: a record of the event's size; read unaligned.
+            let ev = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const TraceEvent) };
+            if ev.time_ns < self.started_ns {
+                // Left in the ring buffer by an earlier trace (one killed within its lease
+                // keeps the program emitting until the lease runs out): not this trace's.
                 continue;
             }
-            // SAFETY: a record of at least the event's size; read unaligned.
-            raw.push(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const TraceEvent) });
+            self.backlog.push_back((ev, now));
         }
-        raw.iter().filter_map(|ev| self.record(ev)).collect()
+        if self.backlog.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.learn_live(Duration::ZERO)?;
+        let (_, live) = self.maps.live_stamp()?;
+        let unnamed = Namer::default();
+        let mut out = Vec::new();
+        while let Some((ev, since)) = self.backlog.front() {
+            let namer = match ev.stamp {
+                // No config consulted (a packet the parser gave up on).
+                0 => self.namers.back().map(|(_, n)| n),
+                s => self.namer_of(s),
+            };
+            let record = match namer {
+                Some(n) => self.record(ev, n, None),
+                None if ev.stamp == live && since.elapsed() < NAME_WAIT => break,
+                None => self.record(ev, &unnamed, Some(NAMES_GONE)),
+            };
+            out.extend(record);
+            self.backlog.pop_front();
+        }
+        Ok(out)
     }
 
-    fn record(&self, ev: &TraceEvent) -> Option<TraceRecord> {
-        if ev.time_ns < self.started_ns {
-            // Left in the ring buffer by an earlier trace (one killed within its lease
-            // keeps the program emitting until the lease runs out): not this trace's.
-            return None;
-        }
+    fn record(&self, ev: &TraceEvent, namer: &Namer, note: Option<&str>) -> Option<TraceRecord> {
         let n = (ev.captured as usize).min(ev.headers.len());
         let summary = summarize(&ev.headers[..n]);
         if let Some(mac) = self.opts.src_mac
@@ -379,11 +448,15 @@ impl Tracer {
         };
         let mut summary = summary;
         summary.len = ev.len as usize;
+        let mut verdict = namer.words(&e, summary);
+        if let Some(note) = note {
+            verdict.note = Some(note.into());
+        }
         Some(TraceRecord {
             time_ns: ev.time_ns.saturating_add(self.wall_offset),
             suppressed: ev.suppressed,
             len: ev.len,
-            verdict: self.namer.words(&e, summary),
+            verdict,
         })
     }
 

@@ -153,8 +153,7 @@ fn events_match_the_packets_filtered_by_vip_and_mac() {
         t0.elapsed() < Duration::from_secs(3),
         "reload waited for the trace"
     );
-    // The trace renames after it sees the new generation (within its 250 ms poll).
-    std::thread::sleep(Duration::from_millis(600));
+    // Named by the new config at once: the event carries its config's stamp.
     lab.send(&[frame(CLIENT, VIP, 80)]);
     let lines = finish(t, 10);
     let got: Vec<&str> = lines.iter().map(|l| suffix(l)).collect();
@@ -207,6 +206,53 @@ fn events_match_the_packets_filtered_by_vip_and_mac() {
         "{j}"
     );
     assert_eq!(j["packet"]["src_mac"], "00:0c:29:57:88:ce", "{j}");
+}
+
+const CONFIG3: &str = r#"
+[[peer]]
+mac = "00:0C:29:57:88:CE"
+name = "dr2-eth0"
+
+[[vip]]
+address = "172.17.85.56"
+port = 80
+mark = 0x300
+name = "web-v3"
+"#;
+
+/// Events are named by the config that decided them, also when reloads come before the
+/// trace reads them (the trace is stopped meanwhile): an event of a config the trace saw
+/// live keeps its names; one of a config that came and went unseen says its names are
+/// unknown instead of borrowing the next config's.
+#[test]
+fn events_are_named_by_the_config_that_decided_them() {
+    let lab = attached("trn");
+    let t = start_trace(
+        &lab,
+        &["--vip", "172.17.85.56:80", "--count", "3", "--lease", "60"],
+    );
+    let pid = t.id() as i32;
+    // SAFETY: signals to our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    lab.send(&[frame(CLIENT, VIP, 80)]);
+    for (file, config) in [("v2.toml", CONFIG2), ("v3.toml", CONFIG3)] {
+        let c = lab.config(file, config);
+        lab.loader_ok(&["reload", DEV, "--config", path_str(&c)]);
+        lab.send(&[frame(CLIENT, VIP, 80)]);
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let lines = finish(t, 10);
+    let got: Vec<&str> = lines.iter().map(|l| suffix(l)).collect();
+    assert_eq!(
+        got,
+        [
+            "52:54:00:c1:1e:01 > 172.17.85.56:80/tcp: marked 0x3 by VIP web-internal (172.17.85.56:80/tcp)",
+            "52:54:00:c1:1e:01 > 172.17.85.56:80/tcp: marked 0x30 by the VIP in counter slot 0 [names unknown: the config that decided it was replaced before the trace read its names]",
+            "52:54:00:c1:1e:01 > 172.17.85.56:80/tcp: marked 0x300 by VIP web-v3 (172.17.85.56:80/tcp)",
+        ],
+        "{lines:#?}"
+    );
 }
 
 /// `kill -9` of the trace: the program stops emitting when the lease runs out and turns

@@ -123,7 +123,7 @@ impl Attachment {
         let mut new_meta = meta.clone();
         new_meta.generations = [Generation::default(), Generation::default()];
         let serial = meta.next_serial();
-        let applied = dp.maps.apply_with(config, |maps, r, _post| {
+        let applied = dp.maps.apply_with(config, serial, |maps, r, _post| {
             new_meta.generations[r.generation as usize & 1] = describe(config, r, serial, false);
             maps.write_meta(&new_meta.to_raw()?)
         })?;

@@ -104,7 +104,7 @@ impl Attachment {
             generations: [Generation::default(), Generation::default()],
         };
         // Fresh maps: nothing live yet, so the description can't lie about the datapath.
-        let applied = dp.maps.apply_with(config, |maps, r, _post| {
+        let applied = dp.maps.apply_with(config, 1, |maps, r, _post| {
             meta.generations[r.generation as usize & 1] = describe(config, r, 1, false);
             maps.write_meta(&meta.to_raw()?)
         })?;

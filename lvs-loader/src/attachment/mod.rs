@@ -465,9 +465,7 @@ impl Attachment {
     /// lease runs out).
     pub fn tracer(&self, opts: crate::trace::TraceOptions) -> Result<crate::trace::Tracer> {
         let maps = self.open_maps()?;
-        let dir = self.dir();
-        let meta = read_meta_from(&maps, &dir, &self.ifname)?;
-        crate::trace::Tracer::open(self.clone(), &dir, maps, &meta, opts)
+        crate::trace::Tracer::open(self.clone(), &self.dir(), maps, opts)
     }
 
     /// Sets the control line's trace switch under this attachment's lock, waiting at most
@@ -561,7 +559,7 @@ impl Attachment {
         let serial = meta.next_serial();
         let journal_path = self.lock_key().journal_path();
         let mut pending = false;
-        let applied = maps.apply_with(config, |maps, r, post| {
+        let applied = maps.apply_with(config, serial, |maps, r, post| {
             pending = !post.is_empty();
             if pending {
                 journal::write(&journal_path, serial, post)?;

@@ -138,7 +138,7 @@ impl Args {
                 // SAFETY: one valid pollfd.
                 unsafe { libc::poll(&mut pfd, 1, 250) };
                 tracer.tend().context("renewing the trace")?;
-                for r in tracer.drain() {
+                for r in tracer.drain().context("reading the trace events")? {
                     if self.count.is_some_and(|c| seen >= c) {
                         break;
                     }
@@ -158,6 +158,9 @@ impl Args {
                                 " [{} matching packet(s) before it not shown: rate limit]",
                                 r.suppressed
                             ));
+                        }
+                        if let Some(note) = &v.note {
+                            l.push_str(&format!(" [{note}]"));
                         }
                         text::terminal_safe(&l).into_owned()
                     };
