@@ -82,6 +82,24 @@ pub const fn capacity_for(vips: usize) -> u32 {
     }
 }
 
+/// A config needs new maps when it has a quarter or less of the VIPs the live ones were
+/// sized for: [`resized_capacity`] then shrinks them.
+pub const SHRINK_FACTOR: u32 = 4;
+
+/// The capacity a reload to a config of `vips` VIP entries moves maps of capacity `have`
+/// to, or `None` when they stay: grown when the config does not fit
+/// ([`capacity_for`] `> have`), shrunk when it needs a [`SHRINK_FACTOR`]th or less of
+/// `have` (the gap between growing and shrinking keeps a config that moves back and forth
+/// around one size from swapping maps at every reload).
+pub const fn resized_capacity(have: u32, vips: usize) -> Option<u32> {
+    let want = capacity_for(vips);
+    if want > have || want.saturating_mul(SHRINK_FACTOR) <= have {
+        Some(want)
+    } else {
+        None
+    }
+}
+
 /// `max_entries` of each capacity-sized map for `capacity` VIP slots: (IPv4 table
 /// buckets, IPv6 table buckets, counter slots, VIP info entries). Both generations of a
 /// table hold `capacity` VIPs each at a load of at most one half, like the compiled sizes
@@ -831,6 +849,13 @@ const _: () = assert!(
         && capacity_for(129) == 512
         && capacity_for(1000) == 2048
         && capacity_for(65_536) == MAX_VIPS
+        && matches!(resized_capacity(256, 128), None)
+        && matches!(resized_capacity(256, 129), Some(512))
+        && matches!(resized_capacity(2048, 1024), None)
+        && matches!(resized_capacity(2048, 256), Some(512))
+        && matches!(resized_capacity(2048, 257), None)
+        && matches!(resized_capacity(1024, 0), Some(MIN_CAPACITY))
+        && matches!(resized_capacity(MIN_CAPACITY, 0), None)
         && capacity_for(MAX_VIPS as usize) == MAX_VIPS
 );
 const _: () = assert!(core::mem::size_of::<VipValue>() == 12);

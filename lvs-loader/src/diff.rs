@@ -48,9 +48,12 @@ pub struct Diff {
     pub peers_removed: Vec<String>,
     /// VIP slots of the live maps.
     pub capacity: u32,
-    /// VIP slots the config needs ([`lvs_ebpf_common::capacity_for`]); more than
-    /// `capacity`: the reload grows (a new program and map set swapped in).
+    /// VIP slots the config needs ([`lvs_ebpf_common::capacity_for`]); when
+    /// [`Diff::resizes`], the reload swaps in a new program and map set of this size.
     pub capacity_needed: u32,
+    /// The capacity the reload moves the maps to (grown or shrunk), if it does
+    /// ([`lvs_ebpf_common::resized_capacity`]).
+    pub resize_to: Option<u32>,
 }
 
 impl Diff {
@@ -63,9 +66,10 @@ impl Diff {
             && self.peers_removed.is_empty()
     }
 
-    /// Whether the reload would outgrow the live maps (a new program and map set).
-    pub fn grows(&self) -> bool {
-        self.capacity_needed > self.capacity
+    /// Whether the reload grows or shrinks the live maps (a new program and map set;
+    /// [`lvs_ebpf_common::resized_capacity`]).
+    pub fn resizes(&self) -> bool {
+        self.resize_to.is_some()
     }
 }
 
@@ -123,13 +127,15 @@ pub fn compute(maps: &mut MapSet, meta: &Meta, config: &Config, interface: &str)
             )
         })
         .collect();
+    let capacity = maps.capacity()?;
     let mut d = Diff {
         interface: interface.to_owned(),
         live_digest: hex(&g.digest),
         live_config: g.config_path.as_deref().map(crate::text::escape_path),
         config_digest: config.digest_hex(),
-        capacity: maps.capacity()?,
+        capacity,
         capacity_needed: lvs_ebpf_common::capacity_for(config.vips.len()),
+        resize_to: lvs_ebpf_common::resized_capacity(capacity, config.vips.len()),
         ..Diff::default()
     };
     // Config order for what is added, live order for the rest.

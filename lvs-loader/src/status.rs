@@ -345,7 +345,7 @@ fn entry_status(
         };
         s.detail = Some(match e {
             _ if growth => format!(
-                "a reload growing the maps was interrupted{marks}: the next attach, reload or detach of this interface {} it",
+                "a reload resizing the maps was interrupted{marks}: the next attach, reload or detach of this interface {} it",
                 if staging_hooked || published.is_none() {
                     "finishes"
                 } else {

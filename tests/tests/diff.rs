@@ -129,6 +129,27 @@ fn diff_and_dry_run_show_the_reload_and_change_nothing() {
             == "capacity 256 -> 1024 VIP slots: the reload swaps in a new program and map set (counters carried over)"),
         "{out}"
     );
+    // Once grown, a config that needs a quarter or less of the maps shrinks them (3 VIPs:
+    // 256 of 1,024); one that needs more than a quarter keeps them (200 VIPs: 512).
+    lab.loader_ok(&["reload", DEV, "--config", path_str(&big)]);
+    let out = lab.loader_ok(&["diff", DEV, "--config", path_str(&next)]);
+    assert!(
+        out.lines().any(|l| l
+            == "capacity 1024 -> 256 VIP slots: the reload swaps in a new program and map set (counters carried over)"),
+        "{out}"
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&lab.loader_ok(&["diff", DEV, "--config", path_str(&next), "--json"]))
+            .expect("diff JSON");
+    assert_eq!(
+        (&j["capacity"], &j["capacity_needed"], &j["resize_to"]),
+        (&1024.into(), &256.into(), &256.into()),
+        "{j}"
+    );
+    let mid = String::from(NEXT) + &lvs_tests::conf::extra_vips(0..197);
+    let mid = lab.config("mid.toml", &mid);
+    let out = lab.loader_ok(&["diff", DEV, "--config", path_str(&mid)]);
+    assert!(!out.contains("capacity"), "{out}");
 
     // Errors: a bad config (file:line:column), an interface not attached.
     let bad = lab.config("bad.toml", "[[vip]]\naddress = \"1.2.3.4\"\nmark = 0\n");

@@ -1,6 +1,7 @@
 //! Kernel memory that follows the config (issue 11): an attachment's maps are sized from
-//! its config (`capacity_for`), and a reload that does not fit grows them with a new
-//! program and map set swapped in on the hook in one step, crash-safely.
+//! its config (`capacity_for`), and a reload that does not fit grows them (one that
+//! needs a quarter or less shrinks them) with a new program and map set swapped in on
+//! the hook in one step, crash-safely.
 
 use std::{
     collections::BTreeMap,
@@ -140,10 +141,14 @@ fn a_small_config_gets_small_maps_tcx() {
     }
 }
 
-fn grows_under_traffic(mode: &str) {
-    let lab = Lab::new(&format!("mg{}", &mode[..2]));
-    let a = lab.config("a.toml", &web_with(PEER_MAC, 0..0));
-    let b = lab.config("b.toml", &web_with(PEER_MAC, 0..BIG));
+/// Reloads `to` over an attachment of `from` while a sender floods the web VIP (in both
+/// configs): not one packet goes unmarked, the maps are swapped for maps of `to`'s size
+/// (a new program, the old one freed, no stale pins) and the web VIP's counters are
+/// carried over exactly.
+fn resizes_under_traffic(mode: &str, tag: &str, from: &str, to: &str) -> Lab {
+    let lab = Lab::new(&format!("m{tag}{}", &mode[..2]));
+    let a = lab.config("from.toml", from);
+    let b = lab.config("to.toml", to);
     attach(&lab, &a, mode);
     let old_prog = lab.marker_prog_ids();
     let vip: IpAddr = WEB_VIP.into();
@@ -167,25 +172,21 @@ fn grows_under_traffic(mode: &str) {
     let sent = sent.load(Ordering::Relaxed);
     let marked = lab.mark_count(vip, WEB_MARK);
     let unmarked = lab.mark_count(vip, 0);
-    eprintln!("{mode}: growth while sending {sent} packets: {marked} marked, {unmarked} unmarked");
-    assert!(sent > 1000, "the sender must overlap the growth: {sent}");
-    assert_eq!(unmarked, 0, "packets missed their mark during the growth");
+    eprintln!("{mode}: swap while sending {sent} packets: {marked} marked, {unmarked} unmarked");
+    assert!(sent > 1000, "the sender must overlap the swap: {sent}");
+    assert_eq!(unmarked, 0, "packets missed their mark during the swap");
     assert_eq!(marked, sent);
     // New maps and program, sized for the new config; the old program is gone.
-    assert_eq!(capacity(&lab), u64::from(capacity_for(BIG as usize + 1)));
+    let vips = lab.stats()["vips"].as_array().map_or(0, Vec::len);
+    assert_eq!(capacity(&lab), u64::from(capacity_for(vips)));
     let new_prog = lab.marker_prog_ids();
     assert_eq!(new_prog.len(), 1, "one program on the hook");
     assert_ne!(new_prog, old_prog, "a new program");
     assert!(lvs_tests::lab::prog_freed(old_prog[0]), "old program freed");
-    no_stale_pins(&lab, "after the growth");
-    // Every new VIP is marked (the last one checked on the wire, all in stats).
-    lab.send(&[frame(NEW_VIP, 443)]);
-    assert_eq!(lab.mark_count(NEW_VIP.into(), NEW_MARK), 1);
-    assert_eq!(lab.mark_count(NEW_VIP.into(), 0), 0);
-    let st = lab.stats();
-    assert_eq!(st["vips"].as_array().map(Vec::len), Some(BIG as usize + 1));
+    no_stale_pins(&lab, "after the swap");
     // The web VIP's counters were carried over exactly: every packet sent, counted by
     // the old program or the new one, once.
+    let st = lab.stats();
     assert_eq!(
         st["vips"][0]["marked_packets"].as_u64(),
         Some(sent),
@@ -194,16 +195,33 @@ fn grows_under_traffic(mode: &str) {
     );
     assert_eq!(
         st["totals"]["marked"].as_u64(),
-        Some(sent + 1),
+        Some(sent),
         "{}",
         st["totals"]
     );
-    // A reload that fits does not swap maps.
-    let out = lab.loader_ok(&["reload", DEV, "--config", path_str(&a)]);
+    lab
+}
+
+fn grows_under_traffic(mode: &str) {
+    let small = web_with(PEER_MAC, 0..0);
+    let lab = resizes_under_traffic(mode, "g", &small, &web_with(PEER_MAC, 0..BIG));
+    assert_eq!(capacity(&lab), u64::from(capacity_for(BIG as usize + 1)));
+    // Every new VIP is marked (the last one checked on the wire, all in stats).
+    lab.send(&[frame(NEW_VIP, 443)]);
+    assert_eq!(lab.mark_count(NEW_VIP.into(), NEW_MARK), 1);
+    assert_eq!(lab.mark_count(NEW_VIP.into(), 0), 0);
+    assert_eq!(
+        lab.stats()["vips"].as_array().map(Vec::len),
+        Some(BIG as usize + 1)
+    );
+    // A reload to more than a quarter of the capacity does not swap maps: half the VIPs.
+    let prog = lab.marker_prog_ids();
+    let half = lab.config("half.toml", &web_with(PEER_MAC, 0..BIG / 2));
+    let out = lab.loader_ok(&["reload", DEV, "--config", path_str(&half)]);
     assert!(out.contains("reloaded"), "{out}");
     assert_eq!(
         lab.marker_prog_ids(),
-        new_prog,
+        prog,
         "no new program for a fitting reload"
     );
     assert_eq!(capacity(&lab), u64::from(capacity_for(BIG as usize + 1)));
@@ -218,6 +236,30 @@ fn a_reload_that_does_not_fit_grows_under_traffic_netlink() {
 fn a_reload_that_does_not_fit_grows_under_traffic_tcx() {
     if tcx_or_skip("a_reload_that_does_not_fit_grows_under_traffic_tcx") {
         grows_under_traffic("tcx");
+    }
+}
+
+/// A reload to a config that needs a quarter or less of the maps shrinks them (the
+/// memory follows the config down too), with the same guarantees as growth.
+fn shrinks_under_traffic(mode: &str) {
+    let big = web_with(PEER_MAC, 0..BIG);
+    let lab = resizes_under_traffic(mode, "s", &big, &web_with(PEER_MAC, 0..0));
+    assert_eq!(capacity(&lab), u64::from(MIN_CAPACITY));
+    // The removed VIPs are gone from the datapath.
+    lab.send(&[frame(NEW_VIP, 443)]);
+    assert_eq!(lab.mark_count(NEW_VIP.into(), NEW_MARK), 0);
+    assert_eq!(lab.stats()["vips"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn a_reload_to_a_quarter_shrinks_under_traffic_netlink() {
+    shrinks_under_traffic("netlink");
+}
+
+#[test]
+fn a_reload_to_a_quarter_shrinks_under_traffic_tcx() {
+    if tcx_or_skip("a_reload_to_a_quarter_shrinks_under_traffic_tcx") {
+        shrinks_under_traffic("tcx");
     }
 }
 

@@ -36,11 +36,14 @@ use crate::{
     text,
 };
 
-/// The capacity `config` needs if `maps` are too small for it.
+/// The capacity `config` needs if `maps` are too small for it, or so large that it
+/// takes a quarter or less of them ([`lvs_ebpf_common::resized_capacity`]): a reload then
+/// swaps in maps of that size.
 pub(super) fn needed(maps: &MapSet, config: &Config) -> Result<Option<u32>> {
-    let have = maps.capacity()?;
-    let want = lvs_ebpf_common::capacity_for(config.vips.len());
-    Ok((want > have).then_some(want))
+    Ok(lvs_ebpf_common::resized_capacity(
+        maps.capacity()?,
+        config.vips.len(),
+    ))
 }
 
 /// Waits until every packet that may still run the old program has finished: a
@@ -139,7 +142,7 @@ impl Attachment {
         let swap_err = |source: std::io::Error| Error::Attach {
             iface: self.ifname.clone(),
             mode: meta.mode,
-            hint: Some("could not move the hook to the grown maps; the old ones stay live"),
+            hint: Some("could not move the hook to the resized maps; the old ones stay live"),
             source,
         };
         match meta.mode {
@@ -215,14 +218,14 @@ impl Attachment {
             self.grow_publish()?;
             failpoint::hit("recover:growth-finished");
             Ok(Some(format!(
-                "finished an interrupted growth of {}'s maps",
+                "finished an interrupted resize of {}'s maps",
                 self.ifname
             )))
         } else {
             pins::remove_attachment_dir(&staging)?;
             failpoint::hit("recover:growth-undone");
             Ok(Some(format!(
-                "undid an interrupted growth of {}'s maps (removed {})",
+                "undid an interrupted resize of {}'s maps (removed {})",
                 self.ifname,
                 text::escape_path(&staging)
             )))

@@ -63,10 +63,10 @@ fn print_text(d: &Diff, path: &Path) {
             )
         }
     );
-    if d.grows() {
+    if let Some(to) = d.resize_to {
         println!(
-            "capacity {} -> {} VIP slots: the reload swaps in a new program and map set (counters carried over)",
-            d.capacity, d.capacity_needed
+            "capacity {} -> {to} VIP slots: the reload swaps in a new program and map set (counters carried over)",
+            d.capacity
         );
     }
     for p in &d.peers_added {
