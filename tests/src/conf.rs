@@ -15,6 +15,18 @@ pub const WEB_VIP: Ipv4Addr = Ipv4Addr::new(172, 17, 85, 56);
 /// The web VIP's mark.
 pub const WEB_MARK: u32 = 0x3;
 
+/// [`WEB`] with names (peer `dr2-eth0`, VIP `web-internal`): what `explain` and `trace`
+/// tests read back.
+pub const WEB_NAMED: &str = include_str!("../fixtures/web-named.toml");
+
+/// [`WEB_NAMED`] with the web VIP's mark and name replaced (a reload's new config).
+pub fn web_named_as(mark: u32, name: &str) -> String {
+    WEB_NAMED.replace(
+        "mark = 0x3\nname = \"web-internal\"",
+        &format!("mark = {mark:#x}\nname = \"{name}\""),
+    )
+}
+
 /// The packet fixtures' config: every protocol, both families, exact and any-port VIPs,
 /// two peers.
 pub const MARKERS: &str = include_str!("../fixtures/markers.toml");

@@ -9,6 +9,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use lvs_tests::{
+    conf::WEB_NAMED,
     frames::{ETH_P_ARP, Frame, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP},
     lab::{DEV, DIRECTOR_MAC, Lab, path_str, stderr},
 };
@@ -23,17 +24,8 @@ const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x56);
 const SRC: Ipv4Addr = Ipv4Addr::new(172, 17, 85, 100);
 const SRC6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
 
-const CONFIG: &str = r#"
-[[peer]]
-mac = "00:0C:29:57:88:CE"
-name = "dr2-eth0"
-
-[[vip]]
-address = "172.17.85.56"
-port = 80
-mark = 0x3
-name = "web-internal"
-
+/// [`WEB_NAMED`] plus an any-port UDP VIP and an IPv6 VIP on two ports.
+const EXTRA: &str = r#"
 [[vip]]
 address = "172.17.85.60"
 protocol = "udp"
@@ -47,13 +39,17 @@ mark = 0x6
 name = "web6"
 "#;
 
+fn config() -> String {
+    format!("{WEB_NAMED}\n{EXTRA}")
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn attached(tag: &str) -> Lab {
     let lab = Lab::new(tag);
-    let c = lab.config("vips.toml", CONFIG);
+    let c = lab.config("vips.toml", &config());
     lab.loader_ok(&["attach", DEV, "--config", path_str(&c)]);
     lab
 }
@@ -258,7 +254,7 @@ fn explain_follows_reloads() {
 #[test]
 fn explain_against_a_config_file() {
     let lab = Lab::new("exc");
-    let c = lab.config("vips.toml", CONFIG);
+    let c = lab.config("vips.toml", &config());
     let out = lab.loader_ok(&[
         "explain",
         "--config",

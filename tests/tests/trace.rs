@@ -11,6 +11,7 @@ use std::{
 };
 
 use lvs_tests::{
+    conf::{WEB_NAMED, web_named_as},
     frames::{Frame, IPPROTO_TCP},
     lab::{DEV, DIRECTOR_MAC, Lab, path_str},
     netns::loader_bin,
@@ -22,30 +23,6 @@ const VIP: Ipv4Addr = Ipv4Addr::new(172, 17, 85, 56);
 const OTHER: Ipv4Addr = Ipv4Addr::new(172, 17, 85, 99);
 const SRC: Ipv4Addr = Ipv4Addr::new(172, 17, 85, 100);
 
-const CONFIG: &str = r#"
-[[peer]]
-mac = "00:0C:29:57:88:CE"
-name = "dr2-eth0"
-
-[[vip]]
-address = "172.17.85.56"
-port = 80
-mark = 0x3
-name = "web-internal"
-"#;
-
-const CONFIG2: &str = r#"
-[[peer]]
-mac = "00:0C:29:57:88:CE"
-name = "dr2-eth0"
-
-[[vip]]
-address = "172.17.85.56"
-port = 80
-mark = 0x30
-name = "web-v2"
-"#;
-
 fn frame(src: [u8; 6], dst: Ipv4Addr, port: u16) -> Vec<u8> {
     Frame::v4(src, SRC, dst, IPPROTO_TCP, 40000, port)
         .with_dst_mac(DIRECTOR_MAC)
@@ -54,7 +31,7 @@ fn frame(src: [u8; 6], dst: Ipv4Addr, port: u16) -> Vec<u8> {
 
 fn attached(tag: &str) -> Lab {
     let lab = Lab::new(tag);
-    let c = lab.config("vips.toml", CONFIG);
+    let c = lab.config("vips.toml", WEB_NAMED);
     lab.loader_ok(&["attach", DEV, "--config", path_str(&c)]);
     lab
 }
@@ -146,7 +123,7 @@ fn events_match_the_packets_filtered_by_vip_and_mac() {
         frame(CLIENT, VIP, 80),
     ]);
     // A reload while tracing: not blocked by the trace, and named anew.
-    let c2 = lab.config("v2.toml", CONFIG2);
+    let c2 = lab.config("v2.toml", &web_named_as(0x30, "web-v2"));
     let t0 = Instant::now();
     lab.loader_ok(&["reload", DEV, "--config", path_str(&c2), "--wait", "3"]);
     assert!(
@@ -208,18 +185,6 @@ fn events_match_the_packets_filtered_by_vip_and_mac() {
     assert_eq!(j["packet"]["src_mac"], "00:0c:29:57:88:ce", "{j}");
 }
 
-const CONFIG3: &str = r#"
-[[peer]]
-mac = "00:0C:29:57:88:CE"
-name = "dr2-eth0"
-
-[[vip]]
-address = "172.17.85.56"
-port = 80
-mark = 0x300
-name = "web-v3"
-"#;
-
 /// Events are named by the config that decided them, also when reloads come before the
 /// trace reads them (the trace is stopped meanwhile): an event of a config the trace saw
 /// live keeps its names; one of a config that came and went unseen says its names are
@@ -235,8 +200,8 @@ fn events_are_named_by_the_config_that_decided_them() {
     // SAFETY: signals to our own child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
     lab.send(&[frame(CLIENT, VIP, 80)]);
-    for (file, config) in [("v2.toml", CONFIG2), ("v3.toml", CONFIG3)] {
-        let c = lab.config(file, config);
+    for (file, mark, name) in [("v2.toml", 0x30, "web-v2"), ("v3.toml", 0x300, "web-v3")] {
+        let c = lab.config(file, &web_named_as(mark, name));
         lab.loader_ok(&["reload", DEV, "--config", path_str(&c)]);
         lab.send(&[frame(CLIENT, VIP, 80)]);
     }
@@ -444,7 +409,7 @@ fn a_growing_reload_ends_the_trace_loudly() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // 300 VIPs need a capacity of 1,024; the 1-VIP attach has 256.
-    let big = String::from(CONFIG) + &lvs_tests::conf::extra_vips(0..299);
+    let big = String::from(WEB_NAMED) + &lvs_tests::conf::extra_vips(0..299);
     let c = lab.config("big.toml", &big);
     lab.loader_ok(&["reload", DEV, "--config", path_str(&c)]);
     let t0 = Instant::now();
