@@ -68,6 +68,13 @@ name = "web-internal"
 "#);
     assert_eq!(c.peers[0].mac, [0x00, 0x0c, 0x29, 0x57, 0x88, 0xce]);
     assert_eq!(c.peers[0].name.as_deref(), Some("dr2-eth0"));
+    // The peer's map key: the MAC's 6 bytes in order and two zero bytes (the bytes the
+    // kernel hashes; a key of zeros would match no peer).
+    let k = c.peers[0].key();
+    assert_eq!(
+        (k.addr, k._pad),
+        ([0x00, 0x0c, 0x29, 0x57, 0x88, 0xce], [0, 0])
+    );
     let v = &c.vips[0];
     assert_eq!(v.address, "172.17.85.56".parse::<IpAddr>().unwrap());
     assert_eq!((v.port, v.protocol, v.mark), (Some(80), Protocol::Tcp, 3));
