@@ -39,6 +39,8 @@ fn rejects(text: &str, line: usize, field: &str, needle: &str) {
             || msg.contains(&format!("\nvips.toml:{line}:")),
         "{msg}"
     );
+    // The file as `--json` names it in each problem.
+    assert_eq!(e.file(), "vips.toml");
 }
 
 /// Every message and field is free of raw control and bidi characters.

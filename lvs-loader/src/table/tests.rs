@@ -121,6 +121,7 @@ fn size_follows_the_vip_count_with_headroom() {
         );
         assert_eq!(t.v4.len(), 1 << t.v4.log2);
         assert_eq!(t.v6.len(), 2, "no IPv6 VIPs: the smallest table");
+        assert!(!t.v4.is_empty() && !t.v6.is_empty());
     }
 }
 
@@ -247,6 +248,26 @@ fn multipliers_are_odd_and_distinct() {
         assert!(a & 1 == 1 && b & 1 == 1 && a != b);
         assert!(seen.insert(a) && seen.insert(b));
     }
+}
+
+/// The multipliers come from splitmix64 (Vigna's reference: seed 0 gives
+/// 0xe220a8397b1dcdaf, 0x6e789e6aa1b965f4, 0x06c45d188009454f, ...), made odd.
+#[test]
+fn multipliers_are_splitmix64() {
+    assert_eq!(
+        multipliers(0, 0),
+        [0xe220_a839_7b1d_cdaf, 0x6e78_9e6a_a1b9_65f5]
+    );
+    let mut s = 0u64;
+    let seq: Vec<u64> = (0..3).map(|_| splitmix64(&mut s)).collect();
+    assert_eq!(
+        seq,
+        [
+            0xe220_a839_7b1d_cdaf,
+            0x6e78_9e6a_a1b9_65f4,
+            0x06c4_5d18_8009_454f
+        ]
+    );
 }
 
 #[test]
