@@ -52,8 +52,9 @@ fn check_all_found(t: &Tables, es: &[VipEntry]) {
 }
 
 /// Buckets flagged as spilled are exactly the first buckets of keys placed in their
-/// second bucket.
+/// second bucket (both families).
 fn check_spill_flags(t: &Tables) {
+    check_spill_flags_v6(t);
     let shift = 64 - t.v4.log2;
     let mut want = vec![false; t.v4.buckets.len()];
     for (b, bucket) in t.v4.buckets.iter().enumerate() {
@@ -123,6 +124,75 @@ fn size_follows_the_vip_count_with_headroom() {
         assert_eq!(t.v6.len(), 2, "no IPv6 VIPs: the smallest table");
         assert!(!t.v4.is_empty() && !t.v6.is_empty());
     }
+}
+
+/// [`check_spill_flags`] for the IPv6 table; also: the flag is only ever on an entry 0.
+fn check_spill_flags_v6(t: &Tables) {
+    let shift = 64 - t.v6.log2;
+    let mut want = vec![false; t.v6.buckets.len()];
+    for (b, bucket) in t.v6.buckets.iter().enumerate() {
+        for (i, e) in bucket.e.iter().enumerate() {
+            if i > 0 {
+                assert_eq!(e.meta & BUCKET_SPILLED, 0, "bucket {b} entry {i}");
+            }
+            if e.addr == [0, 0] && e.tail == 0 {
+                continue;
+            }
+            let first = (v6_hash(e.addr[0], e.addr[1], e.tail, t.hash[0]) >> shift) as usize;
+            let second = (v6_hash(e.addr[0], e.addr[1], e.tail, t.hash[1]) >> shift) as usize;
+            assert!(
+                b == first || b == second,
+                "entry in a bucket it does not hash to"
+            );
+            if b != first {
+                want[first] = true;
+            }
+        }
+    }
+    for (b, bucket) in t.v6.buckets.iter().enumerate() {
+        assert_eq!(
+            bucket.e[0].meta & BUCKET_SPILLED != 0,
+            want[b],
+            "v6 bucket {b}"
+        );
+    }
+}
+
+/// Cuckoo placement step by step: a key goes to its first bucket while it has room,
+/// else to its second bucket without displacing anyone, else it kicks an entry of its
+/// first bucket to that entry's other bucket; `None` when nothing frees a place.
+#[test]
+fn placement_order() {
+    // Candidates per key: (first, second).
+    let cands = |c: &'static [(usize, usize)]| {
+        move |i: usize, j: usize| if j == 0 { c[i].0 } else { c[i].1 }
+    };
+    assert_eq!(
+        place(1, 1, 1, 8, cands(&[(0, 1)])),
+        Some(vec![vec![0], vec![]])
+    );
+    assert_eq!(
+        place(1, 1, 1, 8, cands(&[(1, 0)])),
+        Some(vec![vec![], vec![0]])
+    );
+    // Second key: first bucket full, second free.
+    assert_eq!(
+        place(2, 1, 1, 8, cands(&[(0, 1), (0, 1)])),
+        Some(vec![vec![0], vec![1]])
+    );
+    // Two entries per bucket: both keys share their first bucket.
+    assert_eq!(
+        place(2, 2, 1, 8, cands(&[(0, 1), (0, 1)])),
+        Some(vec![vec![0, 1], vec![]])
+    );
+    // Third key: both candidates full; it takes key 0's place in bucket 0 and key 0
+    // moves to bucket 2 (its other candidate).
+    assert_eq!(
+        place(3, 1, 2, 8, cands(&[(0, 2), (1, 0), (0, 1)])),
+        Some(vec![vec![2], vec![1], vec![0], vec![]])
+    );
+    // Three keys for two one-entry buckets: no placement.
+    assert_eq!(place(3, 1, 1, 8, cands(&[(0, 1), (0, 1), (0, 1)])), None);
 }
 
 #[test]
@@ -257,6 +327,18 @@ fn multipliers_are_splitmix64() {
     assert_eq!(
         multipliers(0, 0),
         [0xe220_a839_7b1d_cdaf, 0x6e78_9e6a_a1b9_65f5]
+    );
+    // The attempt-th pair starts from the seed XOR attempt x 0xd6e8feb86659fd93.
+    let seed = Params::default().seed;
+    let mut s = seed;
+    assert_eq!(
+        multipliers(seed, 0),
+        [splitmix64(&mut s) | 1, splitmix64(&mut s) | 1]
+    );
+    let mut s = seed ^ 0xd6e8_feb8_6659_fd93;
+    assert_eq!(
+        multipliers(seed, 1),
+        [splitmix64(&mut s) | 1, splitmix64(&mut s) | 1]
     );
     let mut s = 0u64;
     let seq: Vec<u64> = (0..3).map(|_| splitmix64(&mut s)).collect();
