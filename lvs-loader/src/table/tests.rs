@@ -301,6 +301,21 @@ fn too_many_for_the_limit_is_an_error() {
     check_all_found(&t, &entries(&keys[..8]));
 }
 
+/// The largest slot and class fit the entry's meta word; one more does not.
+#[test]
+fn slot_and_class_bounds() {
+    let mut es = entries(&[v4(1, 80, PROTO_TCP)]);
+    es[0].slot = META_SLOT_MASK;
+    es[0].class = META_CLASS_BITS;
+    let t = build(&es).expect("the largest slot and class");
+    assert_eq!(lookup(&t, &es[0].key).0, Some((es[0].mark, META_SLOT_MASK)));
+    es[0].slot = META_SLOT_MASK + 1;
+    assert_eq!(build(&es), Err(TableError::BadSlot(META_SLOT_MASK + 1)));
+    es[0].slot = 0;
+    es[0].class = META_CLASS_BITS + 1;
+    assert_eq!(build(&es), Err(TableError::BadClass(META_CLASS_BITS + 1)));
+}
+
 #[test]
 fn duplicates_and_bad_slots_are_rejected() {
     let mut es = entries(&[v4(1, 80, PROTO_TCP), v4(1, 80, PROTO_TCP)]);
@@ -364,6 +379,53 @@ fn mac(i: u32) -> [u8; 6] {
     [0x02, 0x50, b[0], b[1], b[2], b[3]]
 }
 
+/// Every MAC of `macs` is found, reading one bucket when it sits in its first one; the
+/// MACs `mac(from..from + 5000)` are not found (one bucket unless their first bucket
+/// spilled); the spill flags are exactly the first buckets of MACs placed in their
+/// second bucket. Returns how many MACs sit in their second bucket.
+fn check_peers(t: &FamilyTable<PeerBucket>, a: [u64; 2], macs: &[[u8; 6]], from: u32) -> usize {
+    let shift = 64 - t.log2;
+    let first_of = |w: u64| (w.wrapping_mul(a[0]) >> shift) as usize;
+    let spilled = |b: usize| t.buckets[b].mac[0] & PEER_BUCKET_SPILLED != 0;
+    for m in macs {
+        let (found, read) = lookup_peer(t, a, *m);
+        assert!(found, "{m:02x?} not found");
+        let first = first_of(mac_word(*m));
+        let in_first = t.buckets[first].mac[1..].contains(&mac_word(*m));
+        assert_eq!(read, if in_first { 1 } else { 2 }, "{m:02x?}");
+    }
+    for i in from..from + 5000 {
+        let (found, read) = lookup_peer(t, a, mac(i));
+        assert!(!found, "non-peer found");
+        let first = first_of(mac_word(mac(i)));
+        assert_eq!(read, if spilled(first) { 2 } else { 1 });
+    }
+    let mut want = vec![false; t.buckets.len()];
+    let mut second = 0;
+    for (b, bucket) in t.buckets.iter().enumerate() {
+        for &w in bucket.mac[1..]
+            .iter()
+            .filter(|&&w| w != lvs_ebpf_common::NO_PEER)
+        {
+            let first = first_of(w);
+            let other = (w.wrapping_mul(a[1]) >> shift) as usize;
+            assert!(b == first || b == other);
+            if b != first {
+                want[first] = true;
+                second += 1;
+            }
+        }
+    }
+    for (b, bucket) in t.buckets.iter().enumerate() {
+        assert_eq!(
+            bucket.mac[0] & PEER_BUCKET_SPILLED != 0,
+            want[b],
+            "bucket {b}"
+        );
+    }
+    second
+}
+
 #[test]
 fn every_peer_is_found_and_no_other_mac() {
     let a = multipliers(Params::default().seed, 0);
@@ -371,32 +433,35 @@ fn every_peer_is_found_and_no_other_mac() {
         let macs: Vec<[u8; 6]> = (0..n).map(mac).collect();
         let t = build_peers(&macs, a, &Params::default()).expect("peers fit");
         assert!(t.buckets.len() as u32 <= PEER_GEN_BUCKETS);
-        for m in &macs {
-            assert!(lookup_peer(&t, a, *m).0, "{m:02x?} not found");
-        }
-        for i in n..n + 5000 {
-            assert!(!lookup_peer(&t, a, mac(i)).0, "non-peer found");
-        }
-        // Spill flags: exactly the first buckets of MACs placed in their second bucket.
-        let shift = 64 - t.log2;
-        let mut want = vec![false; t.buckets.len()];
-        for (b, bucket) in t.buckets.iter().enumerate() {
-            for &w in bucket.mac[1..]
-                .iter()
-                .filter(|&&w| w != lvs_ebpf_common::NO_PEER)
-            {
-                let first = (w.wrapping_mul(a[0]) >> shift) as usize;
-                let second = (w.wrapping_mul(a[1]) >> shift) as usize;
-                assert!(b == first || b == second);
-                if b != first {
-                    want[first] = true;
-                }
-            }
-        }
-        for (b, bucket) in t.buckets.iter().enumerate() {
-            assert_eq!(bucket.mac[0] & PEER_BUCKET_SPILLED != 0, want[b]);
-        }
+        check_peers(&t, a, &macs, n);
     }
+}
+
+/// At full load (headroom 1) MACs spill to their second bucket and are still found; with
+/// no kicks allowed the table grows until every MAC has a place.
+#[test]
+fn crowded_peer_tables_spill_and_grow() {
+    let a = multipliers(Params::default().seed, 0);
+    let n = PEERS_PER_BUCKET as u32 * 64;
+    let macs: Vec<[u8; 6]> = (0..n).map(mac).collect();
+    let full = Params {
+        headroom: 1,
+        ..Params::default()
+    };
+    let t = build_peers(&macs, a, &full).expect("peers fit");
+    assert_eq!(t.log2, buckets_log2(macs.len(), PEERS_PER_BUCKET, 1));
+    assert!(
+        check_peers(&t, a, &macs, n) > 0,
+        "no MAC in its second bucket"
+    );
+    let no_kicks = Params {
+        headroom: 1,
+        max_kicks: 0,
+        ..Params::default()
+    };
+    let t = build_peers(&macs, a, &no_kicks).expect("peers fit a larger table");
+    assert!(t.log2 > buckets_log2(macs.len(), PEERS_PER_BUCKET, 1));
+    check_peers(&t, a, &macs, n);
 }
 
 #[test]
