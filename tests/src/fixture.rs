@@ -83,7 +83,7 @@ pub fn assert_marks(cases: &[Case]) {
             ));
         }
         let m = model::evaluate(&dp.config, frame);
-        let model_mark = m.bpf_mark.unwrap_or(PRE);
+        let model_mark = m.bpf_mark(PRE);
         if model_mark != *expected {
             failures.push(format!(
                 "{name}: reference model says {model_mark:#x}, fixture says {expected:#x}"

@@ -1,11 +1,16 @@
 //! Random frames for property and differential tests (proptest strategies), aimed at
-//! the VIPs of [`CONFIG`] most of the time.
+//! the VIPs of [`CONFIG`] most of the time; [`CONFIG`] with random `mark_mask`s and
+//! marks ([`masked_config`]); random arriving marks ([`premark`]).
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::{
+    fmt::Write as _,
+    net::{Ipv4Addr, Ipv6Addr},
+};
 
-use proptest::prelude::*;
+use lvs_loader::config::{Config, format_mac};
+use proptest::{prelude::*, sample::Index};
 
-use crate::frames::*;
+use crate::{frames::*, model::MarkOp};
 
 /// The config the generated frames are aimed at: TCP/UDP/SCTP, IPv4/IPv6, exact and
 /// any-port VIPs, two peers.
@@ -101,4 +106,97 @@ prop_compose! {
         if let Some(d) = len_fudge { f = f.with_ip_len_off_by(d); }
         f.bytes()
     }
+}
+
+/// [`CONFIG`], parsed.
+pub fn config() -> Config {
+    lvs_loader::config::parse(CONFIG, "random-frames.toml")
+        .unwrap_or_else(|e| panic!("random-frames.toml:\n{e}"))
+}
+
+/// A random non-zero `mark_mask`: a byte, one bit, a run of bits, any bits, or all 32.
+fn mask() -> impl Strategy<Value = u32> {
+    const BYTE: u32 = 0xff;
+    const BITS: u32 = u32::BITS;
+    prop_oneof![
+        (0..BITS / 8).prop_map(|i| BYTE << (8 * i)),
+        (0..BITS).prop_map(|i| 1u32 << i),
+        (0..BITS)
+            .prop_flat_map(|lo| (Just(lo), 1..=BITS - lo))
+            .prop_map(|(lo, n)| (u32::MAX >> (BITS - n)) << lo),
+        1..=u32::MAX,
+        Just(MarkOp::FULL_MASK),
+    ]
+}
+
+/// The lowest set bit of a non-zero `mask`: a mark that fits in it.
+fn lowest_bit(mask: u32) -> u32 {
+    mask & mask.wrapping_neg()
+}
+
+/// [`CONFIG`]'s peers and VIPs with random marks and `mark_mask`s, as a vips.toml (so
+/// through the config's own validation): sometimes a top-level `mark_mask`, most VIPs a
+/// mask of their own from a pool (shared, so some VIPs share a mask class; in a quarter
+/// of the configs every VIP takes its own pool entry: up to 9 classes), marks random
+/// inside their masks (so often inside other VIPs' masks). In a fifth of the configs one
+/// VIP's mark then gets bits outside its mask too (xt_MARK toggles those; the config
+/// refuses them, but the datapath computes them exactly and only such a mark tells `^`
+/// from `|`).
+pub fn masked_config() -> impl Strategy<Value = Config> {
+    let base = config();
+    let n = base.vips.len();
+    (
+        prop::collection::vec(mask(), n),
+        prop::option::weighted(0.4, any::<Index>()),
+        prop::sample::select(vec![false, false, false, true]),
+        prop::collection::vec(prop::option::weighted(0.7, any::<Index>()), n),
+        prop::collection::vec(any::<u32>(), n),
+        prop::option::weighted(0.2, (any::<Index>(), any::<u32>())),
+    )
+        .prop_map(move |(pool, global, distinct, own, raw, outside)| {
+            let global = global.map(|i| *i.get(&pool));
+            let mut text = String::new();
+            if let Some(g) = global {
+                let _ = writeln!(text, "mark_mask = {g:#x}");
+            }
+            for p in &base.peers {
+                let _ = writeln!(text, "[[peer]]\nmac = \"{}\"", format_mac(&p.mac));
+            }
+            for (i, ((v, own), raw)) in base.vips.iter().zip(own).zip(raw).enumerate() {
+                let own = if distinct {
+                    Some(pool[i])
+                } else {
+                    own.map(|x| *x.get(&pool))
+                };
+                let mask = own.or(global).unwrap_or(MarkOp::FULL_MASK);
+                let mark = match raw & mask {
+                    0 => lowest_bit(mask),
+                    m => m,
+                };
+                let _ = writeln!(
+                    text,
+                    "[[vip]]\naddress = \"{}\"\nprotocol = \"{}\"\nmark = {mark:#x}",
+                    v.address,
+                    v.protocol.as_str()
+                );
+                if let Some(p) = v.port {
+                    let _ = writeln!(text, "port = {p}");
+                }
+                if let Some(m) = own {
+                    let _ = writeln!(text, "mark_mask = {m:#x}");
+                }
+            }
+            let mut config = lvs_loader::config::parse(&text, "masked.toml")
+                .unwrap_or_else(|e| panic!("generated config refused:\n{e}\n{text}"));
+            if let Some((i, bits)) = outside {
+                let v = i.get_mut(&mut config.vips);
+                v.mark |= bits & !v.mark_mask;
+            }
+            config
+        })
+}
+
+/// The mark a frame arrives with: mostly random and non-zero, sometimes 0.
+pub fn premark() -> impl Strategy<Value = u32> {
+    prop_oneof![9 => 1..=u32::MAX, 1 => Just(0)]
 }

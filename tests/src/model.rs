@@ -8,26 +8,49 @@
 //! iptables -t mangle -A PREROUTING -d VIP -p PROTO [-m PROTO --dport PORT] \
 //!          -m mac ! --mac-source PEER1 [-m mac ! --mac-source PEER2 ...] -j MARK --set-mark M
 //! ```
+//!
+//! with `--set-xmark M/MASK` for a VIP whose `mark_mask` is not full. Predictions are
+//! [`MarkOp`]s (what xt_MARK does to the arriving mark), so a caller gets the mark a
+//! frame leaves PREROUTING with for any mark it arrives with. MARK does not end the
+//! chain: a packet matching an any-port rule and an exact-port rule gets both, in rule
+//! order ([`MarkOp::then`]); lvs-ebpf applies the exact-port VIP's alone. The two agree
+//! unless the any-port VIP's mask has bits the exact-port VIP's lacks
+//! (`lvs_loader::export::overlapping_masks`).
+
+mod mark;
 
 use std::net::IpAddr;
 
 use lvs_loader::config::{Config, Vip};
 
+pub use mark::{MarkOp, after};
+
 /// What netfilter does with a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Netfilter {
-    /// Passes PREROUTING with this mark (`None`: untouched).
-    Mark(Option<u32>),
+    /// Passes PREROUTING with the mark this does to the arriving one (`None`: untouched):
+    /// every matching rule's, in rule order.
+    Mark(Option<MarkOp>),
     /// A match "hot-dropped" it (TCP tinygram, TCP fragment at offset 8, truncated UDP/SCTP
     /// header, unreadable IPv6 extension headers).
     HotDrop,
 }
 
+impl Netfilter {
+    /// The mark the frame leaves PREROUTING with, arriving with `pre` (`None`: dropped).
+    pub fn mark(self, pre: u32) -> Option<u32> {
+        match self {
+            Netfilter::Mark(op) => Some(after(op, pre)),
+            Netfilter::HotDrop => None,
+        }
+    }
+}
+
 /// The model's prediction for one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Expectation {
-    /// The mark lvs-ebpf must leave (`None`: untouched).
-    pub bpf_mark: Option<u32>,
+    /// What lvs-ebpf does to `skb->mark` (`None`: leaves it as it arrived).
+    pub bpf: Option<MarkOp>,
     /// What the iptables recipe does.
     pub netfilter: Netfilter,
     /// The IP layer drops it before PREROUTING (bad header, bad IPv4 checksum, short),
@@ -36,8 +59,15 @@ pub struct Expectation {
     /// An IPv6 extension chain that ends past the payload (the transport header would
     /// start beyond `payload_len`). Linux 6.18 passes these through PREROUTING; Debian's
     /// 6.1 and 6.12 were seen dropping them in the iptables namespace (`cargo xtask
-    /// vm-test`). lvs-ebpf leaves them as `bpf_mark` says on every kernel.
+    /// vm-test`). lvs-ebpf leaves them as `bpf` says on every kernel.
     pub chain_past_end: bool,
+}
+
+impl Expectation {
+    /// The mark lvs-ebpf leaves on the frame, arriving with `pre`.
+    pub fn bpf_mark(&self, pre: u32) -> u32 {
+        after(self.bpf, pre)
+    }
 }
 
 /// lvs-ebpf walks at most this many IPv6 extension headers (see parse.rs).
@@ -259,7 +289,7 @@ pub fn evaluate(config: &Config, frame: &[u8]) -> Expectation {
         .map(|s| [s[0], s[1], s[2], s[3], s[4], s[5]])
     else {
         return Expectation {
-            bpf_mark: None,
+            bpf: None,
             netfilter: Netfilter::Mark(None),
             dropped_before_netfilter: true,
             chain_past_end: false,
@@ -267,14 +297,15 @@ pub fn evaluate(config: &Config, frame: &[u8]) -> Expectation {
     };
     let Some(ip) = parse(frame) else {
         return Expectation {
-            bpf_mark: None,
+            bpf: None,
             netfilter: Netfilter::Mark(None),
             dropped_before_netfilter: false,
             chain_past_end: false,
         };
     };
 
-    // netfilter: walk the chain; MARK is non-terminating, the last match wins.
+    // netfilter: walk the chain; MARK is non-terminating, every match applies in order
+    // (with full masks the last one wins).
     let netfilter = if ip.kernel_drop && ip.proto.is_none() {
         Netfilter::Mark(None)
     } else {
@@ -283,7 +314,10 @@ pub fn evaluate(config: &Config, frame: &[u8]) -> Expectation {
         for vip in rule_order(config) {
             match eval_rule(vip, &peers, src_mac, &ip, frame) {
                 RuleResult::NoMatch => {}
-                RuleResult::Match => mark = Some(vip.mark),
+                RuleResult::Match => {
+                    let op = MarkOp::of(vip);
+                    mark = Some(mark.map_or(op, |m: MarkOp| m.then(op)));
+                }
                 RuleResult::HotDrop => {
                     dropped = true;
                     break;
@@ -299,7 +333,7 @@ pub fn evaluate(config: &Config, frame: &[u8]) -> Expectation {
 
     // lvs-ebpf: exact (address, port, proto) first, then the any-port entry; never marks
     // what the IP layer drops as malformed, nor unreadable IPv6 chains.
-    let bpf_mark = (|| {
+    let bpf = (|| {
         if ip.end == 0 {
             return None; // malformed header: ip_rcv drops it
         }
@@ -323,12 +357,12 @@ pub fn evaluate(config: &Config, frame: &[u8]) -> Expectation {
         if peers.contains(&src_mac) {
             None
         } else {
-            Some(vip.mark)
+            Some(MarkOp::of(vip))
         }
     })();
 
     Expectation {
-        bpf_mark,
+        bpf,
         netfilter,
         dropped_before_netfilter: ip.kernel_drop,
         chain_past_end: ip.daddr.is_ipv6() && ip.proto.is_some() && ip.thoff > ip.end,
@@ -336,7 +370,8 @@ pub fn evaluate(config: &Config, frame: &[u8]) -> Expectation {
 }
 
 /// The recipe as `iptables`/`ip6tables` argument lists (without the binary), in order,
-/// for the `mangle` table's PREROUTING chain.
+/// for the `mangle` table's PREROUTING chain: `--set-mark M`, or `--set-xmark M/MASK` for
+/// a VIP with a partial `mark_mask`.
 pub fn iptables_rules(config: &Config) -> Vec<(bool, Vec<String>)> {
     let mut out = Vec::new();
     for vip in rule_order(config) {
@@ -358,8 +393,8 @@ pub fn iptables_rules(config: &Config) -> Vec<(bool, Vec<String>)> {
             a.extend(["-m", "mac", "!", "--mac-source"].map(String::from));
             a.push(p.clone());
         }
-        a.extend(["-j", "MARK", "--set-mark"].map(String::from));
-        a.push(format!("{:#x}", vip.mark));
+        a.extend(["-j", "MARK"].map(String::from));
+        a.extend(MarkOp::of(vip).iptables_args());
         out.push((v6, a));
     }
     out

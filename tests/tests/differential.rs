@@ -8,8 +8,11 @@
 //! cut short, a TCP fragment at offset 8, unreadable IPv6 extension headers) are dropped
 //! by iptables; lvs-ebpf never drops, it leaves them as the model says.
 //!
-//! A second run gives every VIP a partial `mark_mask` (the recipe then uses `--set-xmark
-//! M/MASK`) and makes every frame arrive already marked: frames from a client namespace
+//! A second run gives the VIPs masks (a global `mark_mask`, per-VIP ones, one full; the
+//! recipe then uses `--set-xmark M/MASK`, as `model::iptables_rules` writes it), including
+//! an any-port VIP whose mask bits the exact-port VIP lacks (iptables composes both rules'
+//! marks there, lvs-ebpf applies the exact one: each as the model predicts), and makes
+//! every frame arrive already marked (two arriving marks): frames from a client namespace
 //! lose their mark crossing into the director (`skb_scrub_packet`), so these are sent
 //! from a packet socket with `SO_MARK` inside the director namespace, over a veth pair
 //! whose both ends live there (the mark survives), into the interface the marker or the
@@ -19,17 +22,19 @@ use std::{collections::BTreeSet, net::IpAddr};
 
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 
-use lvs_ebpf_common::xt_mark;
 use lvs_tests::{
     framegen,
     frames::*,
     lab::{DEV, DIRECTOR_MAC, DIRECTOR_MAC_STR, Lab, mark_count, path_str},
-    model::{self, Netfilter},
+    model::{self, Expectation, Netfilter},
     netns::NetNs,
 };
 use proptest::strategy::{Strategy as _, ValueTree as _};
 
 const VLAN_ID: u16 = 100;
+
+/// The mark of a frame that arrives with none.
+const UNMARKED: u32 = 0;
 
 /// Sync frames go to these addresses: once netfilter has counted one, every frame sent
 /// before it on the same link has been through PREROUTING too (one backlog queue, in
@@ -252,6 +257,46 @@ fn is_v6(frame: &[u8]) -> bool {
     et == ETH_P_IPV6
 }
 
+/// How a frame compared, when it matched the model.
+enum Outcome {
+    /// The IP layer dropped it in both namespaces.
+    DroppedBoth,
+    /// iptables hot-dropped it; lvs-ebpf left it as the model says.
+    HotDrop,
+    /// This kernel's ip6tables dropped a chain past the payload; lvs-ebpf as the model.
+    ChainPastEnd,
+    /// Both passed it with the marks the model predicts; `marked`: a rule matched;
+    /// `composed`: iptables applied more rules than lvs-ebpf (masks of an any-port and an
+    /// exact-port VIP overlapping), so the two marks may differ by design.
+    Compared { marked: bool, composed: bool },
+}
+
+/// Judges one frame that arrived with mark `pre`: what lvs-ebpf's and the recipe's
+/// namespaces saw (`None`: no counter moved) against the model. The two must see the
+/// same mark unless the model says iptables composes rules lvs-ebpf doesn't.
+fn judge(exp: &Expectation, pre: u32, bpf: Option<u32>, ipt: Option<u32>) -> Option<Outcome> {
+    let bpf_ok = bpf == Some(exp.bpf_mark(pre));
+    if exp.dropped_before_netfilter {
+        return (bpf.is_none() && ipt.is_none()).then_some(Outcome::DroppedBoth);
+    }
+    match exp.netfilter {
+        Netfilter::HotDrop => (ipt.is_none() && bpf_ok).then_some(Outcome::HotDrop),
+        // Older kernels' ip6tables drops an extension chain that ends past the payload
+        // (seen on Debian's 6.1 and 6.12); lvs-ebpf must still leave it as the model says.
+        Netfilter::Mark(_) if exp.chain_past_end && ipt.is_none() => {
+            bpf_ok.then_some(Outcome::ChainPastEnd)
+        }
+        Netfilter::Mark(op) => {
+            let composed = exp.bpf.is_some() && op != exp.bpf;
+            let ok = ipt == exp.netfilter.mark(pre) && bpf_ok && (bpf == ipt || composed);
+            ok.then_some(Outcome::Compared {
+                marked: op.is_some(),
+                composed,
+            })
+        }
+    }
+}
+
 #[test]
 fn lvs_ebpf_marks_like_the_iptables_recipe() {
     let config = lvs_loader::config::parse(framegen::CONFIG, "framegen.toml").expect("config");
@@ -272,7 +317,7 @@ fn lvs_ebpf_marks_like_the_iptables_recipe() {
     bpf.loader_ok(&["attach", DEV, "--config", path_str(&cfg)]);
 
     let mut marks: BTreeSet<u32> = config.vips.iter().map(|v| v.mark).collect();
-    marks.insert(0);
+    marks.insert(UNMARKED);
     watch_all(&bpf.director, &marks);
     watch_all(&ipt.director, &marks);
 
@@ -331,32 +376,23 @@ fn lvs_ebpf_marks_like_the_iptables_recipe() {
             }
         };
         let exp = model::evaluate(&config, f);
-        let ok = if exp.dropped_before_netfilter {
-            dropped += 1;
-            got_bpf.is_none() && got_ipt.is_none()
-        } else {
-            match exp.netfilter {
-                Netfilter::HotDrop => {
-                    hotdrops += 1;
-                    got_ipt.is_none() && got_bpf == Some(exp.bpf_mark.unwrap_or(0))
-                }
-                // Older kernels' ip6tables drops an extension chain that ends past the
-                // payload (seen on Debian's 6.1 and 6.12); lvs-ebpf must still leave it
-                // as the model says.
-                Netfilter::Mark(_) if exp.chain_past_end && got_ipt.is_none() => {
-                    kernel_drops += 1;
-                    got_bpf == Some(exp.bpf_mark.unwrap_or(0))
-                }
-                Netfilter::Mark(m) => {
-                    same += 1;
-                    if m.is_some() {
-                        marked += 1;
-                    }
-                    got_ipt == Some(m.unwrap_or(0)) && got_bpf == got_ipt
-                }
+        // Frames from the sender namespace arrive unmarked (`skb_scrub_packet`).
+        let outcome = judge(&exp, UNMARKED, got_bpf, got_ipt);
+        match outcome {
+            Some(Outcome::DroppedBoth) => dropped += 1,
+            Some(Outcome::HotDrop) => hotdrops += 1,
+            Some(Outcome::ChainPastEnd) => kernel_drops += 1,
+            Some(Outcome::Compared {
+                marked: m,
+                composed,
+            }) => {
+                assert!(!composed, "full masks compose nothing: {exp:?}");
+                same += 1;
+                marked += usize::from(m);
             }
-        };
-        if !ok {
+            None => {}
+        }
+        if outcome.is_none() {
             failures.push(format!(
                 "frame {}:\n    lvs-ebpf saw {got_bpf:?}, iptables saw {got_ipt:?}, model {exp:?}",
                 lvs_tests::harness::hex(f)
@@ -488,39 +524,67 @@ fn add_inject_pair(ns: &NetNs) {
     ns.ip(&["link", "set", MARKED_DEV, "up"]);
 }
 
+/// [`framegen::CONFIG`] with masks: a global `mark_mask = 0xff`, VIPs with masks of their
+/// own (a nibble, the second byte, two high bits and a byte, the explicit full mask), and
+/// the any-port 192.0.2.10/tcp VIP with the third byte, which its exact-port :443/tcp VIP
+/// (global mask) lacks: iptables applies both rules to :443 frames, lvs-ebpf one.
+fn masked_config_text() -> String {
+    const GLOBAL_MASK: &str = "mark_mask = 0xff\n";
+    let mut text = format!("{GLOBAL_MASK}{}", framegen::CONFIG);
+    for (from, to) in [
+        ("mark = 0x3\n", "mark = 0x3\nmark_mask = 0xf\n"),
+        ("mark = 0x13\n", "mark = 0x1300\nmark_mask = 0xff00\n"),
+        ("mark = 0x40\n", "mark = 0x400000\nmark_mask = 0xff0000\n"),
+        (
+            "mark = 0x42\n",
+            "mark = 0x80000042\nmark_mask = 0xc00000ff\n",
+        ),
+        ("mark = 0x6\n", "mark = 0x6\nmark_mask = 0xffffffff\n"),
+        ("mark = 0x60\n", "mark = 0x60\nmark_mask = 0xf0\n"),
+    ] {
+        assert_eq!(text.matches(from).count(), 1, "{from:?} in {text}");
+        text = text.replace(from, to);
+    }
+    text
+}
+
 #[test]
 fn masked_marks_on_premarked_frames_like_the_iptables_recipe() {
-    const PREMARK: u32 = 0x5aa5_c33c;
-    const MASK: u32 = 0xff;
-    let text = format!("mark_mask = {MASK:#x}\n{}", framegen::CONFIG);
+    /// The two marks frames arrive with (alternating), bits in and outside every mask.
+    const PREMARKS: [u32; 2] = [0x5aa5_c33c, 0xa55a_3cc3];
+    let text = masked_config_text();
     let config = lvs_loader::config::parse(&text, "framegen.toml").expect("config");
-    assert!(config.vips.iter().all(|v| v.mark_mask == MASK));
+    let classes: BTreeSet<u32> = config.vips.iter().map(|v| v.mark_mask).collect();
+    assert!(classes.len() >= 6, "{classes:x?}");
+    assert_eq!(
+        lvs_loader::export::overlapping_masks(&config).len(),
+        1,
+        "one any-port/exact-port pair with overlapping masks"
+    );
     let bpf = Lab::new("dmb");
     let ipt = Lab::new("dmi");
     for lab in [&bpf, &ipt] {
         add_inject_pair(&lab.director);
     }
-    // The recipe with --set-xmark M/MASK (what `export --iptables` prints), any-port first.
+    // The model's recipe, any-port first: its MARK target is what `export --iptables`
+    // prints (--set-xmark M/MASK for a partial mask).
     let peers: Vec<[u8; 6]> = config.peers.iter().map(|p| p.mac).collect();
-    for vip in model::rule_order(&config) {
-        let mut a: Vec<String> = ["-w", "-t", "mangle", "-A", "PREROUTING"]
-            .map(String::from)
-            .to_vec();
-        a.extend(lvs_loader::export::rule_args(vip, &peers));
-        assert!(a.contains(&"--set-xmark".to_owned()), "{a:?}");
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        ipt.director.run(tables(vip.address.is_ipv6()).0, &a);
+    for (vip, (_, rule)) in model::rule_order(&config)
+        .into_iter()
+        .zip(model::iptables_rules(&config))
+    {
+        let export = lvs_loader::export::rule_args(vip, &peers);
+        let target = |a: &[String]| a[a.len() - 3..].to_vec();
+        assert_eq!(target(&rule), target(&export));
+        assert_eq!(
+            rule.contains(&"--set-xmark".to_owned()),
+            vip.mark_mask != model::MarkOp::FULL_MASK,
+            "{rule:?}"
+        );
     }
+    install_recipe(&ipt.director, &config);
     let cfg = bpf.config("vips.toml", &text);
     bpf.loader_ok(&["attach", MARKED_DEV, "--config", path_str(&cfg)]);
-
-    let expect = |m: Option<u32>| m.map_or(PREMARK, |m| xt_mark(PREMARK, m, MASK));
-    let mut marks: BTreeSet<u32> = config.vips.iter().map(|v| expect(Some(v.mark))).collect();
-    marks.insert(PREMARK);
-    watch_all(&bpf.director, &marks);
-    watch_all(&ipt.director, &marks);
-    let tx_bpf = MarkedSender::open(&bpf.director, INJECT_DEV, PREMARK);
-    let tx_ipt = MarkedSender::open(&ipt.director, INJECT_DEV, PREMARK);
 
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let strategy = framegen::frame();
@@ -534,9 +598,42 @@ fn masked_marks_on_premarked_frames_like_the_iptables_recipe() {
         let mut f = strategy.new_tree(&mut runner).expect("tree").current();
         f[0..6].copy_from_slice(&DIRECTOR_MAC);
         if matches!(u16::from_be_bytes([f[12], f[13]]), ETH_P_IP | ETH_P_IPV6) {
-            frames.push(f);
+            let pre = PREMARKS[frames.len() % PREMARKS.len()];
+            frames.push((f, pre));
         }
     }
+    // And client frames to the any-port + exact-port pair with overlapping masks, with
+    // each arriving mark: iptables composes both rules' marks there.
+    let overlap = lvs_loader::export::overlapping_masks(&config)[0].0;
+    for pre in PREMARKS {
+        let IpAddr::V4(dst) = overlap.address else {
+            panic!("the overlapping pair is IPv4: {overlap:?}")
+        };
+        let f = Frame::v4(
+            framegen::MACS[0],
+            [198, 51, 100, 1].into(),
+            dst,
+            overlap.protocol.number(),
+            1234,
+            overlap.port.expect("the exact-port VIP"),
+        )
+        .with_dst_mac(DIRECTOR_MAC)
+        .bytes();
+        frames.push((f, pre));
+    }
+    // A counting rule for every mark the model predicts in either namespace: a wrong mark
+    // moves no counter and shows as `None`.
+    let mut marks: BTreeSet<u32> = PREMARKS.into();
+    for (f, pre) in &frames {
+        let exp = model::evaluate(&config, f);
+        marks.insert(exp.bpf_mark(*pre));
+        marks.extend(exp.netfilter.mark(*pre));
+    }
+    watch_all(&bpf.director, &marks);
+    watch_all(&ipt.director, &marks);
+    let tx_bpf = PREMARKS.map(|m| MarkedSender::open(&bpf.director, INJECT_DEV, m));
+    let tx_ipt = PREMARKS.map(|m| MarkedSender::open(&ipt.director, INJECT_DEV, m));
+
     let mut last_bpf = [
         snapshot(&bpf.director, false, &marks),
         snapshot(&bpf.director, true, &marks),
@@ -545,12 +642,13 @@ fn masked_marks_on_premarked_frames_like_the_iptables_recipe() {
         snapshot(&ipt.director, false, &marks),
         snapshot(&ipt.director, true, &marks),
     ];
-    let (mut failures, mut same, mut marked) = (Vec::new(), 0, 0);
-    for f in &frames {
+    let (mut failures, mut same, mut marked, mut composed) = (Vec::new(), 0, 0, 0);
+    for (f, pre) in &frames {
         let v6 = is_v6(f);
+        let k = PREMARKS.iter().position(|m| m == pre).expect("a premark");
         let b = observe_via(
             &bpf.director,
-            &|x| tx_bpf.send(x),
+            &|x| tx_bpf[k].send(x),
             f,
             v6,
             &marks,
@@ -558,7 +656,7 @@ fn masked_marks_on_premarked_frames_like_the_iptables_recipe() {
         );
         let i = observe_via(
             &ipt.director,
-            &|x| tx_ipt.send(x),
+            &|x| tx_ipt[k].send(x),
             f,
             v6,
             &marks,
@@ -572,33 +670,23 @@ fn masked_marks_on_premarked_frames_like_the_iptables_recipe() {
             continue;
         };
         let exp = model::evaluate(&config, f);
-        let ok = if exp.dropped_before_netfilter {
-            got_bpf.is_none() && got_ipt.is_none()
-        } else {
-            match exp.netfilter {
-                Netfilter::HotDrop => got_ipt.is_none() && *got_bpf == Some(expect(exp.bpf_mark)),
-                Netfilter::Mark(_) if exp.chain_past_end && got_ipt.is_none() => {
-                    *got_bpf == Some(expect(exp.bpf_mark))
-                }
-                Netfilter::Mark(m) => {
-                    same += 1;
-                    if m.is_some() {
-                        marked += 1;
-                    }
-                    *got_ipt == Some(expect(m)) && got_bpf == got_ipt
-                }
+        match judge(&exp, *pre, *got_bpf, *got_ipt) {
+            Some(Outcome::Compared { marked: m, composed: c }) => {
+                same += 1;
+                marked += usize::from(m);
+                composed += usize::from(c && got_bpf != got_ipt);
             }
-        };
-        if !ok {
-            failures.push(format!(
-                "frame {}:\n    lvs-ebpf saw {got_bpf:?}, iptables saw {got_ipt:?}, model {exp:?}",
+            Some(_) => {}
+            None => failures.push(format!(
+                "frame {} arriving with {pre:#x}:\n    lvs-ebpf saw {got_bpf:x?}, iptables saw {got_ipt:x?}, model {exp:x?}",
                 lvs_tests::harness::hex(f)
-            ));
+            )),
         }
     }
     eprintln!(
-        "{} frames arriving with mark {PREMARK:#x}, mask {MASK:#x}: {same} compared mark for mark ({marked} marked)",
-        frames.len()
+        "{} frames arriving with marks {PREMARKS:x?}, {} mask classes: {same} compared mark for mark ({marked} marked, {composed} where iptables composed two rules' marks)",
+        frames.len(),
+        classes.len()
     );
     assert!(
         failures.is_empty(),
@@ -608,5 +696,9 @@ fn masked_marks_on_premarked_frames_like_the_iptables_recipe() {
     );
     assert!(marked >= wanted / 5, "too few marked frames: {marked}");
     assert!(same >= wanted * 3 / 4, "too few comparable frames: {same}");
+    assert!(
+        composed >= PREMARKS.len(),
+        "too few frames reached the composed any-port + exact-port marks: {composed}"
+    );
     bpf.loader_ok(&["detach", MARKED_DEV]);
 }
