@@ -196,6 +196,23 @@ fn placement_order() {
 }
 
 #[test]
+fn most_v6_lookups_read_one_bucket() {
+    let keys: Vec<VipKey> = (0..5_000).map(|i| v6(i * 7919, 80)).collect();
+    let t = build(&entries(&keys)).expect("build");
+    let one = keys.iter().filter(|k| lookup(&t, k).1 == 1).count();
+    assert!(
+        one * 100 >= keys.len() * 95,
+        "{one} of {} in one bucket",
+        keys.len()
+    );
+    let misses = (0..2_000u32)
+        .map(|i| v6(0x4000_0000 + i, 81))
+        .filter(|k| lookup(&t, k).1 == 1)
+        .count();
+    assert!(misses >= 1_800, "{misses} of 2000 misses in one bucket");
+}
+
+#[test]
 fn most_lookups_read_one_bucket() {
     let keys: Vec<VipKey> = (0..50_000).map(|i| v4(i * 7919, 80, PROTO_TCP)).collect();
     let t = build(&entries(&keys)).expect("build");
