@@ -24,11 +24,19 @@
 //!   swapped in like a re-hook; a netlink filter at the new priority is recorded, added,
 //!   and only then the old one removed (any other filter running our program is removed
 //!   too, so a kill in between leaves nothing behind for long).
+//!
+//! Here: the reports, opening an attachment, `create` and `detach`. Reload and repair
+//! of a published attachment are in `apply`; reading its maps and metadata (counters,
+//! explain, diff, trace, status) in `read`.
 
+mod apply;
 mod grow;
 mod hooking;
+mod read;
 mod recover;
 
+use apply::{absolute_config_path, describe};
+pub(crate) use read::{open_pins, read_meta, read_meta_from};
 pub(crate) use recover::remove;
 
 use std::{
@@ -39,19 +47,15 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    bpf,
     config::Config,
     error::{Error, Result, ShownPath},
     failpoint,
-    hook::{self, Mode, ModeChoice, Order},
+    hook::{Mode, ModeChoice, Order},
     ifname::IfName,
-    journal,
     lock::{self, LockKey},
-    maps::{ApplyReport, MapSet},
-    meta::{Generation, Meta, check_path_len},
+    meta::check_path_len,
     netns::{self, NetnsId},
-    pins::{self, Entry, PROG_PIN, PinRoot},
-    stats::{self, Stats},
+    pins::{self, Entry, PinRoot},
     sys, text,
 };
 
@@ -329,72 +333,6 @@ impl Attachment {
         Ok(report)
     }
 
-    /// Replaces VIPs and peers atomically. If the program is no longer on its hook (filter,
-    /// qdisc or link removed, interface recreated) it is hooked again first, and the
-    /// report says so; if the interface is gone this fails.
-    pub fn reload(&self, config: &Config) -> Result<AttachReport> {
-        sys::check_privileges()?;
-        if let Some(p) = &config.path {
-            check_path_len(&absolute_config_path(p))?;
-        }
-        let _guard = self.lock()?;
-        failpoint::hit("reload:locked");
-        let recovered = self.recover()?;
-        if !self.dir().exists() {
-            return Err(self.not_attached());
-        }
-        let mut r = self.reload_locked(config, None)?;
-        r.recovered = recovered;
-        Ok(r)
-    }
-
-    /// Puts the program back on its hook (like a reload does) and in its place there
-    /// ([`Order`]; `order` replaces the recorded one), without touching the maps. Fails
-    /// like a reload when the interface is gone.
-    pub fn repair(&self, order: Option<Order>) -> Result<RepairReport> {
-        sys::check_privileges()?;
-        let _guard = self.lock()?;
-        failpoint::hit("repair:locked");
-        let recovered = self.recover()?;
-        let dir = self.dir();
-        if !dir.exists() {
-            return Err(self.not_attached());
-        }
-        let mut maps = open_pins(&dir, &self.ifname)?;
-        let mut meta = read_meta_from(&maps, &dir, &self.ifname)?;
-        let program_id = self.pinned_program(&dir)?;
-        self.set_order(&mut maps, &mut meta, order)?;
-        let rehooked = self.ensure_hooked(&dir, &mut maps, &mut meta, program_id)?;
-        let placement = self.ensure_order(&dir, &mut maps, &mut meta, program_id)?;
-        Ok(RepairReport {
-            interface: self.ifname.clone(),
-            rehooked,
-            placement,
-            order: meta.order,
-            recovered,
-        })
-    }
-
-    /// Records a new order (before the hook is changed to match it).
-    fn set_order(&self, maps: &mut MapSet, meta: &mut Meta, order: Option<Order>) -> Result<()> {
-        if let Some(o) = order
-            && o != meta.order
-        {
-            check_order(&self.ifname, meta.mode, o)?;
-            meta.order = o;
-            maps.write_meta(&meta.to_raw()?)?;
-        }
-        Ok(())
-    }
-
-    fn pinned_program(&self, dir: &Path) -> Result<u32> {
-        bpf::pinned_prog_id(&dir.join(PROG_PIN)).map_err(|e| Error::BrokenPins {
-            iface: self.ifname.clone(),
-            dir: ShownPath(dir.to_path_buf()),
-            what: format!("program pin: {e}"),
-        })
-    }
-
     /// Removes the program from the interface and every pin lvs-loader made for it.
     /// Other users' qdiscs, filters and programs are left alone.
     pub fn detach(&self) -> Result<DetachReport> {
@@ -431,210 +369,4 @@ impl Attachment {
             recovered,
         })
     }
-
-    /// Per-VIP and global counters.
-    pub fn stats(&self) -> Result<Stats> {
-        let mut maps = self.open_maps()?;
-        stats::from_maps(&mut maps, &self.ifname.escaped())
-    }
-
-    /// Global counters only (cheap: the benchmark reads them in its inner loop).
-    pub fn global_counters(&self) -> Result<std::collections::BTreeMap<&'static str, u64>> {
-        self.open_maps()?.global_counters()
-    }
-
-    /// A private copy of the explaining program bound to this attachment's live maps
-    /// (`lvs-loader explain`): no map is changed, no counter moves.
-    pub fn explainer(&self) -> Result<crate::explain::Explainer> {
-        let maps = self.open_maps()?;
-        let dir = self.dir();
-        let meta = read_meta_from(&maps, &dir, &self.ifname)?;
-        crate::explain::Explainer::attached(&dir, &meta)
-    }
-
-    /// What a reload with `config` would change, against the live maps (`lvs-loader
-    /// diff`, `reload --dry-run`): nothing is written, no lock is taken.
-    pub fn diff(&self, config: &Config) -> Result<crate::diff::Diff> {
-        let mut maps = self.open_maps()?;
-        let meta = read_meta_from(&maps, &self.dir(), &self.ifname)?;
-        crate::diff::compute(&mut maps, &meta, config, &self.ifname.escaped())
-    }
-
-    /// A trace of this attachment's decisions (`lvs-loader trace`): armed when this
-    /// returns, disarmed by [`crate::trace::Tracer::stop`] (or by the kernel when the
-    /// lease runs out).
-    pub fn tracer(&self, opts: crate::trace::TraceOptions) -> Result<crate::trace::Tracer> {
-        let maps = self.open_maps()?;
-        crate::trace::Tracer::open(self.clone(), &self.dir(), maps, opts)
-    }
-
-    /// Sets the control line's trace switch under this attachment's lock, waiting at most
-    /// `wait` for it (the lock is held for this write only).
-    pub(crate) fn set_trace_switch(&self, on: bool, wait: Duration) -> Result<()> {
-        let _guard = lock::acquire(&self.lock_key(), wait)?;
-        let dir = self.dir();
-        if !dir.exists() {
-            return Err(self.not_attached());
-        }
-        open_pins(&dir, &self.ifname)?.set_trace_switch(u32::from(on))
-    }
-
-    /// This attachment's line of `status`.
-    pub fn status(&self) -> Result<crate::status::StatusEntry> {
-        crate::status::one(&self.root, &self.netns, &self.ifname)
-    }
-
-    /// The published maps, trusted: without a namespace identity (see [`NetnsId`]) only
-    /// while the program is on the hook (an inode may belong to a namespace that is gone).
-    fn open_maps(&self) -> Result<MapSet> {
-        let dir = self.dir();
-        if !dir.exists() {
-            return Err(self.not_attached());
-        }
-        let maps = open_pins(&dir, &self.ifname)?;
-        if self.netns.cookie.is_none() {
-            // The recorded device, and the pinned program on its hook.
-            let meta = read_meta_from(&maps, &dir, &self.ifname)?;
-            let hooked = sys::ifindex(&self.ifname)
-                .filter(|&i| i == meta.ifindex)
-                .zip(bpf::pinned_prog_id(&dir.join(PROG_PIN)).ok())
-                .map(|(i, p)| hook::is_hooked(i, p))
-                .transpose()?
-                .unwrap_or(false);
-            if !hooked {
-                return Err(Error::Unverified {
-                    iface: self.ifname.clone(),
-                    dir: ShownPath(dir),
-                    why: "its identity can't be read here (no namespace cookie before Linux 5.14, and no netlink_diag) and the program is not on the interface's hook",
-                });
-            }
-        }
-        Ok(maps)
-    }
-
-    /// Reload of the published attachment (lock held, recovery done); `order` replaces
-    /// the recorded hook order.
-    fn reload_locked(&self, config: &Config, order: Option<Order>) -> Result<AttachReport> {
-        let dir = self.dir();
-        let mut maps = open_pins(&dir, &self.ifname)?;
-        let mut meta = read_meta_from(&maps, &dir, &self.ifname)?;
-        let program_id = self.pinned_program(&dir)?;
-        self.set_order(&mut maps, &mut meta, order)?;
-        let mut rehook_reason = self.ensure_hooked(&dir, &mut maps, &mut meta, program_id)?;
-        let mut order_problem = None;
-        match self.ensure_order(&dir, &mut maps, &mut meta, program_id)? {
-            Placement::InPlace => {}
-            Placement::Moved(why) => {
-                rehook_reason.get_or_insert(format!("put back {}: it was {why}", meta.order));
-            }
-            Placement::Impossible(why) => order_problem = Some(why),
-        }
-        let (mode, order) = (meta.mode, meta.order);
-        let report = |applied: ApplyReport, program_id: u32| AttachReport {
-            interface: self.ifname.clone(),
-            action: if rehook_reason.is_some() {
-                Action::Rehooked
-            } else {
-                Action::Reloaded
-            },
-            rehook_reason,
-            mode,
-            program_id: Some(program_id),
-            pin_dir: dir,
-            vips: applied.vips,
-            peers: applied.peers,
-            added: applied.added,
-            removed: applied.removed,
-            kept: applied.kept,
-            generation: applied.generation,
-            config_digest: config.digest_hex(),
-            order,
-            order_problem,
-            recovered: Vec::new(),
-        };
-        if let Some(capacity) = grow::needed(&maps, config)? {
-            let (applied, new_prog) = self.grow(&meta, config, capacity, program_id)?;
-            return Ok(report(applied, new_prog));
-        }
-        let serial = meta.next_serial();
-        let journal_path = self.lock_key().journal_path();
-        let mut pending = false;
-        let applied = maps.apply_with(config, serial, |maps, r, post| {
-            pending = !post.is_empty();
-            if pending {
-                journal::write(&journal_path, serial, post)?;
-            }
-            meta.generations[r.generation as usize & 1] = describe(config, r, serial, pending);
-            maps.write_meta(&meta.to_raw()?)
-        })?;
-        failpoint::hit("reload:applied");
-        if pending {
-            meta.generations[applied.generation as usize & 1].pending = false;
-            maps.write_meta(&meta.to_raw()?)?;
-            journal::remove(&journal_path);
-        }
-        Ok(report(applied, program_id))
-    }
-}
-
-/// The description of a generation that now holds `config`.
-fn describe(config: &Config, r: &ApplyReport, serial: u64, pending: bool) -> Generation {
-    Generation {
-        serial,
-        applied_at: sys::now_unix(),
-        vips: r.vips as u32,
-        peers: r.peers as u32,
-        pending,
-        digest: config.digest,
-        config_path: config.path.as_deref().map(absolute_config_path),
-    }
-}
-
-/// The config path as `status` should show it later: absolute (a relative path means
-/// nothing to a later command run elsewhere).
-fn absolute_config_path(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            std::env::current_dir()
-                .map(|d| d.join(p))
-                .unwrap_or_else(|_| p.to_path_buf())
-        }
-    })
-}
-
-/// Opens an attachment's maps; unreadable pins are reported as such.
-pub(crate) fn open_pins(dir: &Path, ifname: &IfName) -> Result<MapSet> {
-    MapSet::from_pins(dir).map_err(|e| match e {
-        Error::PermissionDenied { .. } => e,
-        other => Error::BrokenPins {
-            iface: ifname.clone(),
-            dir: ShownPath(dir.to_path_buf()),
-            what: other.to_string(),
-        },
-    })
-}
-
-pub(crate) fn read_meta_from(maps: &MapSet, dir: &Path, ifname: &IfName) -> Result<Meta> {
-    let raw = maps.read_meta().map_err(|e| match e {
-        // A record of another size: written by another lvs-loader version.
-        Error::Map { .. } => Error::BrokenPins {
-            iface: ifname.clone(),
-            dir: ShownPath(dir.to_path_buf()),
-            what: format!("its LVS_META record is not this lvs-loader version's ({e})"),
-        },
-        other => other,
-    })?;
-    Meta::from_raw(&raw).map_err(|e| Error::BrokenPins {
-        iface: ifname.clone(),
-        dir: ShownPath(dir.to_path_buf()),
-        what: e.to_string(),
-    })
-}
-
-/// The metadata of the attachment directory `dir`, read through its META pin only.
-pub(crate) fn read_meta(dir: &Path) -> Result<Meta> {
-    let raw = MapSet::read_meta_pin(dir)?;
-    Meta::from_raw(&raw).map_err(|e| Error::Kernel(e.to_string()))
 }
