@@ -849,13 +849,13 @@ const _: () = assert!(
         && capacity_for(129) == 512
         && capacity_for(1000) == 2048
         && capacity_for(65_536) == MAX_VIPS
-        && matches!(resized_capacity(256, 128), None)
+        && resized_capacity(256, 128).is_none()
         && matches!(resized_capacity(256, 129), Some(512))
-        && matches!(resized_capacity(2048, 1024), None)
+        && resized_capacity(2048, 1024).is_none()
         && matches!(resized_capacity(2048, 256), Some(512))
-        && matches!(resized_capacity(2048, 257), None)
+        && resized_capacity(2048, 257).is_none()
         && matches!(resized_capacity(1024, 0), Some(MIN_CAPACITY))
-        && matches!(resized_capacity(MIN_CAPACITY, 0), None)
+        && resized_capacity(MIN_CAPACITY, 0).is_none()
         && capacity_for(MAX_VIPS as usize) == MAX_VIPS
 );
 const _: () = assert!(core::mem::size_of::<VipValue>() == 12);
