@@ -315,6 +315,23 @@ mod tests {
         assert_eq!(cut("a = 1\rb = 2")[0].1, "a = 1\rb = 2");
     }
 
+    /// Comments ended by CRLF are dropped with the CR (not kept for toml), also a comment
+    /// ending the file, an empty comment and one right before a header.
+    #[test]
+    fn crlf_comments_are_dropped() {
+        assert_eq!(cut("a = 1 # c\r\nb = 2 #\r\n")[0].1, "a = 1\nb = 2\n");
+        assert_eq!(cut("a = 1 # c")[0].1, "a = 1 ");
+        assert_eq!(cut("#\r\na = 1\r\n")[0].1, "a = 1\n");
+        assert_eq!(
+            cut("a = 1\r\n# x\r\n[[vip]] # y\r\nb = [[1]] # z\r\n[[vip]]\r\n"),
+            vec![
+                (0, "a = 1\n".into()),
+                (12, "[[vip]]\nb = [[1]]\n".into()),
+                (40, "[[vip]]\n".into())
+            ]
+        );
+    }
+
     #[test]
     fn a_byte_order_mark_is_allowed_only_first() {
         let s: Vec<Section> = Sections::new("\u{feff}a = 1\n").collect();
