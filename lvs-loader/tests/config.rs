@@ -1024,3 +1024,78 @@ fn protocol_numbers_round_trip() {
         assert_eq!(Protocol::from_number(n), None, "{n}");
     }
 }
+
+/// `mark_mask`: the default (all 32 bits), the top-level default, a VIP's own, the bounds
+/// (1 and 0xffffffff accepted; 0, 2^32 and negatives refused with the reason), a mark
+/// outside its mask refused, and an unknown key's message naming `mark_mask`.
+#[test]
+fn mark_mask_defaults_bounds_and_overrides() {
+    let c = ok(&vip("address = \"10.0.0.1\"\nmark = 3\n"));
+    assert_eq!(c.vips[0].mark_mask, 0xffff_ffff);
+    let c = ok(&format!(
+        "mark_mask = 0xff\n{PEER}[[vip]]\naddress = \"10.0.0.1\"\nmark = 3\n[[vip]]\naddress = \"10.0.0.2\"\nmark = 0x300\nmark_mask = 0xff00\n"
+    ));
+    assert_eq!(
+        (c.vips[0].mark_mask, c.vips[1].mark_mask, c.vips[1].mark),
+        (0xff, 0xff00, 0x300)
+    );
+    for (mask, mark) in [
+        ("1", "1"),
+        ("0xffffffff", "0xffffffff"),
+        ("0x80000000", "0x80000000"),
+    ] {
+        let c = ok(&vip(&format!(
+            "address = \"10.0.0.1\"\nmark = {mark}\nmark_mask = {mask}\n"
+        )));
+        assert_eq!(
+            c.vips[0].mark_mask,
+            u32::from_str_radix(
+                mask.trim_start_matches("0x"),
+                if mask.starts_with("0x") { 16 } else { 10 }
+            )
+            .unwrap()
+        );
+    }
+    rejects(
+        &vip("address = \"10.0.0.1\"\nmark = 1\nmark_mask = 0\n"),
+        6,
+        "vip[1].mark_mask",
+        "must not be 0",
+    );
+    for bad in ["0x100000000", "-1"] {
+        rejects(
+            &vip(&format!(
+                "address = \"10.0.0.1\"\nmark = 1\nmark_mask = {bad}\n"
+            )),
+            6,
+            "vip[1].mark_mask",
+            "outside 0x1-0xffffffff",
+        );
+    }
+    rejects(
+        &format!("mark_mask = 0\n{PEER}"),
+        1,
+        "mark_mask",
+        "must not be 0",
+    );
+    let (msg, _) = err(&vip(
+        "address = \"10.0.0.1\"\nmark = 0x100\nmark_mask = 0xff\n",
+    ));
+    assert!(msg.contains("vip[1].mark"), "{msg}");
+    let (msg, _) = err(&vip("address = \"10.0.0.1\"\nmark = 1\nmask = 1\n"));
+    assert!(
+        msg.contains("a vip table has address, port, protocol, mark, mark_mask or name"),
+        "{msg}"
+    );
+}
+
+/// MACs print as lowercase colon-separated hex (`stats`, `explain`, import comments).
+#[test]
+fn macs_print_in_lowercase_with_colons() {
+    assert_eq!(
+        config::format_mac(&[0x00, 0x0C, 0x29, 0x57, 0x88, 0xCE]),
+        "00:0c:29:57:88:ce"
+    );
+    let c = ok(PEER);
+    assert_eq!(config::format_mac(&c.peers[0].mac), "00:0c:29:57:88:ce");
+}
