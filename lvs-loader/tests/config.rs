@@ -1099,3 +1099,34 @@ fn macs_print_in_lowercase_with_colons() {
     let c = ok(PEER);
     assert_eq!(config::format_mac(&c.peers[0].mac), "00:0c:29:57:88:ce");
 }
+
+/// Field names in messages: a bare key as written, any other quoted; `[vip.x]` after
+/// two vips names the second; `[vip]` and `[vip.x]` before any `[[vip]]` are refused as
+/// what they are; syntax errors on two lines of one table are both reported.
+#[test]
+fn field_names_and_positions_in_messages() {
+    let text = vip("address = \"10.0.0.1\"\nmark = 1\nprot = 1\n\"a b\" = 2\nmy-key_2 = 3\n");
+    rejects(
+        &text,
+        6,
+        "vip[1].prot",
+        "unknown key: a vip table has address",
+    );
+    rejects(&text, 7, "vip[1].\"a b\"", "unknown key");
+    rejects(&text, 8, "vip[1].my-key_2", "unknown key");
+    let two = format!(
+        "{PEER}[[vip]]\naddress = \"10.0.0.1\"\nmark = 1\n[[vip]]\naddress = \"10.0.0.2\"\nmark = 2\n[vip.x]\na = 1\n"
+    );
+    rejects(&two, 9, "vip[2].x", "unknown key: a vip table has address");
+    for t in ["[vip]\naddress = \"10.0.0.1\"\n", "[vip.x]\na = 1\n"] {
+        rejects(
+            &format!("{PEER}{t}"),
+            3,
+            "vip",
+            "must be an array of tables",
+        );
+    }
+    let (_, e) = err(&vip("address = = \"10.0.0.1\"\nmark = = 1\n"));
+    let lines: Vec<usize> = e.diagnostics().iter().map(|d| d.line).collect();
+    assert_eq!(lines, [4, 5]);
+}
