@@ -112,3 +112,50 @@ impl<T> Drop for Mapped<T> {
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.bytes) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl<T: Copy> Mapped<T> {
+        /// `len` zeroed values in anonymous memory (the same code paths as a map's).
+        fn anonymous(len: usize) -> Self {
+            let bytes = (len * size_of::<T>()).max(1);
+            // SAFETY: a private anonymous mapping; checked below.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    bytes,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(p, libc::MAP_FAILED);
+            Self {
+                ptr: NonNull::new(p.cast::<T>()).expect("mapping"),
+                len,
+                bytes,
+            }
+        }
+    }
+
+    /// Writes land where asked and read back; a range past the end is refused whole
+    /// (nothing written) and named.
+    #[test]
+    fn writes_and_reads_stay_in_bounds() {
+        let mut m = Mapped::<u64>::anonymous(8);
+        assert_eq!((m.len(), m.is_empty()), (8, false));
+        assert_eq!(m.write(2, &[7, 8, 9]), Ok(()));
+        assert_eq!(m.read(0, 8), Ok(vec![0, 0, 7, 8, 9, 0, 0, 0]));
+        assert_eq!(m.write(6, &[1, 2]), Ok(()));
+        assert_eq!(m.read(6, 2), Ok(vec![1, 2]));
+        assert_eq!(m.write(7, &[3, 4]), Err(7..9));
+        assert_eq!(m.read(7, 1), Ok(vec![2]), "a refused write changes nothing");
+        assert_eq!(m.write(usize::MAX, &[1]), Err(usize::MAX..usize::MAX));
+        assert_eq!(m.read(5, 4), Err(5..9));
+        assert_eq!(m.read(8, 0), Ok(vec![]));
+        assert!(Mapped::<u64>::anonymous(0).is_empty());
+    }
+}
