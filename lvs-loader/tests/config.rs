@@ -1130,3 +1130,31 @@ fn field_names_and_positions_in_messages() {
     let lines: Vec<usize> = e.diagnostics().iter().map(|d| d.line).collect();
     assert_eq!(lines, [4, 5]);
 }
+
+/// At most 15 distinct masks besides the full one (the program's mask classes): 15 are
+/// accepted, each VIP keeping its own; a 16th is refused at its VIP.
+#[test]
+fn fifteen_distinct_masks_and_not_sixteen() {
+    let with = |n: u32| {
+        let mut s = String::from(PEER);
+        for i in 0..n {
+            write!(
+                s,
+                "[[vip]]\naddress = \"10.0.0.{}\"\nmark = 1\nmark_mask = {:#x}\n",
+                i + 1,
+                (1u32 << i) | 1
+            )
+            .unwrap();
+        }
+        s
+    };
+    let c = ok(&with(15));
+    let masks: Vec<u32> = c.vips.iter().map(|v| v.mark_mask).collect();
+    assert_eq!(masks, (0..15).map(|i| (1u32 << i) | 1).collect::<Vec<_>>());
+    rejects(
+        &with(16),
+        66,
+        "vip[16].mark_mask",
+        "a 16th distinct mark_mask",
+    );
+}
