@@ -1157,4 +1157,9 @@ fn fifteen_distinct_masks_and_not_sixteen() {
         "vip[16].mark_mask",
         "a 16th distinct mark_mask",
     );
+    // The full mask written out and a repeated mask are not new classes.
+    let more = with(15)
+        + "[[vip]]\naddress = \"10.0.1.1\"\nmark = 1\nmark_mask = 0xffffffff\n"
+        + "[[vip]]\naddress = \"10.0.1.2\"\nmark = 1\nmark_mask = 0x3\n";
+    assert_eq!(ok(&more).vips.len(), 17);
 }
