@@ -1118,6 +1118,9 @@ fn field_names_and_positions_in_messages() {
         "{PEER}[[vip]]\naddress = \"10.0.0.1\"\nmark = 1\n[[vip]]\naddress = \"10.0.0.2\"\nmark = 2\n[vip.x]\na = 1\n"
     );
     rejects(&two, 9, "vip[2].x", "unknown key: a vip table has address");
+    // `[vip]` after a `[[vip]]` too.
+    let after = format!("{PEER}[[vip]]\naddress = \"10.0.0.1\"\nmark = 1\n[vip]\na = 1\n");
+    rejects(&after, 6, "vip", "must be an array of tables");
     for t in ["[vip]\naddress = \"10.0.0.1\"\n", "[vip.x]\na = 1\n"] {
         rejects(
             &format!("{PEER}{t}"),
