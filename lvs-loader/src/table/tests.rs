@@ -51,32 +51,58 @@ fn check_all_found(t: &Tables, es: &[VipEntry]) {
     assert_eq!(listed, want);
 }
 
-/// Buckets flagged as spilled are exactly the first buckets of keys placed in their
-/// second bucket (both families).
-fn check_spill_flags(t: &Tables) {
-    check_spill_flags_v6(t);
-    let shift = 64 - t.v4.log2;
-    let mut want = vec![false; t.v4.buckets.len()];
-    for (b, bucket) in t.v4.buckets.iter().enumerate() {
-        for e in bucket.e.iter().filter(|e| e.key != 0) {
-            let first = (v4_hash(e.key, t.hash[0]) >> shift) as usize;
-            let second = (v4_hash(e.key, t.hash[1]) >> shift) as usize;
-            assert!(
-                b == first || b == second,
-                "entry in a bucket it does not hash to"
-            );
-            if b != first {
-                want[first] = true;
-            }
+/// Every entry sits in one of its two candidate buckets, and the buckets flagged as
+/// spilled are exactly the first buckets of entries placed in their second one.
+/// `placed`: (bucket, first-bucket hash, second-bucket hash) of every entry; `flagged`:
+/// each bucket's spill flag. Returns how many entries sit in their second bucket.
+fn check_spills(log2: u32, placed: &[(usize, u64, u64)], flagged: &[bool]) -> usize {
+    let shift = 64 - log2;
+    let mut want = vec![false; flagged.len()];
+    let mut second = 0;
+    for &(b, h1, h2) in placed {
+        let (first, other) = ((h1 >> shift) as usize, (h2 >> shift) as usize);
+        assert!(
+            b == first || b == other,
+            "entry in a bucket it does not hash to"
+        );
+        if b != first {
+            want[first] = true;
+            second += 1;
         }
     }
+    assert_eq!(flagged, want, "spill flags");
+    second
+}
+
+/// [`check_spills`] for both families of `t`; the flag is only ever on an entry 0.
+fn check_spill_flags(t: &Tables) {
+    let mut placed = Vec::new();
     for (b, bucket) in t.v4.buckets.iter().enumerate() {
-        assert_eq!(
-            bucket.e[0].meta & BUCKET_SPILLED != 0,
-            want[b],
-            "bucket {b}"
-        );
+        for e in bucket.e.iter().filter(|e| e.key != 0) {
+            placed.push((b, v4_hash(e.key, t.hash[0]), v4_hash(e.key, t.hash[1])));
+        }
+        assert!(bucket.e[1..].iter().all(|e| e.meta & BUCKET_SPILLED == 0));
     }
+    let flagged: Vec<bool> =
+        t.v4.buckets
+            .iter()
+            .map(|b| b.e[0].meta & BUCKET_SPILLED != 0)
+            .collect();
+    check_spills(t.v4.log2, &placed, &flagged);
+    let mut placed = Vec::new();
+    for (b, bucket) in t.v6.buckets.iter().enumerate() {
+        for e in bucket.e.iter().filter(|e| e.addr != [0, 0] || e.tail != 0) {
+            let h = |a| v6_hash(e.addr[0], e.addr[1], e.tail, a);
+            placed.push((b, h(t.hash[0]), h(t.hash[1])));
+        }
+        assert!(bucket.e[1..].iter().all(|e| e.meta & BUCKET_SPILLED == 0));
+    }
+    let flagged: Vec<bool> =
+        t.v6.buckets
+            .iter()
+            .map(|b| b.e[0].meta & BUCKET_SPILLED != 0)
+            .collect();
+    check_spills(t.v6.log2, &placed, &flagged);
 }
 
 #[test]
@@ -123,38 +149,6 @@ fn size_follows_the_vip_count_with_headroom() {
         assert_eq!(t.v4.len(), 1 << t.v4.log2);
         assert_eq!(t.v6.len(), 2, "no IPv6 VIPs: the smallest table");
         assert!(!t.v4.is_empty() && !t.v6.is_empty());
-    }
-}
-
-/// [`check_spill_flags`] for the IPv6 table; also: the flag is only ever on an entry 0.
-fn check_spill_flags_v6(t: &Tables) {
-    let shift = 64 - t.v6.log2;
-    let mut want = vec![false; t.v6.buckets.len()];
-    for (b, bucket) in t.v6.buckets.iter().enumerate() {
-        for (i, e) in bucket.e.iter().enumerate() {
-            if i > 0 {
-                assert_eq!(e.meta & BUCKET_SPILLED, 0, "bucket {b} entry {i}");
-            }
-            if e.addr == [0, 0] && e.tail == 0 {
-                continue;
-            }
-            let first = (v6_hash(e.addr[0], e.addr[1], e.tail, t.hash[0]) >> shift) as usize;
-            let second = (v6_hash(e.addr[0], e.addr[1], e.tail, t.hash[1]) >> shift) as usize;
-            assert!(
-                b == first || b == second,
-                "entry in a bucket it does not hash to"
-            );
-            if b != first {
-                want[first] = true;
-            }
-        }
-    }
-    for (b, bucket) in t.v6.buckets.iter().enumerate() {
-        assert_eq!(
-            bucket.e[0].meta & BUCKET_SPILLED != 0,
-            want[b],
-            "v6 bucket {b}"
-        );
     }
 }
 
@@ -417,30 +411,21 @@ fn check_peers(t: &FamilyTable<PeerBucket>, a: [u64; 2], macs: &[[u8; 6]], from:
         let first = first_of(mac_word(mac(i)));
         assert_eq!(read, if spilled(first) { 2 } else { 1 });
     }
-    let mut want = vec![false; t.buckets.len()];
-    let mut second = 0;
+    let mut placed = Vec::new();
     for (b, bucket) in t.buckets.iter().enumerate() {
         for &w in bucket.mac[1..]
             .iter()
             .filter(|&&w| w != lvs_ebpf_common::NO_PEER)
         {
-            let first = first_of(w);
-            let other = (w.wrapping_mul(a[1]) >> shift) as usize;
-            assert!(b == first || b == other);
-            if b != first {
-                want[first] = true;
-                second += 1;
-            }
+            placed.push((b, w.wrapping_mul(a[0]), w.wrapping_mul(a[1])));
         }
     }
-    for (b, bucket) in t.buckets.iter().enumerate() {
-        assert_eq!(
-            bucket.mac[0] & PEER_BUCKET_SPILLED != 0,
-            want[b],
-            "bucket {b}"
-        );
-    }
-    second
+    let flagged: Vec<bool> = t
+        .buckets
+        .iter()
+        .map(|b| b.mac[0] & PEER_BUCKET_SPILLED != 0)
+        .collect();
+    check_spills(t.log2, &placed, &flagged)
 }
 
 #[test]
