@@ -84,7 +84,7 @@ pub struct VmTestArgs {
     #[arg(long)]
     keep: bool,
     /// Per-guest timeout in seconds.
-    #[arg(long, default_value_t = 900)]
+    #[arg(long, default_value_t = 1500)]
     timeout: u64,
     /// Client connections per phase of the LVS scenarios (default: 100 for two-box, 40 for
     /// the others).
