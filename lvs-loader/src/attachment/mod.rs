@@ -53,6 +53,7 @@ use crate::{
     hook::{Mode, ModeChoice, Order},
     ifname::IfName,
     lock::{self, LockKey},
+    maps::ApplyReport,
     meta::check_path_len,
     netns::{self, NetnsId},
     pins::{self, Entry, PinRoot},
@@ -109,6 +110,46 @@ pub struct AttachReport {
     pub order_problem: Option<String>,
     /// What recovery finished or undid first (a command killed earlier).
     pub recovered: Vec<String>,
+}
+
+impl AttachReport {
+    /// The report of an attach or reload of `interface` that applied `config` (`applied`)
+    /// and left `program_id` (pinned in `pin_dir`) hooked in `mode` at `order`.
+    /// `recovered` is empty: the caller adds what recovery did.
+    // All ten come from the caller (attach or reload); grouping them would only move the
+    // struct literal.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        interface: IfName,
+        action: Action,
+        rehook_reason: Option<String>,
+        mode: Mode,
+        program_id: Option<u32>,
+        pin_dir: PathBuf,
+        applied: ApplyReport,
+        config: &Config,
+        order: Order,
+        order_problem: Option<String>,
+    ) -> Self {
+        Self {
+            interface,
+            action,
+            rehook_reason,
+            mode,
+            program_id,
+            pin_dir,
+            vips: applied.vips,
+            peers: applied.peers,
+            added: applied.added,
+            removed: applied.removed,
+            kept: applied.kept,
+            generation: applied.generation,
+            config_digest: config.digest_hex(),
+            order,
+            order_problem,
+            recovered: Vec::new(),
+        }
+    }
 }
 
 /// Whether the program sits where its [`Order`] wants it after a repair.
