@@ -109,27 +109,24 @@ impl Attachment {
             Placement::Impossible(why) => order_problem = Some(why),
         }
         let (mode, order) = (meta.mode, meta.order);
-        let report = |applied: ApplyReport, program_id: u32| AttachReport {
-            interface: self.ifname.clone(),
-            action: if rehook_reason.is_some() {
+        let report = |applied: ApplyReport, program_id: u32| {
+            let action = if rehook_reason.is_some() {
                 Action::Rehooked
             } else {
                 Action::Reloaded
-            },
-            rehook_reason,
-            mode,
-            program_id: Some(program_id),
-            pin_dir: dir,
-            vips: applied.vips,
-            peers: applied.peers,
-            added: applied.added,
-            removed: applied.removed,
-            kept: applied.kept,
-            generation: applied.generation,
-            config_digest: config.digest_hex(),
-            order,
-            order_problem,
-            recovered: Vec::new(),
+            };
+            AttachReport::new(
+                self.ifname.clone(),
+                action,
+                rehook_reason,
+                mode,
+                Some(program_id),
+                dir,
+                applied,
+                config,
+                order,
+                order_problem,
+            )
         };
         if let Some(capacity) = grow::needed(&maps, config)? {
             let (applied, new_prog) = self.grow(&meta, config, capacity, program_id)?;

@@ -123,24 +123,18 @@ impl Attachment {
         }
         pins::rename_noreplace(staging, &self.dir())?;
         failpoint::hit("attach:published");
-        Ok(AttachReport {
-            interface: self.ifname.clone(),
-            action: Action::Attached,
-            rehook_reason: None,
+        Ok(AttachReport::new(
+            self.ifname.clone(),
+            Action::Attached,
+            None,
             mode,
             program_id,
-            pin_dir: self.dir(),
-            vips: applied.vips,
-            peers: applied.peers,
-            added: applied.added,
-            removed: applied.removed,
-            kept: applied.kept,
-            generation: applied.generation,
-            config_digest: config.digest_hex(),
+            self.dir(),
+            applied,
+            config,
             order,
-            order_problem: None,
-            recovered: Vec::new(),
-        })
+            None,
+        ))
     }
 
     /// clsact (recorded as "maybe ours" before it is added) and a cls_bpf filter at the

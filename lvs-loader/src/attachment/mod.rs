@@ -25,26 +25,26 @@
 //!   and only then the old one removed (any other filter running our program is removed
 //!   too, so a kill in between leaves nothing behind for long).
 //!
-//! Here: the reports, opening an attachment, `create` and `detach`. Reload and repair
-//! of a published attachment are in `apply`; reading its maps and metadata (counters,
-//! explain, diff, trace, status) in `read`.
+//! Here: opening an attachment, `create` and `detach`; the reports are in `report`.
+//! Reload and repair of a published attachment are in `apply`; reading its maps and
+//! metadata (counters, explain, diff, trace, status) in `read`.
 
 mod apply;
 mod grow;
 mod hooking;
 mod read;
 mod recover;
+mod report;
 
 use apply::{absolute_config_path, describe};
 pub(crate) use read::{open_pins, read_meta, read_meta_from};
 pub(crate) use recover::remove;
+pub use report::{Action, AttachReport, DetachReport, Placement, RepairReport};
 
 use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
-
-use serde::Serialize;
 
 use crate::{
     config::Config,
@@ -58,100 +58,6 @@ use crate::{
     pins::{self, Entry, PinRoot},
     sys, text,
 };
-
-/// What `attach`/`reload` did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// A new attachment.
-    Attached,
-    /// New config on an attachment that was hooked.
-    Reloaded,
-    /// The program was off its hook (filter, qdisc or link removed, interface
-    /// recreated): hooked again, then the config applied.
-    #[serde(rename = "re-hooked")]
-    Rehooked,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Attached => "attached",
-            Self::Reloaded => "reloaded",
-            Self::Rehooked => "re-hooked",
-        }
-    }
-}
-
-/// What `attach` or `reload` did.
-#[derive(Debug, Clone, Serialize)]
-pub struct AttachReport {
-    pub interface: IfName,
-    pub action: Action,
-    /// Why the program had to be hooked again ([`Action::Rehooked`]).
-    pub rehook_reason: Option<String>,
-    pub mode: Mode,
-    pub program_id: Option<u32>,
-    #[serde(serialize_with = "crate::text::serialize_path")]
-    pub pin_dir: PathBuf,
-    pub vips: usize,
-    pub peers: usize,
-    pub added: usize,
-    pub removed: usize,
-    pub kept: usize,
-    /// Which of the two map generations is live now.
-    pub generation: u32,
-    pub config_digest: String,
-    /// Where the program goes on the hook.
-    pub order: Order,
-    /// Why the program is not where `order` wants it and can't be put there (netlink
-    /// behind a TCX program or a filter at priority 1, a priority taken).
-    pub order_problem: Option<String>,
-    /// What recovery finished or undid first (a command killed earlier).
-    pub recovered: Vec<String>,
-}
-
-/// Whether the program sits where its [`Order`] wants it after a repair.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "placement", content = "why", rename_all = "lowercase")]
-pub enum Placement {
-    /// It was already there.
-    InPlace,
-    /// It was moved there (what was wrong).
-    Moved(String),
-    /// It is not there and can't be put there (why).
-    Impossible(String),
-}
-
-/// What [`Attachment::repair`] did.
-#[derive(Debug, Clone, Serialize)]
-pub struct RepairReport {
-    pub interface: IfName,
-    /// Why the program had to be hooked again.
-    pub rehooked: Option<String>,
-    pub placement: Placement,
-    pub order: Order,
-    pub recovered: Vec<String>,
-}
-
-impl RepairReport {
-    /// Whether anything was changed on the hook.
-    pub fn changed(&self) -> bool {
-        self.rehooked.is_some() || matches!(self.placement, Placement::Moved(_))
-    }
-}
-
-/// What `detach` removed.
-#[derive(Debug, Clone, Serialize)]
-pub struct DetachReport {
-    pub interface: IfName,
-    pub mode: Option<Mode>,
-    #[serde(serialize_with = "crate::text::serialize_path")]
-    pub pin_dir: PathBuf,
-    /// The namespace the attachment belonged to, when not the caller's.
-    pub netns: Option<String>,
-    pub recovered: Vec<String>,
-}
 
 /// Options of [`Attachment::create`].
 #[derive(Clone, Copy, Debug, Default)]
