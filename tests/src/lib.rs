@@ -15,6 +15,7 @@ pub mod harness;
 pub mod lab;
 pub mod model;
 pub mod netns;
+pub mod reap;
 pub mod sender;
 
 /// Sets its flag when dropped: a sender thread inside `std::thread::scope` that loops

@@ -23,6 +23,7 @@ pub struct NetNs {
 impl NetNs {
     /// Creates `lvst-<tag>-<pid>-<n>` (short: interface names inside stay ours to pick).
     pub fn new(tag: &str) -> Self {
+        crate::reap::once();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("lvst-{tag}-{}-{n}", std::process::id());
         run_ok(Command::new("ip").args(["netns", "add", &name]));
@@ -198,6 +199,7 @@ pub struct PinRoot {
 impl PinRoot {
     pub fn new(tag: &str) -> Self {
         lvs_loader::sys::ensure_bpffs(std::path::Path::new("/sys/fs/bpf/x")).expect("bpffs");
+        crate::reap::once();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let path = PathBuf::from(format!(
             "/sys/fs/bpf/lvs-test-{tag}-{}-{n}",

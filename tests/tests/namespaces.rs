@@ -237,3 +237,35 @@ fn deleted_namespace_is_reported_and_freed() {
     assert_eq!((code, entries.len()), (Some(0), 0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The test helpers' own hygiene: a test process killed outright leaves its namespaces
+/// and pin roots behind; the next test process removes those of dead processes and
+/// never those of a live one.
+#[test]
+fn leftovers_of_dead_test_processes_are_removed() {
+    // A pid that existed and is gone now.
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let dead = child.id();
+    child.wait().expect("wait");
+    let live = std::process::id();
+    let ns = |pid: u32| format!("lvst-reap-{pid}-0");
+    let pins = |pid: u32| std::path::PathBuf::from(format!("/sys/fs/bpf/lvs-test-reap-{pid}-0"));
+    for pid in [dead, live] {
+        lvs_tests::netns::run_ok(std::process::Command::new("ip").args(["netns", "add", &ns(pid)]));
+        std::fs::create_dir_all(pins(pid).join("eth0")).expect("pin dir");
+    }
+    let removed = lvs_tests::reap::stale_leftovers();
+    assert!(
+        removed.contains(&format!("netns {}", ns(dead))),
+        "{removed:?}"
+    );
+    assert!(!Path::new("/run/netns").join(ns(dead)).exists());
+    assert!(!pins(dead).exists(), "the dead process's pin root is gone");
+    // The live process's (ours) stay.
+    assert!(Path::new("/run/netns").join(ns(live)).exists());
+    assert!(pins(live).join("eth0").exists());
+    lvs_tests::netns::run_ok(std::process::Command::new("ip").args(["netns", "del", &ns(live)]));
+    std::fs::remove_dir_all(pins(live)).expect("remove our pin root");
+}

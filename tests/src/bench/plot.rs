@@ -277,7 +277,7 @@ pub fn svg(
             &mut svg,
             80.0,
             &format!("Program cost, BPF_PROG_TEST_RUN ({peers} peer)"),
-            "ns per packet (kernel-reported)",
+            "ns per packet (BPF_PROG_TEST_RUN)",
             &series,
             false,
         );
