@@ -145,7 +145,7 @@ pub fn progcost_table(r: &progcost::Results, d: Dp) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{}: BPF_PROG_TEST_RUN, ns per packet (wall-clock time of the syscall / repetitions, median of {} rounds x {} repetitions; the kernel's own figure is whole ns only; ratio to the empty-program floor measured in the same cell). Columns: number of VIPs.\n",
+        "{}: BPF_PROG_TEST_RUN, ns per packet (wall-clock time of the syscall / repetitions, the least of {} rounds x {} repetitions; the kernel's own figure is whole ns only; ratio to the empty-program floor measured in the same cell). Columns: number of VIPs.\n",
         d.label(),
         r.rounds,
         r.repeat
