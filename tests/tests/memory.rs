@@ -295,15 +295,25 @@ fn traced(lab: &Lab, args: &[&str]) -> Vec<String> {
     v
 }
 
-/// The web VIP is marked right now (one frame through the director).
-fn web_marked(lab: &Lab, ctx: &str) {
-    let before = lab.mark_count(WEB_VIP.into(), WEB_MARK);
+/// The web VIP is marked right now (one frame through the director): its counting rule,
+/// at `*wire` packets so far, counts exactly one more.
+fn web_marked(lab: &Lab, ctx: &str, wire: &mut u64) {
     lab.send(&[frame(WEB_VIP, 80)]);
+    *wire += 1;
     assert_eq!(
         lab.mark_count(WEB_VIP.into(), WEB_MARK),
-        before + 1,
+        *wire,
         "{ctx}: the web VIP went unmarked"
     );
+}
+
+/// The capacity of the live maps (`status` and `stats` agree) and the VIPs `stats` lists.
+fn capacity_and_vips(lab: &Lab) -> (u64, usize) {
+    let s = lab.my_status().expect("status entry");
+    let c = s["capacity"].as_u64().expect("capacity in status");
+    let st = lab.stats();
+    assert_eq!(st["capacity"].as_u64(), Some(c), "stats --json");
+    (c, st["vips"].as_array().map_or(0, Vec::len))
 }
 
 fn growth_killed_at_every_step(mode: &str) {
@@ -325,19 +335,25 @@ fn growth_killed_at_every_step(mode: &str) {
     // Whether the attachment runs `a` on the small maps (where every kill starts from),
     // and its web VIP's marked packets then.
     let mut at_small: Option<u64> = None;
+    // Packets the counting rules of the web VIP and NEW_VIP have seen: every frame the
+    // loop sends is accounted for, so one read per check suffices.
+    let mut web_wire = lab.mark_count(WEB_VIP.into(), WEB_MARK);
+    let mut new_wire = lab.mark_count(NEW_VIP.into(), NEW_MARK);
     for (i, fp) in steps.iter().enumerate() {
-        // Back to the small maps, unless the last recovery left them (a reload to `a`
-        // that undid or finished-then-shrank the growth): detach, attach a. Under TCG
-        // every program load costs seconds; this saves one per second kill.
+        // Back to the small maps: detach, attach a; unless the last recovery left them
+        // (a reload to `a` that undid the growth, or finished it and shrank back) and
+        // checked them already. That saves a program load, the dear part of each kill
+        // under qemu TCG, on every second kill; the growth then starts from maps and a
+        // program that were swapped in before, which a real reload meets too.
         let web_before = match at_small {
             Some(n) => n,
             None => {
                 lab.loader_ok(&["detach", DEV]);
                 attach(&lab, &a, mode);
+                assert_eq!(capacity(&lab), small);
                 0
             }
         };
-        assert_eq!(capacity(&lab), small);
         let ctx = format!("{mode} growth killed at {fp}");
         let out = lab.loader_env(&[("LVS_FAILPOINT", fp)], &grow_args);
         assert_eq!(
@@ -355,11 +371,16 @@ fn growth_killed_at_every_step(mode: &str) {
             "{ctx}: {}",
             lab.ingress_hooks()
         );
-        web_marked(&lab, &ctx);
+        web_marked(&lab, &ctx, &mut web_wire);
         // `status` names the config the hook runs: the new one marks NEW_VIP.
-        let before = lab.mark_count(NEW_VIP.into(), NEW_MARK);
         lab.send(&[frame(NEW_VIP, 443)]);
-        let new_runs = lab.mark_count(NEW_VIP.into(), NEW_MARK) > before;
+        let n = lab.mark_count(NEW_VIP.into(), NEW_MARK);
+        assert!(
+            n == new_wire || n == new_wire + 1,
+            "{ctx}: {n} after {new_wire}"
+        );
+        let new_runs = n > new_wire;
+        new_wire = n;
         let st = lab.my_status().expect("status entry");
         let want = if new_runs { BIG as u64 + 1 } else { 1 };
         assert_eq!(st["vips"].as_u64(), Some(want), "{ctx}: status {st}");
@@ -367,28 +388,21 @@ fn growth_killed_at_every_step(mode: &str) {
         let back_to_small = if i % 2 == 0 {
             let out = lab.loader_ok(&["reload", DEV, "--config", path_str(&a)]);
             assert!(out.contains("reloaded"), "{ctx}: {out}");
-            let c = capacity(&lab);
+            let (c, vips) = capacity_and_vips(&lab);
             assert!(c == small || c == big, "{ctx}: capacity {c}");
-            assert_eq!(
-                lab.stats()["vips"].as_array().map(Vec::len),
-                Some(1),
-                "{ctx}"
-            );
+            assert_eq!(vips, 1, "{ctx}");
             c == small
         } else {
             lab.loader_ok(&["reload", DEV, "--config", path_str(&b)]);
-            assert_eq!(capacity(&lab), big, "{ctx}");
-            assert_eq!(
-                lab.stats()["vips"].as_array().map(Vec::len),
-                Some(BIG as usize + 1),
-                "{ctx}"
-            );
+            assert_eq!(capacity_and_vips(&lab), (big, BIG as usize + 1), "{ctx}");
             lab.send(&[frame(NEW_VIP, 443)]);
+            new_wire += 1;
+            assert_eq!(lab.mark_count(NEW_VIP.into(), NEW_MARK), new_wire, "{ctx}");
             false
         };
         no_stale_pins(&lab, &ctx);
         assert_eq!(lab.marker_prog_ids().len(), 1, "{ctx}");
-        web_marked(&lab, &ctx);
+        web_marked(&lab, &ctx, &mut web_wire);
         // Counted exactly once whichever program counted it: one web frame after the
         // kill, one now.
         let st = lab.stats();
