@@ -342,18 +342,15 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
     let Some(ip) = p.ptr_at::<Ipv6Hdr>(l3) else {
         return short_or_nonlinear(l3, Ipv6Hdr::LEN, len);
     };
-    let base = ip as *const u8;
-    // SAFETY (all): inside the fixed IPv6 header, which is in the linear data. One load
-    // per field (network-types' getters read bytes).
-    let first: u8 = unsafe { load(base) };
-    if first >> 4 != 6 {
+    // SAFETY: the fixed IPv6 header is in the linear data.
+    let ip = unsafe { &*ip };
+    if ip.version() != 6 {
         return Parsed::done(Reason::Malformed);
     }
-    let payload_len = usize::from(u16::from_be(unsafe {
-        load::<u16>(base.add(offset_of!(Ipv6Hdr, payload_len)))
-    }));
-    let mut nexthdr: u8 = unsafe { load(base.add(offset_of!(Ipv6Hdr, next_hdr))) };
-    let daddr = base.wrapping_add(offset_of!(Ipv6Hdr, dst_addr));
+    let payload_len = usize::from(ip.payload_len());
+    let mut nexthdr = ip.next_hdr as u8;
+    let daddr = (ip as *const Ipv6Hdr as *const u8).wrapping_add(offset_of!(Ipv6Hdr, dst_addr));
+    // SAFETY: inside the fixed header.
     let (w0, w1): (u64, u64) = unsafe { (load(daddr), load(daddr.add(8))) };
     // payload_len 0 with a hop-by-hop header is a jumbogram: its length is the skb's.
     let l3_end = if payload_len == 0 && nexthdr == NEXTHDR_HOP {
@@ -366,61 +363,57 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
     }
     let mut start = l3 + Ipv6Hdr::LEN;
     let mut fragment = false;
-    // The common case, the transport header right after the fixed header, skips the
-    // walk: TCP, UDP and SCTP are no extension headers, so the walk would stop at once.
-    if l4_header_len(nexthdr).is_none() {
-        // ipv6_find_hdr(skb, &off, -1, &fragoff, NULL)
-        for _ in 0..MAX_EXT_HDRS {
-            if !is_ext_hdr(nexthdr) || nexthdr == NEXTHDR_NONE {
-                break;
-            }
-            if start + 2 > l3_end {
-                return Parsed::done(Reason::Malformed); // -EBADMSG
-            }
-            let Some(hp) = p.ptr_at::<[u8; 2]>(start) else {
-                return Parsed::done(Reason::Nonlinear);
-            };
-            // SAFETY: bounds-checked just above.
-            let [hp_next, hp_len] = unsafe { *hp };
-            let hp_len = usize::from(hp_len);
-            let hdrlen = match nexthdr {
-                NEXTHDR_ROUTING => {
-                    if start + 4 > l3_end {
-                        return Parsed::done(Reason::Malformed);
-                    }
-                    (hp_len + 1) << 3
-                }
-                NEXTHDR_FRAGMENT => {
-                    if start + 4 > l3_end {
-                        return Parsed::done(Reason::Malformed);
-                    }
-                    let Some(fh) = p.ptr_at::<[u8; 4]>(start) else {
-                        return Parsed::done(Reason::Nonlinear);
-                    };
-                    // SAFETY: bounds-checked just above.
-                    let fh = unsafe { *fh };
-                    let frag_off = u16::from_be_bytes([fh[2], fh[3]]) & !0x7;
-                    if frag_off != 0 {
-                        if !is_ext_hdr(hp_next) || hp_next == NEXTHDR_NONE {
-                            // Non-first fragment of an upper-layer protocol.
-                            nexthdr = hp_next;
-                            fragment = true;
-                            break;
-                        }
-                        return Parsed::done(Reason::Malformed); // -ENOENT, ip6tables hot-drops it
-                    }
-                    8
-                }
-                NEXTHDR_AUTH => (hp_len + 2) << 2,
-                _ => (hp_len + 1) << 3,
-            };
-            nexthdr = hp_next;
-            start += hdrlen;
+    // ipv6_find_hdr(skb, &off, -1, &fragoff, NULL)
+    for _ in 0..MAX_EXT_HDRS {
+        if !is_ext_hdr(nexthdr) || nexthdr == NEXTHDR_NONE {
+            break;
         }
-        // The chain may end exactly after MAX_EXT_HDRS headers.
-        if is_ext_hdr(nexthdr) && nexthdr != NEXTHDR_NONE {
-            return Parsed::done(Reason::Malformed);
+        if start + 2 > l3_end {
+            return Parsed::done(Reason::Malformed); // -EBADMSG
         }
+        let Some(hp) = p.ptr_at::<[u8; 2]>(start) else {
+            return Parsed::done(Reason::Nonlinear);
+        };
+        // SAFETY: bounds-checked just above.
+        let [hp_next, hp_len] = unsafe { *hp };
+        let hp_len = usize::from(hp_len);
+        let hdrlen = match nexthdr {
+            NEXTHDR_ROUTING => {
+                if start + 4 > l3_end {
+                    return Parsed::done(Reason::Malformed);
+                }
+                (hp_len + 1) << 3
+            }
+            NEXTHDR_FRAGMENT => {
+                if start + 4 > l3_end {
+                    return Parsed::done(Reason::Malformed);
+                }
+                let Some(fh) = p.ptr_at::<[u8; 4]>(start) else {
+                    return Parsed::done(Reason::Nonlinear);
+                };
+                // SAFETY: bounds-checked just above.
+                let fh = unsafe { *fh };
+                let frag_off = u16::from_be_bytes([fh[2], fh[3]]) & !0x7;
+                if frag_off != 0 {
+                    if !is_ext_hdr(hp_next) || hp_next == NEXTHDR_NONE {
+                        // Non-first fragment of an upper-layer protocol.
+                        nexthdr = hp_next;
+                        fragment = true;
+                        break;
+                    }
+                    return Parsed::done(Reason::Malformed); // -ENOENT, ip6tables hot-drops it
+                }
+                8
+            }
+            NEXTHDR_AUTH => (hp_len + 2) << 2,
+            _ => (hp_len + 1) << 3,
+        };
+        nexthdr = hp_next;
+        start += hdrlen;
+    }
+    // The chain may end exactly after MAX_EXT_HDRS headers.
+    if is_ext_hdr(nexthdr) && nexthdr != NEXTHDR_NONE {
+        return Parsed::done(Reason::Malformed);
     }
     match dport(p, nexthdr, start, l3_end, fragment) {
         Ok((port, no_port)) => Parsed::v6(w0, w1, v6_tail(port, nexthdr), no_port, mac),
