@@ -50,38 +50,14 @@ struct Cli {
     repeat: Option<u32>,
 }
 
-/// Deletes benchmark namespaces left by an earlier run that was killed (their pid is gone).
-fn remove_stale_namespaces() {
-    let Ok(rd) = std::fs::read_dir("/run/netns") else {
-        return;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        // lvst-<tag>-<pid>-<n> with the benchmark's tags (bg*, bd*, bm).
-        let mut parts = name.split('-');
-        let (Some("lvst"), Some(tag), Some(pid)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let ours = tag == "bm" || tag.starts_with("bg") || tag.starts_with("bd");
-        let Ok(pid) = pid.parse::<u32>() else {
-            continue;
-        };
-        if ours && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::process::Command::new("ip")
-                .args(["netns", "del", &name])
-                .status();
-        }
-    }
-}
-
 fn main() -> Result<()> {
     let cli = Cli::parse();
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("lvs-bench loads BPF programs and creates network namespaces: run it as root");
     }
-    remove_stale_namespaces();
+    // Namespaces and pin roots left by an earlier run (or test) that was killed.
+    lvs_tests::reap::once();
     let all = cli.only.is_empty();
     let want = |p: Part| all || cli.only.contains(&p);
     let started = Instant::now();

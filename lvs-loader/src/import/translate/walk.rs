@@ -153,17 +153,21 @@ pub(super) fn family(
                             format_endpoint(addr, None, protocol)
                         ),
                     });
-                    let c = t.eval(
-                        fam,
-                        &Packet {
-                            iface,
-                            addr,
-                            proto,
-                            port,
-                            mac: client,
-                        },
-                        &keep,
-                    );
+                    // The same packet from a given source MAC.
+                    let from = |mac| {
+                        t.eval(
+                            fam,
+                            &Packet {
+                                iface,
+                                addr,
+                                proto,
+                                port,
+                                mac,
+                            },
+                            &keep,
+                        )
+                    };
+                    let c = from(client);
                     cx.note_uncertain(&c, &what);
                     let repl = replaced_per_iface.entry(iface.clone()).or_default();
                     if c.mark != 0 {
@@ -172,17 +176,7 @@ pub(super) fn family(
                     }
                     let mut excluded = BTreeSet::new();
                     for &m in macs {
-                        let o = t.eval(
-                            fam,
-                            &Packet {
-                                iface,
-                                addr,
-                                proto,
-                                port,
-                                mac: m,
-                            },
-                            &keep,
-                        );
+                        let o = from(m);
                         cx.note_uncertain(&o, &what);
                         if o.dropped || c.dropped {
                             continue;
