@@ -371,7 +371,13 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
     // walked offset's bound on a register copy, which Linux 5.10's verifier (no scalar
     // copy bound propagation before 5.11) cannot follow to the load.
     if l4_header_len(nexthdr).is_some() {
-        return v6_parsed(dport(p, nexthdr, start, l3_end, false), w0, w1, nexthdr, mac);
+        return v6_parsed(
+            dport(p, nexthdr, start, l3_end, false),
+            w0,
+            w1,
+            nexthdr,
+            mac,
+        );
     }
     let mut start = start;
     let mut fragment = false;
@@ -427,7 +433,13 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
     if is_ext_hdr(nexthdr) && nexthdr != NEXTHDR_NONE {
         return Parsed::done(Reason::Malformed);
     }
-    v6_parsed(dport(p, nexthdr, start, l3_end, fragment), w0, w1, nexthdr, mac)
+    v6_parsed(
+        dport(p, nexthdr, start, l3_end, fragment),
+        w0,
+        w1,
+        nexthdr,
+        mac,
+    )
 }
 
 /// The IPv6 result from the destination and the transport header's `dport` outcome.
