@@ -75,6 +75,8 @@ pub struct Decision {
 }
 
 /// `skb->mark` as the packet arrived (nothing before us in this program writes it).
+/// Read once, before the parser: its load then overlaps the parse instead of sitting
+/// on the way to the counter update at the end (a miss measured ~1 ns faster).
 #[inline(always)]
 fn mark_in(ctx: &TcContext) -> u32 {
     // SAFETY: the context's skb pointer is valid for the whole run.
@@ -83,13 +85,13 @@ fn mark_in(ctx: &TcContext) -> u32 {
 
 #[inline(always)]
 fn done<const COUNT: bool>(
-    ctx: &TcContext,
+    old: u32,
     reason: Reason,
     detail: u32,
     control: *mut Control,
 ) -> Decision {
     if COUNT {
-        counters::global_count(reason as usize, mark_in(ctx) != 0);
+        counters::global_count(reason as usize, old != 0);
     }
     Decision {
         reason,
@@ -126,6 +128,7 @@ fn live_generation<const COUNT: bool>()
 pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
     // Parse (pulling the first bytes into the linear data only when a header lies past
     // it).
+    let old = mark_in(ctx);
     let pkt = Pkt::<COUNT> { ctx };
     let mut parsed = parse::parse(&pkt);
     // A header lies past the linear data (but inside the packet: otherwise the parser
@@ -143,7 +146,7 @@ pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
     let (hit, family, control) = match parsed.kind() {
         Kind::V4 => {
             let Some((control, gc, kl, g)) = live_generation::<COUNT>() else {
-                return done::<COUNT>(ctx, Reason::NoVip, pulled, core::ptr::null_mut());
+                return done::<COUNT>(old, Reason::NoVip, pulled, core::ptr::null_mut());
             };
             let hit = B::find_v4::<COUNT>(gc, kl, g, parsed.k0, no_port == 0);
             let peer = hit.map(|_| B::is_peer(gc, g, parsed.mac));
@@ -151,14 +154,14 @@ pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
         }
         Kind::V6 => {
             let Some((control, gc, kl, g)) = live_generation::<COUNT>() else {
-                return done::<COUNT>(ctx, Reason::NoVip, pulled, core::ptr::null_mut());
+                return done::<COUNT>(old, Reason::NoVip, pulled, core::ptr::null_mut());
             };
             let tail = parsed.tail();
             let hit = B::find_v6::<COUNT>(gc, kl, g, parsed.k0, parsed.k1, tail, no_port == 0);
             let peer = hit.map(|_| B::is_peer(gc, g, parsed.mac));
             (hit.zip(peer), detail::IPV6 | g, control)
         }
-        Kind::Done(reason) => return done::<COUNT>(ctx, reason, pulled, core::ptr::null_mut()),
+        Kind::Done(reason) => return done::<COUNT>(old, reason, pulled, core::ptr::null_mut()),
     };
     let detail = no_port | family | pulled;
     let Some((hit, peer)) = hit else {
@@ -167,10 +170,9 @@ pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
             detail::L4_TRUNCATED => Reason::L4Truncated,
             _ => Reason::NoVip,
         };
-        return done::<COUNT>(ctx, reason, detail, control);
+        return done::<COUNT>(old, reason, detail, control);
     };
     let detail = detail | if hit.any_port { detail::ANY_PORT } else { 0 };
-    let old = mark_in(ctx);
     if COUNT {
         counters::vip_packet(hit.slot, peer, u64::from(ctx.len()), old != 0);
         match no_port {

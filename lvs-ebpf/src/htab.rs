@@ -3,6 +3,8 @@
 //! `lvs-bench` runs it side by side with the table datapath.
 #![no_std]
 #![no_main]
+// `asm!` on bpf: the bounding `&` in parse.rs (`Pkt::ptr_at_walked`).
+#![feature(asm_experimental_arch)]
 
 mod counters;
 mod decide;

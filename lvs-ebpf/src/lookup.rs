@@ -12,7 +12,8 @@ use aya_ebpf::{macros::map, maps::Array};
 use lvs_ebpf_common::{
     BUCKET_SPILLED, GenControl, Geometry, KeepLine, META_CLASS_BITS, META_CLASS_SHIFT,
     META_SLOT_MASK, PEER_BUCKET_SPILLED, PEER_TABLE_BUCKETS, PEERS_IN_TABLE, PeerBucket,
-    V4_TABLE_BUCKETS, V4Bucket, V6_TABLE_BUCKETS, V6Bucket, global, v4_hash, v6_hash,
+    V4_TABLE_BUCKETS, V4Bucket, V6_TABLE_BUCKETS, V6Bucket, global, peer_filter_bit, v4_hash,
+    v6_hash,
 };
 
 use crate::{
@@ -207,7 +208,14 @@ impl Backend for Table {
         if mac == p[0] || mac == p[1] || mac == p[2] || mac == p[3] {
             return true;
         }
-        p[3] & PEERS_IN_TABLE != 0 && in_peer_table(gc, Geometry(p[3] as u32), mac)
+        if p[3] & PEERS_IN_TABLE == 0 {
+            return false;
+        }
+        // More peers than fit inline: `p[1..3]` are the peer filter; a MAC whose bit is
+        // clear is no peer, without reading the table.
+        let b = peer_filter_bit(mac, gc.hash[0]);
+        let w = if b & 64 == 0 { p[1] } else { p[2] };
+        (w >> (b & 63)) & 1 != 0 && in_peer_table(gc, Geometry(p[3] as u32), mac)
     }
 }
 

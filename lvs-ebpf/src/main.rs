@@ -14,6 +14,8 @@
 //! BPF_PROG_TEST_RUN can explain a frame with the code the kernel runs.
 #![no_std]
 #![no_main]
+// `asm!` on bpf: the bounding `&` in parse.rs (`Pkt::ptr_at_walked`).
+#![feature(asm_experimental_arch)]
 
 mod counters;
 mod decide;

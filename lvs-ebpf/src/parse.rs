@@ -152,6 +152,13 @@ impl<const COUNT: bool> Pkt<'_, COUNT> {
         if off > MAX_OFF {
             return None;
         }
+        self.within(off)
+    }
+
+    /// A header of type `T` at `off` (known to be `<= MAX_OFF`) if it lies in the linear
+    /// data.
+    #[inline(always)]
+    fn within<T>(&self, off: usize) -> Option<*const T> {
         let (start, end) = self.linear();
         if start + off + size_of::<T>() > end {
             return None;
@@ -179,6 +186,27 @@ impl<const COUNT: bool> Pkt<'_, COUNT> {
     #[inline(always)]
     fn ptr_at<T>(&self, off: usize) -> Option<*const T> {
         self.in_linear(off)
+    }
+
+    /// [`Self::ptr_at`] for an offset an extension-header walk computed. The offset the
+    /// pointer is made from is bounded by construction: an `& MAX_OFF` written as inline
+    /// asm, which LLVM cannot drop (it is a no-op once `off <= MAX_OFF` is checked). LLVM
+    /// may check `off` on one register and add a copy filled from the stack, and Linux
+    /// 5.10's verifier carries no bound from a register to its copies (that came in 5.11),
+    /// so it would reject the load. (An empty asm barrier is no help: 5.10 rejects the
+    /// two line-info records at one instruction it leaves.)
+    #[inline(always)]
+    fn ptr_at_walked<T>(&self, off: usize) -> Option<*const T> {
+        if off > MAX_OFF {
+            return None;
+        }
+        const _: () = assert!(MAX_OFF == 0x3fff);
+        let mut o = off;
+        // SAFETY: one ALU instruction on a register: no memory access.
+        unsafe {
+            core::arch::asm!("{0} &= 0x3fff", inout(reg) o, options(pure, nomem, nostack, preserves_flags));
+        }
+        self.within(o)
     }
 }
 
@@ -262,7 +290,7 @@ fn l4_header_len(proto: u8) -> Option<usize> {
 /// The destination port when the packet carries one (first fragment, whole transport
 /// header inside the IP payload): `Ok((port, no_port))`, `Err` when parsing ends here.
 #[inline(always)]
-fn dport<const COUNT: bool>(
+fn dport<const COUNT: bool, const WALKED: bool>(
     p: &Pkt<COUNT>,
     proto: u8,
     l4: usize,
@@ -282,7 +310,12 @@ fn dport<const COUNT: bool>(
     const _: () = assert!(offset_of!(TcpHdr, dest) == 2);
     const _: () = assert!(offset_of!(UdpHdr, dst) == 2);
     const _: () = assert!(offset_of!(SctpHdr, dst) == 2);
-    let Some(ports) = p.ptr_at::<[u16; 2]>(l4) else {
+    let ports = if WALKED {
+        p.ptr_at_walked::<[u16; 2]>(l4)
+    } else {
+        p.ptr_at::<[u16; 2]>(l4)
+    };
+    let Some(ports) = ports else {
         return Err(Parsed::done(Reason::Nonlinear));
     };
     // SAFETY: bounds-checked just above.
@@ -317,7 +350,7 @@ fn parse_ipv4<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
     let proto = ip.proto as u8;
     // SAFETY: inside the fixed header.
     let daddr: u32 = unsafe { load(base.add(offset_of!(Ipv4Hdr, dst_addr))) };
-    match dport(p, proto, l3 + hlen, l3 + tot_len, fragment) {
+    match dport::<COUNT, false>(p, proto, l3 + hlen, l3 + tot_len, fragment) {
         Ok((port, no_port)) => Parsed::v4(v4_key(daddr, port, proto), no_port, mac),
         Err(p) => p,
     }
@@ -342,15 +375,18 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
     let Some(ip) = p.ptr_at::<Ipv6Hdr>(l3) else {
         return short_or_nonlinear(l3, Ipv6Hdr::LEN, len);
     };
-    // SAFETY: the fixed IPv6 header is in the linear data.
-    let ip = unsafe { &*ip };
-    if ip.version() != 6 {
+    let base = ip as *const u8;
+    // SAFETY (all): inside the fixed IPv6 header, which is in the linear data. One load
+    // per field (network-types' getters read bytes).
+    let first: u8 = unsafe { load(base) };
+    if first >> 4 != 6 {
         return Parsed::done(Reason::Malformed);
     }
-    let payload_len = usize::from(ip.payload_len());
-    let mut nexthdr = ip.next_hdr as u8;
-    let daddr = (ip as *const Ipv6Hdr as *const u8).wrapping_add(offset_of!(Ipv6Hdr, dst_addr));
-    // SAFETY: inside the fixed header.
+    let payload_len = usize::from(u16::from_be(unsafe {
+        load::<u16>(base.add(offset_of!(Ipv6Hdr, payload_len)))
+    }));
+    let mut nexthdr: u8 = unsafe { load(base.add(offset_of!(Ipv6Hdr, next_hdr))) };
+    let daddr = base.wrapping_add(offset_of!(Ipv6Hdr, dst_addr));
     let (w0, w1): (u64, u64) = unsafe { (load(daddr), load(daddr.add(8))) };
     // payload_len 0 with a hop-by-hop header is a jumbogram: its length is the skb's.
     let l3_end = if payload_len == 0 && nexthdr == NEXTHDR_HOP {
@@ -361,7 +397,20 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
     if l3_end > len {
         return Parsed::done(Reason::Malformed);
     }
-    let mut start = l3 + Ipv6Hdr::LEN;
+    let start = l3 + Ipv6Hdr::LEN;
+    // The common case, the transport header right after the fixed header, skips the
+    // walk: TCP, UDP and SCTP are no extension headers, so the walk would stop at once.
+    // Its own `dport` call: the walk's reads its header through `ptr_at_walked`.
+    if l4_header_len(nexthdr).is_some() {
+        return v6_parsed(
+            dport::<COUNT, false>(p, nexthdr, start, l3_end, false),
+            w0,
+            w1,
+            nexthdr,
+            mac,
+        );
+    }
+    let mut start = start;
     let mut fragment = false;
     // ipv6_find_hdr(skb, &off, -1, &fragoff, NULL)
     for _ in 0..MAX_EXT_HDRS {
@@ -415,8 +464,20 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
     if is_ext_hdr(nexthdr) && nexthdr != NEXTHDR_NONE {
         return Parsed::done(Reason::Malformed);
     }
-    match dport(p, nexthdr, start, l3_end, fragment) {
-        Ok((port, no_port)) => Parsed::v6(w0, w1, v6_tail(port, nexthdr), no_port, mac),
+    v6_parsed(
+        dport::<COUNT, true>(p, nexthdr, start, l3_end, fragment),
+        w0,
+        w1,
+        nexthdr,
+        mac,
+    )
+}
+
+/// The IPv6 result from the destination and the transport header's `dport` outcome.
+#[inline(always)]
+fn v6_parsed(l4: Result<(u16, u32), Parsed>, w0: u64, w1: u64, proto: u8, mac: u64) -> Parsed {
+    match l4 {
+        Ok((port, no_port)) => Parsed::v6(w0, w1, v6_tail(port, proto), no_port, mac),
         Err(p) => p,
     }
 }

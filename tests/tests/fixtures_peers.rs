@@ -1,7 +1,8 @@
 //! Packet fixtures, peers: frames from a peer director's MAC are never marked (both
 //! families, with IP options, VLAN tags, any-port VIPs; a MAC written with dashes; the
 //! group bit makes another MAC), and with 4 to 1,024 peers (inline and in the peer table,
-//! keys in their second bucket) every peer is found and no other MAC is.
+//! keys in their second bucket) every peer is found and no other MAC is; with more peers
+//! than fit inline, the peer filter spares most clients the peer-table bucket.
 
 use lvs_tests::{fixture::*, frames::*, harness::Loaded};
 
@@ -146,4 +147,48 @@ fn many_peers_are_never_marked() {
         let f = Frame::v4(mac(n - 1), SRC4, VIP4, IPPROTO_TCP, 1, 80).bytes();
         assert_eq!(dp.run(&f, 0).mark, 3);
     }
+}
+
+/// With more peers than fit inline, the control line's peer filter (128 bits) lets a
+/// client whose bit is clear skip the peer-table bucket: with 16 peers most clients
+/// never read `LVS_PEER_TABLE` (without the filter every one does), every client is
+/// marked, and a peer that is only in the table still reads it and stays unmarked.
+#[test]
+fn peer_filter_spares_most_clients_the_peer_table() {
+    use lvs_tests::bench::{insns, workload};
+    let probe =
+        insns::PathProbe::new(&workload::config(1, workload::Target::V4, 16)).expect("loading");
+    let frame = |mac: [u8; 6]| {
+        Frame::v4(
+            mac,
+            SRC4,
+            workload::TARGET_V4,
+            IPPROTO_TCP,
+            1,
+            workload::TARGET_V4_PORT,
+        )
+        .bytes()
+    };
+    let table = lvs_ebpf_common::map_names::PEER_TABLE;
+    let mut read = 0;
+    let clients = 64u8;
+    for i in 0..clients {
+        let (lookups, mark) = probe
+            .lookups(&frame([0x02, 0xcc, 0, 0, i, 1]))
+            .expect("interpreting");
+        assert_eq!(mark, workload::TARGET_V4_MARK, "client {i} unmarked");
+        read += usize::from(lookups.iter().any(|l| l == table));
+    }
+    // 16 peers set at most 16 of the 126 free bits: ~1 client in 8 reads the table.
+    assert!(
+        read < usize::from(clients) / 2,
+        "{read} of {clients} clients read the peer table"
+    );
+    // The last peer is not inline: the filter must pass it to the table.
+    let (lookups, mark) = probe.lookups(&frame(workload::peer_mac(15))).expect("peer");
+    assert_eq!(mark, 0, "peer 15 marked");
+    assert!(
+        lookups.iter().any(|l| l == table),
+        "peer 15 skipped the table: {lookups:?}"
+    );
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap as StdHashMap;
 use aya::maps::{HashMap, MapData, MapError};
 use lvs_ebpf_common::{
     GenControl, Geometry, KeepLine, MASK_CLASSES, MAX_NAME_LEN, MAX_PEERS, NO_PEER, PEERS_IN_TABLE,
-    PEERS_INLINE, VipInfo, VipKey, VipValue, mac_word, map_names,
+    PEERS_INLINE, VipInfo, VipKey, VipValue, mac_word, map_names, peer_filter,
 };
 
 use super::{MapSet, MappedTables, VipMaps, batched};
@@ -318,16 +318,17 @@ impl MapSet {
                 *w = mac_word(*m);
             }
         } else {
-            // The first three inline, all of them in the peer table.
+            // The first inline, the filter of all of them, all of them in the peer table.
             let pt = table::build_peers(&macs, t.hash, &params)
                 .map_err(failed(map_names::PEER_TABLE))?;
             let bp = table::generation_base(np, g);
             peers
                 .write(bp as usize, &pt.buckets)
                 .map_err(past(map_names::PEER_TABLE))?;
-            for (w, m) in gc.peers.iter_mut().zip(&macs[..PEERS_INLINE - 1]) {
-                *w = mac_word(*m);
-            }
+            gc.peers[0] = mac_word(macs[0]);
+            let [f0, f1] = peer_filter(macs.iter().map(|m| mac_word(*m)), t.hash[0]);
+            gc.peers[1] = f0;
+            gc.peers[2] = f1;
             gc.peers[PEERS_INLINE - 1] =
                 PEERS_IN_TABLE | u64::from(Geometry::new(bp, pt.log2, false).0);
         }

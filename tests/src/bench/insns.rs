@@ -572,6 +572,49 @@ fn program_insns(object: &[u8], program: &str, maps: &[KMap]) -> Result<Vec<bpf_
     Ok(f.instructions.clone())
 }
 
+/// The table datapath loaded with a config, for asking which maps its program reads on
+/// a frame: what a test asserts a path reads or skips.
+pub struct PathProbe {
+    _datapath: Datapath,
+    maps: Vec<KMap>,
+    prog: Vec<bpf_insn>,
+}
+
+impl PathProbe {
+    pub fn new(config: &lvs_loader::config::Config) -> Result<Self> {
+        let mut d = Datapath::load_variant(Dp::Table.variant()).context("loading")?;
+        d.maps.apply(config).context("installing the config")?;
+        let maps: Vec<KMap> = d
+            .maps
+            .ids()
+            .into_iter()
+            .map(|(n, id)| KMap::open(n, id))
+            .collect::<Result<_>>()?;
+        let prog = program_insns(
+            Dp::Table.variant().object(),
+            lvs_ebpf_common::PROGRAM_NAME,
+            &maps,
+        )?;
+        Ok(Self {
+            _datapath: d,
+            maps,
+            prog,
+        })
+    }
+
+    /// The map lookups (by name, in order) the program makes on `frame`, and the mark it
+    /// leaves.
+    pub fn lookups(&self, frame: &[u8]) -> Result<(Vec<String>, u32)> {
+        let vm = interpret(&self.prog, frame, &self.maps, 0)?;
+        let names = vm
+            .lookups
+            .iter()
+            .map(|&m| self.maps[m].name.clone())
+            .collect();
+        Ok((names, vm.mark))
+    }
+}
+
 /// Counts every scenario's path on both datapaths with `vips` VIPs and `peers` peers.
 pub fn run(vips: usize, peers: usize) -> Result<Results> {
     let mut paths = Vec::new();
