@@ -100,7 +100,7 @@ impl<'a> Section<'a> {
         let (b0, b1) = self.borrowed;
         let owned = match &mut self.owned {
             Some(owned) => owned,
-            None if (b0 == b1 || b1 == at) && self.src.get(at..at + s.len()) == Some(s) => {
+            None if (b0 == b1 || b1 == at) && verbatim_at(self.src, s, at) => {
                 self.borrowed = (if b0 == b1 { at } else { b0 }, at + s.len());
                 return;
             }
@@ -116,6 +116,15 @@ impl<'a> Section<'a> {
             self.owned = Some(String::new());
             self.segments = Vec::new();
         }
+    }
+}
+
+/// `s` is what `src` has at `at`: true at once for a token sliced from `src` there (no
+/// compare of its bytes).
+fn verbatim_at(src: &str, s: &str, at: usize) -> bool {
+    match src.get(at..at + s.len()) {
+        Some(f) => std::ptr::eq(f.as_ptr(), s.as_ptr()) || f == s,
+        None => false,
     }
 }
 

@@ -25,6 +25,7 @@ use crate::text;
 
 mod daemon;
 mod entries;
+mod simple;
 
 pub use daemon::MAX_DAEMON_INTERFACES;
 use entries::a;
@@ -85,9 +86,21 @@ fn parse_header(sec: &Section) -> Header {
     // The usual headers without a parse.
     let h = sec.header_text();
     if h.len() <= 16 {
-        match h.split_whitespace().collect::<String>().as_str() {
-            "[[vip]]" => return Header::ArrayTable(vec!["vip".into()]),
-            "[[peer]]" => return Header::ArrayTable(vec!["peer".into()]),
+        // Its characters other than (Unicode) whitespace, without allocating; a
+        // non-ASCII one matches neither.
+        let mut compact = [0u8; 16];
+        let mut len = 0;
+        for c in h.chars().filter(|c| !c.is_whitespace()) {
+            if !c.is_ascii() || len == compact.len() {
+                len = 0;
+                break;
+            }
+            compact[len] = c as u8;
+            len += 1;
+        }
+        match &compact[..len] {
+            b"[[vip]]" => return Header::ArrayTable(vec!["vip".into()]),
+            b"[[peer]]" => return Header::ArrayTable(vec!["peer".into()]),
             _ => {}
         }
     }
@@ -130,7 +143,7 @@ pub(super) struct Validator {
     peers_over: Option<usize>,
     /// Tables after the overflow, counted but not checked.
     unchecked_vips: usize,
-    seen_vips: HashMap<VipKey, Seen>,
+    seen_vips: HashMap<VipKey, Seen, crate::slots::VipHasher>,
     seen_peers: HashMap<[u8; 6], Seen>,
     /// Where the root section gave `peer = [...]` / `vip = [...]` (TOML forbids adding
     /// `[[peer]]` / `[[vip]]` tables to them).
@@ -200,20 +213,31 @@ impl Validator {
             self.unchecked_vips += 1;
             return;
         }
-        let label = entry.map_or_else(|| "toml".to_owned(), |(k, n)| format!("{}[{n}]", k.name()));
+        let label =
+            || entry.map_or_else(|| "toml".to_owned(), |(k, n)| format!("{}[{n}]", k.name()));
         if sec.too_large {
             self.problems.push(
                 sec.start,
-                label,
+                label(),
                 format!(
                     "this table has more than {MAX_TABLE_TOKENS} TOML tokens (keys, values, punctuation): split it; write long port lists as ranges (\"8000-8100\")"
                 ),
             );
             return;
         }
+        // The usual `[[vip]]` / `[[peer]]` table without toml's parser: the same checks
+        // on the same values.
+        if let Some((kind, n)) = entry
+            && self.inline(kind).is_none()
+            && let Some(fields) = simple::fields(sec.text(), kind)
+        {
+            return self.entry_fields(sec, kind, n, sec.start, |_| {
+                fields.each_ref().map(Option::as_ref)
+            });
+        }
         let (table, errors) = DeTable::parse_recoverable(sec.text());
         if !errors.is_empty() {
-            self.syntax_errors(sec, &label, &errors);
+            self.syntax_errors(sec, &label(), &errors);
             return;
         }
         let table = table.into_inner();
