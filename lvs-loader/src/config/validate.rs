@@ -79,6 +79,8 @@ fn key_name(k: &str) -> String {
 enum Header {
     Table(Vec<String>),
     ArrayTable(Vec<String>),
+    /// `[[vip]]` or `[[peer]]`: `ArrayTable(["vip"])`, without allocating.
+    Entry(Kind),
     Broken,
 }
 
@@ -99,8 +101,8 @@ fn parse_header(sec: &Section) -> Header {
             len += 1;
         }
         match &compact[..len] {
-            b"[[vip]]" => return Header::ArrayTable(vec!["vip".into()]),
-            b"[[peer]]" => return Header::ArrayTable(vec!["peer".into()]),
+            b"[[vip]]" => return Header::Entry(Kind::Vip),
+            b"[[peer]]" => return Header::Entry(Kind::Peer),
             _ => {}
         }
     }
@@ -159,6 +161,18 @@ pub(super) struct Validator {
 }
 
 impl Validator {
+    /// A validator for a config of `len` bytes, with room for the VIP entries it likely
+    /// holds (a `[[vip]]` table takes 30 bytes or more), so that a large config's
+    /// tables are not regrown and rehashed on the way.
+    pub fn for_text(len: usize) -> Self {
+        let n = (len / 32).min(MAX_VIPS as usize);
+        Self {
+            vips: Vec::with_capacity(n),
+            seen_vips: HashMap::with_capacity_and_hasher(n, Default::default()),
+            ..Self::default()
+        }
+    }
+
     fn inline(&mut self, kind: Kind) -> &mut Option<usize> {
         match kind {
             Kind::Peer => &mut self.inline_peer,
@@ -202,6 +216,7 @@ impl Validator {
         };
         // Which entry this section is, numbered even when it cannot be checked.
         let entry = match &header {
+            Header::Entry(k) => Some((*k, self.next_entry(*k))),
             Header::ArrayTable(p) if p.len() == 1 => {
                 Kind::from_key(&p[0]).map(|k| (k, self.next_entry(k)))
             }
@@ -245,9 +260,10 @@ impl Validator {
             self.root(sec, &table);
             return;
         }
-        let is_array = matches!(header, Header::ArrayTable(_));
+        let is_array = matches!(header, Header::ArrayTable(_) | Header::Entry(_));
         let path = match header {
             Header::Table(p) | Header::ArrayTable(p) => p,
+            Header::Entry(k) => vec![k.name().to_owned()],
             Header::Broken => {
                 return self.problems.push(
                     sec.start,
