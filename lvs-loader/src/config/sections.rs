@@ -139,6 +139,8 @@ pub(super) struct Sections<'a> {
     /// Take simple `key = value` lines whole ([`simple_line`]); off only to test that
     /// this changes nothing.
     lines: bool,
+    /// Lines taken whole so far.
+    whole_lines: usize,
 }
 
 impl<'a> Sections<'a> {
@@ -149,6 +151,7 @@ impl<'a> Sections<'a> {
             started: false,
             done: false,
             lines: true,
+            whole_lines: 0,
         }
     }
 }
@@ -288,6 +291,7 @@ impl<'a> Iterator for Sections<'a> {
                 sec.end = end;
                 line_start = false;
                 self.pos = end;
+                self.whole_lines += 1;
                 continue;
             }
             let rest = &self.src[self.pos..];
@@ -490,6 +494,13 @@ mod tests {
         for t in texts {
             assert_eq!(whole(t, true), whole(t, false), "{t:?}");
         }
+        // The lines of the usual tables are taken whole; the others are not.
+        let mut s = Sections::new(texts[0]);
+        assert_eq!(s.by_ref().count(), 3);
+        assert_eq!(s.whole_lines, 6);
+        let mut s = Sections::new(texts[1]);
+        assert_eq!(s.by_ref().count(), 1);
+        assert_eq!(s.whole_lines, 3, "a=1, b =2 and c= 3");
         // Across the token limit.
         let big = format!(
             "[[vip]]\n{}[[vip]]\na = 1\n",

@@ -158,6 +158,8 @@ pub(super) struct Validator {
     global_mask: Option<(u32, usize)>,
     /// Distinct masks other than 0xffffffff seen so far (the datapath's mask classes).
     masks: Vec<u32>,
+    /// Tables read by [`simple`], without toml's parser.
+    simple_tables: usize,
 }
 
 impl Validator {
@@ -246,6 +248,7 @@ impl Validator {
             && self.inline(kind).is_none()
             && let Some(fields) = simple::fields(sec.text(), kind)
         {
+            self.simple_tables += 1;
             return self.entry_fields(sec, kind, n, sec.start, |_| {
                 fields.each_ref().map(Option::as_ref)
             });

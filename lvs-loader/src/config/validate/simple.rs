@@ -248,6 +248,26 @@ mod tests {
         }
     }
 
+    /// The usual tables are read here, the others by toml, and the result is the same.
+    #[test]
+    fn usual_tables_are_read_without_toml() {
+        use crate::config::sections::Sections;
+        let text = "[[peer]]\nmac = \"02:50:00:00:00:01\"\n\n[[vip]]\naddress = \"10.0.0.1\"  # web\n  port = 80\nmark = 0x3\n[[vip]]\naddress = \"10.0.0.2\"\nport = [80, 443]\nmark = 3\n";
+        let mut v = super::super::Validator::default();
+        for s in Sections::new(text) {
+            v.section(&s);
+        }
+        assert_eq!(
+            v.simple_tables, 2,
+            "the peer and the first vip, not the port list"
+        );
+        let (peers, vips, _, problems) = v.finish();
+        assert!(problems.is_empty());
+        assert_eq!((peers.len(), vips.len()), (1, 3));
+        assert_eq!(vips[0].mark, 3);
+        assert_eq!(vips[2].port, Some(443));
+    }
+
     /// Anything else is left to toml: syntax errors, escapes, other types and forms,
     /// unknown or repeated keys, another header.
     #[test]
