@@ -6,9 +6,15 @@
 //! a huge config) does it take over a slot of a VIP this change removes, lowest first.
 //! Such a slot can only be reset after the flip, when its old VIP is no longer live.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashMap;
 
 use lvs_ebpf_common::VipKey;
+
+/// The hash of the maps keyed by VIP (a config has up to 131,072): foldhash, seeded per
+/// process.
+pub type VipHasher = foldhash::fast::RandomState;
+/// A set of VIP keys with [`VipHasher`].
+pub type VipKeySet<'a> = std::collections::HashSet<&'a VipKey, VipHasher>;
 
 /// Where a VIP's counter slot comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +41,8 @@ pub struct SlotPlan {
     pub vips: Vec<Planned>,
     /// Live VIPs that the new config no longer has.
     pub removed: usize,
+    /// Their slots, ascending.
+    pub removed_slots: Vec<u32>,
 }
 
 impl SlotPlan {
@@ -51,19 +59,28 @@ pub enum SlotError {
 
 /// Plans the slots of `wanted` (the new config's VIPs, without duplicates) given the
 /// live VIPs and their slots, with `capacity` slots in all.
-pub fn plan(
-    live: &HashMap<VipKey, u32>,
+pub fn plan<S: std::hash::BuildHasher>(
+    live: &HashMap<VipKey, u32, S>,
     wanted: &[VipKey],
     capacity: u32,
 ) -> Result<SlotPlan, SlotError> {
-    let used: BTreeSet<u32> = live.values().copied().collect();
-    let wanted_set: HashSet<&VipKey> = wanted.iter().collect();
-    let removed: BTreeSet<u32> = live
+    // Slots below `capacity` that a live VIP uses (the others are never handed out fresh).
+    let mut used = vec![false; capacity as usize];
+    for &i in live.values() {
+        if let Some(u) = used.get_mut(i as usize) {
+            *u = true;
+        }
+    }
+    let mut wanted_set = VipKeySet::with_capacity_and_hasher(wanted.len(), VipHasher::default());
+    wanted_set.extend(wanted);
+    let mut removed: Vec<u32> = live
         .iter()
         .filter(|(k, _)| !wanted_set.contains(k))
         .map(|(_, &i)| i)
         .collect();
-    let mut fresh = (0..capacity).filter(|i| !used.contains(i));
+    removed.sort_unstable();
+    removed.dedup();
+    let mut fresh = (0..capacity).filter(|&i| !used[i as usize]);
     let mut reusable = removed.iter().copied();
     let mut vips = Vec::with_capacity(wanted.len());
     for key in wanted {
@@ -91,11 +108,14 @@ pub fn plan(
     Ok(SlotPlan {
         vips,
         removed: removed.len(),
+        removed_slots: removed,
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn k(n: u8) -> VipKey {
@@ -130,6 +150,7 @@ mod tests {
             vec![(2, Slot::Kept), (3, Slot::Fresh), (0, Slot::Kept)]
         );
         assert_eq!(p.removed, 1);
+        assert_eq!(p.removed_slots, vec![1]);
         assert_eq!((p.count(Slot::Kept), p.count(Slot::Fresh)), (2, 1));
     }
 
@@ -142,6 +163,11 @@ mod tests {
             vec![(1, Slot::Fresh), (2, Slot::Fresh), (0, Slot::Reused)]
         );
         assert_eq!(p.removed, 2);
+        assert_eq!(
+            p.removed_slots,
+            vec![0, 3],
+            "the removed VIPs' slots, ascending"
+        );
         // Reused lowest first.
         let p = plan(&live(&[(1, 3), (2, 0)]), &[k(5), k(6), k(7), k(8)], 4).unwrap();
         assert_eq!(

@@ -3,7 +3,10 @@
 //! A config with problems is an error (exit 1): every problem is listed, as text on
 //! stderr or, with `--json`, as `{"error", "problems": [...]}` on stdout (`report.rs`).
 
-use std::path::PathBuf;
+use std::{
+    io::{BufWriter, Write as _},
+    path::PathBuf,
+};
 
 use anyhow::{Context as _, Result};
 use lvs_loader::{
@@ -62,20 +65,24 @@ impl Args {
             return Ok(());
         }
         // Names are validated printable (no controls, no bidi or invisible characters).
-        println!(
+        // One write per buffer, not per line (131,072 VIPs are 131,072 lines).
+        let mut out = BufWriter::new(std::io::stdout().lock());
+        writeln!(
+            out,
             "{file}: OK: {} VIP(s), {} peer(s)",
             c.vips.len(),
             c.peers.len()
-        );
+        )?;
         for p in &c.peers {
-            println!(
+            writeln!(
+                out,
                 "  peer {}{}",
                 format_mac(&p.mac),
                 p.name
                     .as_ref()
                     .map(|n| format!(" ({n})"))
                     .unwrap_or_default()
-            );
+            )?;
         }
         for v in &c.vips {
             // `0x3`, or `0x3/0xff` with a partial mask (iptables' --set-xmark notation).
@@ -84,7 +91,8 @@ impl Args {
             } else {
                 format!("/{:#x}", v.mark_mask)
             };
-            println!(
+            writeln!(
+                out,
                 "  vip  {:<40} mark {:#x}{mask}{}",
                 config::format_endpoint(v.address, v.port, v.protocol),
                 v.mark,
@@ -92,8 +100,9 @@ impl Args {
                     .as_ref()
                     .map(|n| format!("  ({n})"))
                     .unwrap_or_default()
-            );
+            )?;
         }
+        out.flush()?;
         Ok(())
     }
 }

@@ -80,12 +80,10 @@ impl fmt::Display for Protocol {
 impl FromStr for Protocol {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        match s.to_ascii_lowercase().as_str() {
-            "tcp" => Ok(Self::Tcp),
-            "udp" => Ok(Self::Udp),
-            "sctp" => Ok(Self::Sctp),
-            _ => Err(()),
-        }
+        [Self::Tcp, Self::Udp, Self::Sctp]
+            .into_iter()
+            .find(|p| s.eq_ignore_ascii_case(p.as_str()))
+            .ok_or(())
     }
 }
 
@@ -271,7 +269,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
 
 /// [`parse`], with the `[daemon]` table.
 pub fn parse_full(text: &str, file: &str) -> Result<(Config, Daemon), ConfigError> {
-    let mut v = validate::Validator::default();
+    let mut v = validate::Validator::for_text(text.len());
     for section in sections::Sections::new(text) {
         if v.problems.is_full() {
             v.problems.stop_at(section.start);

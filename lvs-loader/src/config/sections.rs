@@ -100,7 +100,7 @@ impl<'a> Section<'a> {
         let (b0, b1) = self.borrowed;
         let owned = match &mut self.owned {
             Some(owned) => owned,
-            None if (b0 == b1 || b1 == at) && self.src.get(at..at + s.len()) == Some(s) => {
+            None if (b0 == b1 || b1 == at) && verbatim_at(self.src, s, at) => {
                 self.borrowed = (if b0 == b1 { at } else { b0 }, at + s.len());
                 return;
             }
@@ -119,12 +119,28 @@ impl<'a> Section<'a> {
     }
 }
 
+/// `s` is what `src` has at `at`: true at once for a token sliced from `src` there (no
+/// compare of its bytes).
+fn verbatim_at(src: &str, s: &str, at: usize) -> bool {
+    match src.as_bytes().get(at..at + s.len()) {
+        // A separator (" ", "\n"): one byte, no call to memcmp.
+        Some(&[f]) => s.as_bytes() == [f],
+        Some(f) => std::ptr::eq(f.as_ptr(), s.as_ptr()) || f == s.as_bytes(),
+        None => false,
+    }
+}
+
 /// The sections of `src`, in file order; the first is the root section (possibly empty).
 pub(super) struct Sections<'a> {
     src: &'a str,
     pos: usize,
     started: bool,
     done: bool,
+    /// Take simple `key = value` lines whole ([`simple_line`]); off only to test that
+    /// this changes nothing.
+    lines: bool,
+    /// Lines taken whole so far.
+    whole_lines: usize,
 }
 
 impl<'a> Sections<'a> {
@@ -134,8 +150,58 @@ impl<'a> Sections<'a> {
             pos: 0,
             started: false,
             done: false,
+            lines: true,
+            whole_lines: 0,
         }
     }
+}
+
+/// Where the token of toml's lexer that starts at `i` ends, when it is an atom (a bare
+/// key or an unquoted value) of ASCII letters and digits and `extra` bytes only.
+fn atom_end(b: &[u8], mut i: usize, extra: &[u8]) -> Option<usize> {
+    /// What ends an atom in toml's lexer.
+    const TOKEN_START: &[u8] = b".=,[]{} \t#\r\n";
+    let start = i;
+    while let Some(&c) = b.get(i)
+        && !TOKEN_START.contains(&c)
+    {
+        if !c.is_ascii_alphanumeric() && !extra.contains(&c) {
+            return None;
+        }
+        i += 1;
+    }
+    (i > start).then_some(i)
+}
+
+/// A `key = value` at `i` that toml's lexer reads as three tokens (key, `=`, value)
+/// separated by nothing or one space each: where it ends. The key is bare, the value an
+/// atom of letters and digits (`80`, `0x3`) or a basic string of printable ASCII without
+/// escapes. Walking it token by token pushes exactly these bytes, so it is taken whole.
+fn simple_line(b: &[u8], i: usize) -> Option<usize> {
+    let mut i = atom_end(b, i, b"_-")?;
+    if b.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    if b.get(i) != Some(&b'=') {
+        return None;
+    }
+    i += 1;
+    if b.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    if b.get(i) != Some(&b'"') {
+        return atom_end(b, i, b"");
+    }
+    i += 1;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => return Some(i + 1),
+            b'\\' => return None,
+            0x20..=0x7e => i += 1,
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Skips spaces, tabs, newlines and comments from `i`. Returns where they end and where
@@ -209,6 +275,24 @@ impl<'a> Iterator for Sections<'a> {
             if self.pos >= b.len() {
                 self.done = true;
                 break;
+            }
+            if self.lines
+                && line_start
+                && depth == 0
+                && sec.tokens + 3 <= MAX_TABLE_TOKENS
+                && let Some(end) = simple_line(b, self.pos)
+            {
+                // Its three tokens and the spaces between them, as the loop below would
+                // push them one by one.
+                sec.push(&self.src[self.pos..end], self.pos);
+                for _ in 0..3 {
+                    sec.count_token();
+                }
+                sec.end = end;
+                line_start = false;
+                self.pos = end;
+                self.whole_lines += 1;
+                continue;
             }
             let rest = &self.src[self.pos..];
             let Some(token) = Source::new(rest).lex().next() else {
@@ -356,6 +440,78 @@ mod tests {
         let s: Vec<Section> = Sections::new(&big).collect();
         assert!(s[1].too_large && s[1].text().is_empty());
         assert_eq!(s.len(), 3, "the next header still starts a section");
+    }
+
+    /// Everything a section holds, to compare two cuts.
+    #[allow(clippy::type_complexity)]
+    fn whole(
+        src: &str,
+        lines: bool,
+    ) -> Vec<(
+        usize,
+        bool,
+        String,
+        Vec<(usize, usize)>,
+        usize,
+        usize,
+        bool,
+        Vec<usize>,
+    )> {
+        let mut s = Sections::new(src);
+        s.lines = lines;
+        s.map(|s| {
+            (
+                s.start,
+                s.header,
+                s.text().to_owned(),
+                s.segments.clone(),
+                s.end,
+                s.tokens,
+                s.too_large,
+                s.stray_boms.clone(),
+            )
+        })
+        .collect()
+    }
+
+    /// Taking `key = value` lines whole cuts every text exactly as token by token does.
+    #[test]
+    fn simple_lines_cut_as_token_by_token() {
+        let texts = [
+            "[[peer]]\nmac = \"02:50:00:00:00:00\"\n[[vip]]\naddress = \"10.0.0.1\"\nport = 80\nprotocol = \"tcp\"\nmark = 0x1000\nname = \"target-v4\"\n",
+            "a=1\nb =2\nc= 3\nd  = 4\ne =  5\nf\t= 6\ng =\t7\n",
+            "a = 1 # c\nb = \"x\" # d\r\nc = \"y\"\r\n  d = 1\n\n\ne = 2",
+            "a = \"#[]{}=,.\"\nb = \"\\\"\"\nc = \"\\u0041\"\nd = \"x\ny\"\ne = \"\u{e9}\"\nf = \"\t\"\n",
+            "a = \"unterminated\nb = 1\n[x]\nc = \"a\" \"b\"\nd = 1 2\n",
+            "port = [80, 443]\nm = {a = 1}\nx.y = 1\n\"q\" = 1\na = 1.5\nb = 80-90\nc = 1979-05-27\nd = +1\ne = -1\nf = 1_000\ng = true\n",
+            "a = [\nb = 1,\n]\n[[vip]]\n[y]\nk = 1\n[[vip]] # h\nk = 1\n[ [vip] ]\nk=1",
+            "\u{feff}a = 1\n\u{feff}b = 2\n",
+            "a = 1\rb = 2\n",
+            "a = 1 # \u{1}\nb = 2\n",
+            "k = v\nk=\nk =\n= 1\nk\n",
+            "",
+        ];
+        for t in texts {
+            assert_eq!(whole(t, true), whole(t, false), "{t:?}");
+        }
+        // The lines of the usual tables are taken whole; the others are not.
+        let mut s = Sections::new(texts[0]);
+        assert_eq!(s.by_ref().count(), 3);
+        assert_eq!(s.whole_lines, 6);
+        let mut s = Sections::new(texts[1]);
+        assert_eq!(s.by_ref().count(), 1);
+        assert_eq!(s.whole_lines, 3, "a=1, b =2 and c= 3");
+        // Across the token limit.
+        let big = format!(
+            "[[vip]]\n{}[[vip]]\na = 1\n",
+            "a = 1\n".repeat(MAX_TABLE_TOKENS / 3 + 2)
+        );
+        assert_eq!(whole(&big, true), whole(&big, false));
+        let edge = format!(
+            "[[vip]]\n{}a = 1\n",
+            "a = 1\n".repeat(MAX_TABLE_TOKENS / 3 - 1)
+        );
+        assert_eq!(whole(&edge, true), whole(&edge, false));
     }
 
     #[test]

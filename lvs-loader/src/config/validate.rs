@@ -25,6 +25,7 @@ use crate::text;
 
 mod daemon;
 mod entries;
+mod simple;
 
 pub use daemon::MAX_DAEMON_INTERFACES;
 use entries::a;
@@ -78,6 +79,8 @@ fn key_name(k: &str) -> String {
 enum Header {
     Table(Vec<String>),
     ArrayTable(Vec<String>),
+    /// `[[vip]]` or `[[peer]]`: `ArrayTable(["vip"])`, without allocating.
+    Entry(Kind),
     Broken,
 }
 
@@ -85,9 +88,21 @@ fn parse_header(sec: &Section) -> Header {
     // The usual headers without a parse.
     let h = sec.header_text();
     if h.len() <= 16 {
-        match h.split_whitespace().collect::<String>().as_str() {
-            "[[vip]]" => return Header::ArrayTable(vec!["vip".into()]),
-            "[[peer]]" => return Header::ArrayTable(vec!["peer".into()]),
+        // Its characters other than (Unicode) whitespace, without allocating; a
+        // non-ASCII one matches neither.
+        let mut compact = [0u8; 16];
+        let mut len = 0;
+        for c in h.chars().filter(|c| !c.is_whitespace()) {
+            if !c.is_ascii() || len == compact.len() {
+                len = 0;
+                break;
+            }
+            compact[len] = c as u8;
+            len += 1;
+        }
+        match &compact[..len] {
+            b"[[vip]]" => return Header::Entry(Kind::Vip),
+            b"[[peer]]" => return Header::Entry(Kind::Peer),
             _ => {}
         }
     }
@@ -130,7 +145,7 @@ pub(super) struct Validator {
     peers_over: Option<usize>,
     /// Tables after the overflow, counted but not checked.
     unchecked_vips: usize,
-    seen_vips: HashMap<VipKey, Seen>,
+    seen_vips: HashMap<VipKey, Seen, crate::slots::VipHasher>,
     seen_peers: HashMap<[u8; 6], Seen>,
     /// Where the root section gave `peer = [...]` / `vip = [...]` (TOML forbids adding
     /// `[[peer]]` / `[[vip]]` tables to them).
@@ -143,9 +158,23 @@ pub(super) struct Validator {
     global_mask: Option<(u32, usize)>,
     /// Distinct masks other than 0xffffffff seen so far (the datapath's mask classes).
     masks: Vec<u32>,
+    /// Tables read by [`simple`], without toml's parser.
+    simple_tables: usize,
 }
 
 impl Validator {
+    /// A validator for a config of `len` bytes, with room for the VIP entries it likely
+    /// holds (a `[[vip]]` table takes 30 bytes or more), so that a large config's
+    /// tables are not regrown and rehashed on the way.
+    pub fn for_text(len: usize) -> Self {
+        let n = (len / 32).min(MAX_VIPS as usize);
+        Self {
+            vips: Vec::with_capacity(n),
+            seen_vips: HashMap::with_capacity_and_hasher(n, Default::default()),
+            ..Self::default()
+        }
+    }
+
     fn inline(&mut self, kind: Kind) -> &mut Option<usize> {
         match kind {
             Kind::Peer => &mut self.inline_peer,
@@ -189,6 +218,7 @@ impl Validator {
         };
         // Which entry this section is, numbered even when it cannot be checked.
         let entry = match &header {
+            Header::Entry(k) => Some((*k, self.next_entry(*k))),
             Header::ArrayTable(p) if p.len() == 1 => {
                 Kind::from_key(&p[0]).map(|k| (k, self.next_entry(k)))
             }
@@ -200,20 +230,32 @@ impl Validator {
             self.unchecked_vips += 1;
             return;
         }
-        let label = entry.map_or_else(|| "toml".to_owned(), |(k, n)| format!("{}[{n}]", k.name()));
+        let label =
+            || entry.map_or_else(|| "toml".to_owned(), |(k, n)| format!("{}[{n}]", k.name()));
         if sec.too_large {
             self.problems.push(
                 sec.start,
-                label,
+                label(),
                 format!(
                     "this table has more than {MAX_TABLE_TOKENS} TOML tokens (keys, values, punctuation): split it; write long port lists as ranges (\"8000-8100\")"
                 ),
             );
             return;
         }
+        // The usual `[[vip]]` / `[[peer]]` table without toml's parser: the same checks
+        // on the same values.
+        if let Some((kind, n)) = entry
+            && self.inline(kind).is_none()
+            && let Some(fields) = simple::fields(sec.text(), kind)
+        {
+            self.simple_tables += 1;
+            return self.entry_fields(sec, kind, n, sec.start, |_| {
+                fields.each_ref().map(Option::as_ref)
+            });
+        }
         let (table, errors) = DeTable::parse_recoverable(sec.text());
         if !errors.is_empty() {
-            self.syntax_errors(sec, &label, &errors);
+            self.syntax_errors(sec, &label(), &errors);
             return;
         }
         let table = table.into_inner();
@@ -221,9 +263,10 @@ impl Validator {
             self.root(sec, &table);
             return;
         }
-        let is_array = matches!(header, Header::ArrayTable(_));
+        let is_array = matches!(header, Header::ArrayTable(_) | Header::Entry(_));
         let path = match header {
             Header::Table(p) | Header::ArrayTable(p) => p,
+            Header::Entry(k) => vec![k.name().to_owned()],
             Header::Broken => {
                 return self.problems.push(
                     sec.start,

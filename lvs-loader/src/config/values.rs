@@ -3,7 +3,10 @@
 //! Every message that repeats what the file said does so through [`quote`]: escaped and
 //! cut at [`text::EXCERPT_CHARS`] characters.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::{
+    fmt::Display,
+    net::{IpAddr, Ipv4Addr},
+};
 
 use lvs_ebpf_common::MAX_NAME_LEN;
 
@@ -11,7 +14,17 @@ use crate::text;
 
 /// `"..."`: an escaped, bounded excerpt of a value from the file, for messages.
 pub(super) fn quote(s: &str) -> String {
-    format!("\"{}\"", text::excerpt(s, text::EXCERPT_CHARS))
+    Quoted(s).to_string()
+}
+
+/// [`quote`] as a `Display`: made only when a message is.
+#[derive(Clone, Copy)]
+struct Quoted<'a>(&'a str);
+
+impl Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{}\"", text::excerpt(self.0, text::EXCERPT_CHARS))
+    }
 }
 
 /// `00:0C:29:57:88:CE` or `00-0c-29-57-88-ce`.
@@ -67,7 +80,7 @@ pub fn format_mac(mac: &[u8; 6]) -> String {
 /// address no client sends to: ambiguous, so the message asks for the IPv4 form) and the
 /// deprecated IPv4-compatible `::a.b.c.d`.
 pub(super) fn parse_address(s: &str) -> Result<IpAddr, String> {
-    let q = quote(s);
+    let q = Quoted(s);
     let addr: IpAddr = s.trim().parse().map_err(|_| {
         if s.contains(':') {
             format!("{q} is not a valid IPv6 address")
@@ -121,7 +134,7 @@ pub(super) fn parse_address(s: &str) -> Result<IpAddr, String> {
 /// An inclusive port range from a string `"FIRST-LAST"`, FIRST < LAST (as iptables'
 /// `-m multiport --dports FIRST:LAST` requires).
 pub(super) fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
-    let q = quote(s);
+    let q = Quoted(s);
     let Some((a, b)) = s.split_once('-') else {
         if let Some((a, b)) = s.split_once(':') {
             return Err(format!(
@@ -140,8 +153,8 @@ pub(super) fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
             "{q} is not a port range: expected \"FIRST-LAST\", e.g. \"8000-8100\""
         ));
     };
-    let first = range_end(a, &q)?;
-    let last = range_end(b, &q)?;
+    let first = range_end(a, q)?;
+    let last = range_end(b, q)?;
     if first >= last {
         return Err(format!(
             "{q}: a range needs FIRST < LAST (like iptables' multiport); write a single port as a number"
@@ -150,7 +163,7 @@ pub(super) fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     Ok((first, last))
 }
 
-fn range_end(s: &str, q: &str) -> Result<u16, String> {
+fn range_end(s: &str, q: Quoted<'_>) -> Result<u16, String> {
     if s.is_empty() || s.len() > 5 || !s.bytes().all(|c| c.is_ascii_digit()) {
         return Err(format!(
             "{q} is not a port range: expected \"FIRST-LAST\" with two numbers, e.g. \"8000-8100\""
@@ -165,31 +178,31 @@ fn range_end(s: &str, q: &str) -> Result<u16, String> {
 }
 
 /// A single port from an integer.
-pub(super) fn port_number(n: Option<i128>, literal: &str) -> Result<u16, String> {
+pub(super) fn port_number(n: Option<i128>, literal: &dyn Display) -> Result<u16, String> {
     match n {
         Some(p @ 1..=65535) => Ok(p as u16),
         _ => Err(format!(
             "{} is not a port in 1-65535 (omit `port` to cover every port)",
-            text::excerpt(literal, 24)
+            text::excerpt(&literal.to_string(), 24)
         )),
     }
 }
 
 /// A mark from an integer.
-pub(super) fn mark_number(n: Option<i128>, literal: &str) -> Result<u32, String> {
+pub(super) fn mark_number(n: Option<i128>, literal: &dyn Display) -> Result<u32, String> {
     match n {
         Some(0) => Err("must not be 0 (0 means \"unmarked\" to keepalived and IPVS)".into()),
         Some(m @ 1..=0xffff_ffff) => Ok(m as u32),
         _ => Err(format!(
             "{} is outside 1-0xffffffff",
-            text::excerpt(literal, 24)
+            text::excerpt(&literal.to_string(), 24)
         )),
     }
 }
 
 /// A `mark_mask` from an integer: the bits of `skb->mark` lvs-ebpf owns (xt_MARK's
 /// mask). 0 would leave it nothing to set.
-pub(super) fn mask_number(n: Option<i128>, literal: &str) -> Result<u32, String> {
+pub(super) fn mask_number(n: Option<i128>, literal: &dyn Display) -> Result<u32, String> {
     match n {
         Some(0) => Err(
             "must not be 0 (no bit of the mark would be lvs-ebpf's; omit it for all 32 bits)"
@@ -198,7 +211,7 @@ pub(super) fn mask_number(n: Option<i128>, literal: &str) -> Result<u32, String>
         Some(m @ 1..=0xffff_ffff) => Ok(m as u32),
         _ => Err(format!(
             "{} is outside 0x1-0xffffffff",
-            text::excerpt(literal, 24)
+            text::excerpt(&literal.to_string(), 24)
         )),
     }
 }
@@ -257,15 +270,15 @@ mod tests {
 
     #[test]
     fn numbers() {
-        assert_eq!(port_number(Some(1), "1"), Ok(1));
-        assert_eq!(port_number(Some(65535), "65535"), Ok(65535));
-        assert!(port_number(Some(0), "0").is_err());
-        assert!(port_number(Some(65536), "65536").is_err());
-        assert!(port_number(None, "9999999999999999999999999999999999999999").is_err());
-        assert_eq!(mark_number(Some(1), "1"), Ok(1));
-        assert_eq!(mark_number(Some(0xffff_ffff), "x"), Ok(u32::MAX));
-        assert!(mark_number(Some(0x1_0000_0000), "x").is_err());
-        assert!(mark_number(Some(-1), "-1").is_err());
+        assert_eq!(port_number(Some(1), &"1"), Ok(1));
+        assert_eq!(port_number(Some(65535), &"65535"), Ok(65535));
+        assert!(port_number(Some(0), &"0").is_err());
+        assert!(port_number(Some(65536), &"65536").is_err());
+        assert!(port_number(None, &"9999999999999999999999999999999999999999").is_err());
+        assert_eq!(mark_number(Some(1), &"1"), Ok(1));
+        assert_eq!(mark_number(Some(0xffff_ffff), &"x"), Ok(u32::MAX));
+        assert!(mark_number(Some(0x1_0000_0000), &"x").is_err());
+        assert!(mark_number(Some(-1), &"-1").is_err());
     }
 
     #[test]

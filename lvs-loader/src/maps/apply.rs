@@ -73,11 +73,10 @@ impl MapSet {
         let live = self.active_generation()?;
         let standby = live ^ 1;
 
-        let live_vips: StdHashMap<VipKey, u32> = self
-            .vip_entries(live)?
-            .into_iter()
-            .map(|(k, v)| (k, v.index))
-            .collect();
+        let live_entries = self.vip_entries(live)?;
+        let mut live_vips: StdHashMap<VipKey, u32, slots::VipHasher> =
+            StdHashMap::with_capacity_and_hasher(live_entries.len(), Default::default());
+        live_vips.extend(live_entries.into_iter().map(|(k, v)| (k, v.index)));
         let new_keys: Vec<VipKey> = config.vips.iter().map(|v| v.key()).collect();
         let plan = slots::plan(&live_vips, &new_keys, capacity).map_err(|e| Error::Map {
             map: map_names::VIP_STATS,
@@ -210,13 +209,7 @@ impl MapSet {
         // 6. The counts of removed VIPs move to the retired slot (so totals never go
         // backwards), then slots taken over from removed VIPs start counting for their
         // new VIP.
-        let wanted: std::collections::HashSet<&VipKey> = new_keys.iter().collect();
-        let removed: Vec<u32> = live_vips
-            .iter()
-            .filter(|(k, _)| !wanted.contains(k))
-            .map(|(_, &i)| i)
-            .collect();
-        self.retire_slots(&removed)?;
+        self.retire_slots(&plan.removed_slots)?;
         self.finish_post_flip(&post_flip)?;
         self.fresh = false;
         Ok(report)

@@ -83,7 +83,7 @@ impl Validator {
     fn daemon_interfaces(&mut self, sec: &Section, v: &Value<'_>) {
         let field = "daemon.interfaces";
         let DeValue::Array(items) = v.get_ref() else {
-            return self.type_error(sec, v, field, EXAMPLE, v.get_ref());
+            return self.type_error(sec, v, field, EXAMPLE);
         };
         if items.len() > MAX_DAEMON_INTERFACES {
             return self.problems.push(
@@ -99,7 +99,7 @@ impl Validator {
         for (i, item) in items.iter().enumerate() {
             let f = format!("{field}[{}]", i + 1);
             let at = sec.file_offset(item.span().start);
-            let Some(s) = self.string(sec, item, &f, "an interface name (\"eth0\")") else {
+            let Some(s) = self.string(sec, item, f.as_str(), "an interface name (\"eth0\")") else {
                 continue;
             };
             match IfName::new(s) {

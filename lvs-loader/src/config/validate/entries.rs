@@ -1,6 +1,8 @@
 //! The fields of one `[[peer]]` or `[[vip]]` table: known keys, types, values, and the
 //! expansion of a VIP's port list or range into one map entry per port.
 
+use std::{collections::hash_map::Entry, fmt};
+
 use lvs_ebpf_common::{MASK_CLASSES, MAX_PEERS, MAX_VIPS};
 use toml::de::{DeTable, DeValue};
 
@@ -24,16 +26,83 @@ pub(super) fn a(v: &DeValue<'_>) -> &'static str {
     }
 }
 
-/// The value of a TOML integer, `None` when it does not fit in an i128.
-fn integer(v: &DeValue<'_>) -> Option<(Option<i128>, String)> {
-    match v {
-        DeValue::Integer(i) => Some((
-            i128::from_str_radix(i.as_str(), i.radix()).ok(),
-            i.to_string(),
-        )),
-        _ => None,
+/// A field's value as the checks see it: toml's (any table) or that of a
+/// [simple](super::simple) table, which was read without toml and holds strings and
+/// integers only.
+pub(super) trait FieldValue: Sized {
+    /// Where the value starts in its section's text.
+    fn start(&self) -> usize;
+    fn as_str(&self) -> Option<&str>;
+    /// The value of an integer (`None` when it does not fit in an i128) and its literal
+    /// (for messages).
+    fn integer(&self) -> Option<(Option<i128>, &dyn fmt::Display)>;
+    /// The items of an array.
+    fn items(&self) -> Option<&[Self]>;
+    /// An array or a table.
+    fn is_container(&self) -> bool;
+    /// "a string", "an integer", ...
+    fn a(&self) -> &'static str;
+}
+
+impl FieldValue for Value<'_> {
+    fn start(&self) -> usize {
+        self.span().start
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self.get_ref() {
+            DeValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn integer(&self) -> Option<(Option<i128>, &dyn fmt::Display)> {
+        match self.get_ref() {
+            DeValue::Integer(i) => Some((i128::from_str_radix(i.as_str(), i.radix()).ok(), i)),
+            _ => None,
+        }
+    }
+
+    fn items(&self) -> Option<&[Self]> {
+        match self.get_ref() {
+            DeValue::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    fn is_container(&self) -> bool {
+        matches!(self.get_ref(), DeValue::Array(_) | DeValue::Table(_))
+    }
+
+    fn a(&self) -> &'static str {
+        a(self.get_ref())
     }
 }
+
+/// A field of a numbered table (`vip[3].mark`), formatted only when a problem names it
+/// (a config of 131,072 VIPs would otherwise format a million field names it never
+/// shows).
+#[derive(Clone, Copy)]
+pub(super) struct EntryField {
+    kind: Kind,
+    n: usize,
+    key: &'static str,
+}
+
+impl fmt::Display for EntryField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}].{}", self.kind.name(), self.n, self.key)
+    }
+}
+
+/// A field name for messages: a `&str` or an [`EntryField`].
+pub(super) trait FieldName: fmt::Display + Copy {}
+impl FieldName for &str {}
+impl FieldName for EntryField {}
+
+/// The keys of a `[[peer]]` and of a `[[vip]]` table, in the order the checks take them.
+pub(super) const PEER_KEYS: [&str; 2] = ["mac", "name"];
+pub(super) const VIP_KEYS: [&str; 6] = ["address", "port", "protocol", "mark", "mark_mask", "name"];
 
 const ELEMENT: &str = "a port (80) or a range (\"8000-8100\")";
 
@@ -52,9 +121,38 @@ impl Validator {
         t: &DeTable<'_>,
         at: usize,
     ) {
+        self.entry_fields(sec, kind, n, at, |v| match kind {
+            Kind::Peer => {
+                let [mac, name] = v.fields(sec, kind, n, t, PEER_KEYS);
+                [mac, name, None, None, None, None]
+            }
+            Kind::Vip => v.fields(sec, kind, n, t, VIP_KEYS),
+        });
+    }
+
+    /// Checks table `n` of `kind`; `fields` reads its known fields (in [`PEER_KEYS`] or
+    /// [`VIP_KEYS`] order) and reports the unknown ones, unless the table is one too many.
+    pub(super) fn entry_fields<'v, V: FieldValue + 'v>(
+        &mut self,
+        sec: &Section,
+        kind: Kind,
+        n: usize,
+        at: usize,
+        fields: impl FnOnce(&mut Self) -> [Option<&'v V>; 6],
+    ) {
         match kind {
-            Kind::Peer => self.peer(sec, n, t, at),
-            Kind::Vip => self.vip(sec, n, t, at),
+            Kind::Peer => {
+                if n > MAX_PEERS as usize {
+                    self.peers_over.get_or_insert(at);
+                    return;
+                }
+                let [mac, name, ..] = fields(self);
+                self.peer(sec, n, [mac, name], at);
+            }
+            Kind::Vip => {
+                let f = fields(self);
+                self.vip(sec, n, f, at);
+            }
         }
     }
 
@@ -81,77 +179,89 @@ impl Validator {
         out
     }
 
-    fn missing(&mut self, at: usize, field: String, example: &str) {
-        self.problems
-            .push(at, field, format!("missing (required), e.g. {example}"));
+    fn missing(&mut self, at: usize, field: impl FieldName, example: &str) {
+        self.problems.push(
+            at,
+            field.to_string(),
+            format!("missing (required), e.g. {example}"),
+        );
     }
 
     /// A string value, or a type error.
     pub(super) fn string<'v>(
         &mut self,
         sec: &Section,
-        v: &'v Value<'_>,
-        field: &str,
+        v: &'v impl FieldValue,
+        field: impl FieldName,
         example: &str,
     ) -> Option<&'v str> {
-        match v.get_ref() {
-            DeValue::String(s) => Some(s),
-            other => {
-                self.type_error(sec, v, field, example, other);
-                None
-            }
+        let s = v.as_str();
+        if s.is_none() {
+            self.type_error(sec, v, field, example);
         }
+        s
     }
 
     pub(super) fn type_error(
         &mut self,
         sec: &Section,
-        v: &Value<'_>,
-        field: &str,
+        v: &impl FieldValue,
+        field: impl FieldName,
         expected: &str,
-        found: &DeValue<'_>,
     ) {
         self.problems.push(
-            sec.file_offset(v.span().start),
-            field,
-            format!("expected {expected}, found {}", a(found)),
+            sec.file_offset(v.start()),
+            field.to_string(),
+            format!("expected {expected}, found {}", v.a()),
         );
     }
 
-    fn name(&mut self, sec: &Section, v: Option<&Value<'_>>, field: &str) -> Option<String> {
+    fn name(
+        &mut self,
+        sec: &Section,
+        v: Option<&impl FieldValue>,
+        field: impl FieldName,
+    ) -> Option<String> {
         let v = v?;
         let s = self.string(sec, v, field, "a string (name = \"web\")")?;
         match values::check_name(s) {
             Ok(()) => Some(s.to_owned()),
             Err(msg) => {
                 self.problems
-                    .push(sec.file_offset(v.span().start), field, msg);
+                    .push(sec.file_offset(v.start()), field.to_string(), msg);
                 None
             }
         }
     }
 
-    fn peer(&mut self, sec: &Section, n: usize, t: &DeTable<'_>, at: usize) {
-        if n > MAX_PEERS as usize {
-            self.peers_over.get_or_insert(at);
-            return;
-        }
-        let [mac, name] = self.fields(sec, Kind::Peer, n, t, ["mac", "name"]);
-        let name = self.name(sec, name, &format!("peer[{n}].name"));
-        let field = format!("peer[{n}].mac");
+    /// A `[[peer]]` table's known fields, in [`PEER_KEYS`] order.
+    fn peer<V: FieldValue>(
+        &mut self,
+        sec: &Section,
+        n: usize,
+        [mac, name]: [Option<&V>; 2],
+        at: usize,
+    ) {
+        let f = |key| EntryField {
+            kind: Kind::Peer,
+            n,
+            key,
+        };
+        let name = self.name(sec, name, f("name"));
+        let field = f("mac");
         let Some(v) = mac else {
             return self.missing(at, field, "mac = \"00:0C:29:57:88:CE\"");
         };
-        let Some(s) = self.string(sec, v, &field, "a string (mac = \"00:0C:29:57:88:CE\")") else {
+        let Some(s) = self.string(sec, v, field, "a string (mac = \"00:0C:29:57:88:CE\")") else {
             return;
         };
-        let at = sec.file_offset(v.span().start);
+        let at = sec.file_offset(v.start());
         match values::parse_mac(s) {
             Ok(mac) => {
                 if let Some(first) = self.seen_peers.get(&mac) {
                     self.problems.push_with_line_of(
                         at,
-                        field,
+                        field.to_string(),
                         format!("duplicate peer MAC, already given by peer[{}]", first.n),
                         first.at,
                     );
@@ -160,21 +270,25 @@ impl Validator {
                     self.peers.push(Peer { mac, name });
                 }
             }
-            Err(msg) => self.problems.push(at, field, msg),
+            Err(msg) => self.problems.push(at, field.to_string(), msg),
         }
     }
 
-    fn vip(&mut self, sec: &Section, n: usize, t: &DeTable<'_>, at: usize) {
+    /// A `[[vip]]` table's known fields, in [`VIP_KEYS`] order.
+    fn vip<V: FieldValue>(
+        &mut self,
+        sec: &Section,
+        n: usize,
+        [address, port, protocol, mark, mark_mask, name]: [Option<&V>; 6],
+        at: usize,
+    ) {
         let before = self.problems.found();
-        let [address, port, protocol, mark, mark_mask, name] = self.fields(
-            sec,
-            Kind::Vip,
+        let f = |key| EntryField {
+            kind: Kind::Vip,
             n,
-            t,
-            ["address", "port", "protocol", "mark", "mark_mask", "name"],
-        );
-        let name = self.name(sec, name, &format!("vip[{n}].name"));
-        let f = |k: &str| format!("vip[{n}].{k}");
+            key,
+        };
+        let name = self.name(sec, name, f("name"));
 
         let address = match address {
             None => {
@@ -185,29 +299,32 @@ impl Validator {
                 .string(
                     sec,
                     v,
-                    &f("address"),
+                    f("address"),
                     "a string (address = \"172.17.85.56\")",
                 )
                 .and_then(|s| match values::parse_address(s) {
-                    Ok(a) => Some((a, sec.file_offset(v.span().start))),
+                    Ok(a) => Some((a, sec.file_offset(v.start()))),
                     Err(msg) => {
-                        self.problems
-                            .push(sec.file_offset(v.span().start), f("address"), msg);
+                        self.problems.push(
+                            sec.file_offset(v.start()),
+                            f("address").to_string(),
+                            msg,
+                        );
                         None
                     }
                 }),
         };
-        let ports = port.map(|v| self.ports(sec, v, &f("port")));
+        let ports = port.map(|v| self.ports(sec, v, f("port")));
         let protocol = match protocol {
             None => Protocol::Tcp,
             Some(v) => self
-                .string(sec, v, &f("protocol"), "a string (protocol = \"udp\")")
+                .string(sec, v, f("protocol"), "a string (protocol = \"udp\")")
                 .and_then(|s| match s.parse() {
                     Ok(p) => Some(p),
                     Err(()) => {
                         self.problems.push(
-                            sec.file_offset(v.span().start),
-                            f("protocol"),
+                            sec.file_offset(v.start()),
+                            f("protocol").to_string(),
                             format!(
                                 "unknown protocol {}: expected \"tcp\", \"udp\" or \"sctp\"",
                                 quote(s)
@@ -218,23 +335,23 @@ impl Validator {
                 })
                 .unwrap_or(Protocol::Tcp),
         };
-        let own_mask = mark_mask.and_then(|v| self.mask(sec, v, &f("mark_mask")));
-        let mark_at = mark.map(|v| sec.file_offset(v.span().start));
+        let own_mask = mark_mask.and_then(|v| self.mask(sec, v, f("mark_mask")));
+        let mark_at = mark.map(|v| sec.file_offset(v.start()));
         let mark = match mark {
             None => {
                 self.missing(at, f("mark"), "mark = 0x3");
                 None
             }
-            Some(v) => match integer(v.get_ref()) {
+            Some(v) => match v.integer() {
                 None => {
-                    self.type_error(sec, v, &f("mark"), "an integer (mark = 0x3)", v.get_ref());
+                    self.type_error(sec, v, f("mark"), "an integer (mark = 0x3)");
                     None
                 }
-                Some((value, literal)) => match values::mark_number(value, &literal) {
+                Some((value, literal)) => match values::mark_number(value, literal) {
                     Ok(m) => Some(m),
                     Err(msg) => {
                         self.problems
-                            .push(sec.file_offset(v.span().start), f("mark"), msg);
+                            .push(sec.file_offset(v.start()), f("mark").to_string(), msg);
                         None
                     }
                 },
@@ -248,7 +365,7 @@ impl Validator {
         };
         let mark_mask = match own_mask {
             Some((m, m_at)) => {
-                if !self.mask_class(m, m_at, &f("mark_mask")) {
+                if !self.mask_class(m, m_at, f("mark_mask")) {
                     return;
                 }
                 m
@@ -262,7 +379,7 @@ impl Validator {
             };
             return self.problems.push(
                 mark_at.unwrap_or(at),
-                f("mark"),
+                f("mark").to_string(),
                 format!(
                     "{mark:#x} has bits outside {whose} {mark_mask:#x} ({:#x}): xt_MARK (--set-xmark {mark:#x}/{mark_mask:#x}) would toggle those bits of other users' marks; lvs-ebpf refuses it: keep the mark inside the mask",
                     mark & !mark_mask
@@ -291,17 +408,20 @@ impl Validator {
                     mark_mask,
                     name: name.clone(),
                 };
-                let key = vip.key();
-                if let Some(seen) = self.seen_vips.get(&key) {
-                    dups += 1;
-                    first_dup.get_or_insert((vip.port, seen.n, seen.at));
-                    continue;
-                }
+                let seen = match self.seen_vips.entry(vip.key()) {
+                    Entry::Occupied(seen) => {
+                        let seen = seen.get();
+                        dups += 1;
+                        first_dup.get_or_insert((vip.port, seen.n, seen.at));
+                        continue;
+                    }
+                    Entry::Vacant(v) => v,
+                };
                 if self.vips.len() == MAX_VIPS as usize {
                     self.vips_over = Some((item_at, n));
                     return;
                 }
-                self.seen_vips.insert(key, Seen { n, at: item_at });
+                seen.insert(Seen { n, at: item_at });
                 self.vips.push(vip);
             }
             if let Some((port, first_n, first_at)) = first_dup {
@@ -326,24 +446,18 @@ impl Validator {
     pub(super) fn mask(
         &mut self,
         sec: &Section,
-        v: &Value<'_>,
-        field: &str,
+        v: &impl FieldValue,
+        field: impl FieldName,
     ) -> Option<(u32, usize)> {
-        let at = sec.file_offset(v.span().start);
-        let Some((value, literal)) = integer(v.get_ref()) else {
-            self.type_error(
-                sec,
-                v,
-                field,
-                "an integer (mark_mask = 0xff00)",
-                v.get_ref(),
-            );
+        let at = sec.file_offset(v.start());
+        let Some((value, literal)) = v.integer() else {
+            self.type_error(sec, v, field, "an integer (mark_mask = 0xff00)");
             return None;
         };
-        match values::mask_number(value, &literal) {
+        match values::mask_number(value, literal) {
             Ok(m) => Some((m, at)),
             Err(msg) => {
-                self.problems.push(at, field, msg);
+                self.problems.push(at, field.to_string(), msg);
                 None
             }
         }
@@ -351,14 +465,14 @@ impl Validator {
 
     /// Counts `mask` among the distinct masks other than the full one: the datapath holds
     /// at most [`MASK_CLASSES`]` - 1` of them. `false` (and a problem) when over.
-    pub(super) fn mask_class(&mut self, mask: u32, at: usize, field: &str) -> bool {
+    pub(super) fn mask_class(&mut self, mask: u32, at: usize, field: impl FieldName) -> bool {
         if mask == u32::MAX || self.masks.contains(&mask) {
             return true;
         }
         if self.masks.len() + 1 >= MASK_CLASSES {
             self.problems.push(
                 at,
-                field,
+                field.to_string(),
                 format!(
                     "a {}th distinct mark_mask: a config may use at most {} masks besides 0xffffffff",
                     MASK_CLASSES,
@@ -372,13 +486,18 @@ impl Validator {
     }
 
     /// `port = 80`, `port = "8000-8100"` or `port = [80, 443, "8000-8100"]`.
-    fn ports(&mut self, sec: &Section, v: &Value<'_>, field: &str) -> Option<Vec<PortItem>> {
-        match v.get_ref() {
-            DeValue::Array(items) => {
+    fn ports<V: FieldValue>(
+        &mut self,
+        sec: &Section,
+        v: &V,
+        field: impl FieldName,
+    ) -> Option<Vec<PortItem>> {
+        match v.items() {
+            Some(items) => {
                 if items.is_empty() {
                     self.problems.push(
-                        sec.file_offset(v.span().start),
-                        field,
+                        sec.file_offset(v.start()),
+                        field.to_string(),
                         "an empty port list: omit `port` to cover every port",
                     );
                     return None;
@@ -389,24 +508,17 @@ impl Validator {
                     .enumerate()
                     .filter_map(|(i, item)| {
                         let f = format!("{field}[{}]", i + 1);
-                        match item.get_ref() {
-                            DeValue::Array(_) | DeValue::Table(_) => {
-                                self.type_error(
-                                    sec,
-                                    item,
-                                    &f,
-                                    ELEMENT,
-                                    item.get_ref(),
-                                );
-                                None
-                            }
-                            _ => self.port_item(sec, item, &f, ELEMENT),
+                        if item.is_container() {
+                            self.type_error(sec, item, f.as_str(), ELEMENT);
+                            None
+                        } else {
+                            self.port_item(sec, item, f.as_str(), ELEMENT)
                         }
                     })
                     .collect();
                 (self.problems.found() == before).then_some(out)
             }
-            _ => self
+            None => self
                 .port_item(sec, v, field, "a port (port = 80), a list (port = [80, 443]) or a range (port = \"8000-8100\")")
                 .map(|i| vec![i]),
         }
@@ -415,25 +527,23 @@ impl Validator {
     fn port_item(
         &mut self,
         sec: &Section,
-        v: &Value<'_>,
-        field: &str,
+        v: &impl FieldValue,
+        field: impl FieldName,
         expected: &str,
     ) -> Option<PortItem> {
-        let at = sec.file_offset(v.span().start);
-        let range = match v.get_ref() {
-            DeValue::String(s) => values::parse_port_range(s),
-            other => match integer(other) {
-                Some((value, literal)) => values::port_number(value, &literal).map(|p| (p, p)),
-                None => {
-                    self.type_error(sec, v, field, expected, other);
-                    return None;
-                }
-            },
+        let at = sec.file_offset(v.start());
+        let range = match (v.as_str(), v.integer()) {
+            (Some(s), _) => values::parse_port_range(s),
+            (None, Some((value, literal))) => values::port_number(value, literal).map(|p| (p, p)),
+            (None, None) => {
+                self.type_error(sec, v, field, expected);
+                return None;
+            }
         };
         match range {
             Ok((first, last)) => Some(PortItem { first, last, at }),
             Err(msg) => {
-                self.problems.push(at, field, msg);
+                self.problems.push(at, field.to_string(), msg);
                 None
             }
         }
