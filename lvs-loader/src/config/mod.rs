@@ -12,6 +12,8 @@
 //! * `values`: addresses, MACs, ports, names.
 //! * `problems`: byte offsets turned into lines and columns, bounded.
 
+#[cfg(test)]
+mod fuzz_text;
 mod problems;
 mod read;
 mod sections;

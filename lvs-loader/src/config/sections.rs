@@ -192,6 +192,11 @@ fn simple_line(b: &[u8], i: usize) -> Option<usize> {
     if b.get(i) != Some(&b'"') {
         return atom_end(b, i, b"");
     }
+    // Three quotes open a multi-line string (found by the random-text test: `k = """"`
+    // was cut as `k = ""` and a lone quote).
+    if b.get(i + 1..i + 3) == Some(b"\"\"") {
+        return None;
+    }
     i += 1;
     while let Some(&c) = b.get(i) {
         match c {
@@ -512,6 +517,20 @@ mod tests {
             "a = 1\n".repeat(MAX_TABLE_TOKENS / 3 - 1)
         );
         assert_eq!(whole(&edge, true), whole(&edge, false));
+    }
+
+    /// The same on 20,000 random texts near the usual tables (`fuzz_text`): a line taken
+    /// whole is cut exactly as token by token cuts it, and the usual lines are taken whole.
+    #[test]
+    fn simple_lines_cut_as_token_by_token_on_random_texts() {
+        let mut whole_lines = 0;
+        for t in crate::config::fuzz_text::texts(0x5ec7_10e5, 20_000) {
+            assert_eq!(whole(&t, true), whole(&t, false), "{t:?}");
+            let mut s = Sections::new(&t);
+            s.by_ref().count();
+            whole_lines += s.whole_lines;
+        }
+        assert!(whole_lines > 20_000, "only {whole_lines} lines taken whole");
     }
 
     #[test]

@@ -248,6 +248,28 @@ mod tests {
         }
     }
 
+    /// The same on random sections near the usual tables (`fuzz_text`, as `Sections` cuts
+    /// them): whenever a section is read here, toml reads it without an error and sees the
+    /// same fields; and most usual tables are read here.
+    #[test]
+    fn simple_tables_read_as_toml_reads_them_on_random_texts() {
+        use crate::config::sections::Sections;
+        let (mut simple_ones, mut all) = (0, 0);
+        for t in crate::config::fuzz_text::texts(0x7ab1_e5, 20_000) {
+            for s in Sections::new(&t).filter(|s| s.header) {
+                let text = s.text();
+                for kind in [Kind::Vip, Kind::Peer] {
+                    all += 1;
+                    if let Some(got) = simple(text, kind) {
+                        simple_ones += 1;
+                        assert_eq!(Some(got), Some(by_toml(text, kind)), "{text:?}");
+                    }
+                }
+            }
+        }
+        assert!(simple_ones > all / 20, "{simple_ones} of {all} read here");
+    }
+
     /// The usual tables are read here, the others by toml, and the result is the same.
     #[test]
     fn usual_tables_are_read_without_toml() {
