@@ -71,21 +71,31 @@ pub fn update<K: Copy, V: Copy>(
 
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 
-/// Every value of an array map of `len` entries (`per_key` values per entry: possible
-/// CPUs for per-CPU maps), with `BPF_MAP_LOOKUP_BATCH` (Linux >= 5.6): one syscall per
-/// chunk instead of one per element. `V` must be the map's exact value type.
-pub fn lookup_array<V: Copy + Default>(
+/// Values in memory at once while folding over an array ([`fold_array`]).
+const FOLD_BYTES: usize = 4 << 20;
+
+/// Every value of an array map of `len` entries, chunk by chunk, with
+/// `BPF_MAP_LOOKUP_BATCH` (Linux >= 5.6): `f(first_entry, values)` gets each chunk's
+/// values (`per_key` per entry: possible CPUs for per-CPU maps), one syscall per chunk
+/// instead of one per element. At most [`FOLD_BYTES`] of values are held at once,
+/// whatever the CPU count (the whole counter array of 131,072 VIPs on a 64-CPU director
+/// would be 335 MB). `V` must be the map's exact value type. On an error after some chunks
+/// were handed over, `f` has seen them.
+pub fn fold_array<V: Copy + Default>(
     map: BorrowedFd<'_>,
     len: usize,
     per_key: usize,
-) -> std::io::Result<Vec<V>> {
-    let mut out: Vec<V> = vec![V::default(); len * per_key];
-    let mut keys = vec![0u32; CHUNK];
+    mut f: impl FnMut(usize, &[V]),
+) -> std::io::Result<()> {
+    let per_entry = (per_key * std::mem::size_of::<V>()).max(1);
+    let chunk = (FOLD_BYTES / per_entry).clamp(1, CHUNK);
+    let mut values: Vec<V> = vec![V::default(); chunk * per_key];
+    let mut keys = vec![0u32; chunk];
     let mut token = 0u32;
     let mut done = 0usize;
     let mut first = true;
     while done < len {
-        let want = CHUNK.min(len - done);
+        let want = chunk.min(len - done);
         let mut attr = BatchAttr {
             in_batch: if first {
                 0
@@ -94,7 +104,7 @@ pub fn lookup_array<V: Copy + Default>(
             },
             out_batch: &mut token as *mut u32 as u64,
             keys: keys.as_mut_ptr() as u64,
-            values: out[done * per_key..].as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
             count: want as u32,
             map_fd: map.as_raw_fd() as u32,
             ..BatchAttr::default()
@@ -109,16 +119,18 @@ pub fn lookup_array<V: Copy + Default>(
                 std::mem::size_of::<BatchAttr>() as u32,
             )
         };
-        let got = attr.count as usize;
+        let got = (attr.count as usize).min(want);
         if rc != 0 {
             let e = std::io::Error::last_os_error();
             // ENOENT: the last chunk (attr.count says how much of it was filled).
             if e.raw_os_error() == Some(libc::ENOENT) {
+                f(done, &values[..got * per_key]);
                 done += got;
                 break;
             }
             return Err(e);
         }
+        f(done, &values[..got * per_key]);
         done += got;
         first = false;
         if got == 0 {
@@ -130,5 +142,5 @@ pub fn lookup_array<V: Copy + Default>(
             "batch lookup returned {done} of {len} entries"
         )));
     }
-    Ok(out)
+    Ok(())
 }

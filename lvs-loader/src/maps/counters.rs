@@ -168,24 +168,6 @@ impl MapSet {
         Ok(out)
     }
 
-    /// The per-CPU counters of every slot, one batch syscall per 16k slots (`None`:
-    /// this kernel has no batch lookup for per-CPU arrays).
-    fn all_vip_counters(&self) -> Result<Option<(Vec<VipCounters>, usize)>> {
-        let cpus = nr_cpus()?;
-        match batch::lookup_array::<VipCounters>(
-            map_fd(&self.vip_stats, map_names::VIP_STATS)?,
-            self.capacity()? as usize + 1,
-            cpus,
-        ) {
-            Ok(v) => Ok(Some((v, cpus))),
-            Err(e) if batch::unsupported(&e) => Ok(None),
-            Err(e) => Err(Error::io(
-                format!("map {}: batch lookup", map_names::VIP_STATS),
-                e,
-            )),
-        }
-    }
-
     /// The counters of `slots`: summed over slots and CPUs, and summed over slots per
     /// CPU.
     fn vip_sums(&self, slots: &[u32]) -> Result<(VipCounters, Vec<VipCounters>)> {
@@ -200,17 +182,43 @@ impl MapSet {
                 add(&mut sum, v);
             }
         };
-        // Many slots: one pass over the whole array beats a syscall per slot.
-        if slots.len() > 256
-            && let Some((all, cpus)) = self.all_vip_counters()?
-        {
+        // Many slots: one pass over the whole array beats a syscall per slot. Chunk by
+        // chunk (`batch::fold_array`): the whole array is capacity x CPUs x 40 B.
+        if slots.len() > 256 {
+            let len = self.capacity()? as usize + 1;
+            let mut wanted = vec![0u32; len];
             for &s in slots {
-                let i = s as usize * cpus;
-                if let Some(per_cpu) = all.get(i..i + cpus) {
-                    add_cpus(per_cpu);
+                if let Some(w) = wanted.get_mut(s as usize) {
+                    *w += 1;
                 }
             }
-            return Ok((sum, per_cpu_sum));
+            let cpus = nr_cpus()?;
+            let mut seen = false;
+            let folded = batch::fold_array::<VipCounters>(
+                map_fd(&self.vip_stats, map_names::VIP_STATS)?,
+                len,
+                cpus,
+                |first, values| {
+                    seen = true;
+                    for (i, per_cpu) in values.chunks(cpus).enumerate() {
+                        for _ in 0..wanted.get(first + i).copied().unwrap_or(0) {
+                            add_cpus(per_cpu);
+                        }
+                    }
+                },
+            );
+            match folded {
+                Ok(()) => return Ok((sum, per_cpu_sum)),
+                // No batch lookup for per-CPU arrays on this kernel (before 5.13): one
+                // syscall per slot below.
+                Err(e) if batch::unsupported(&e) && !seen => {}
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("map {}: batch lookup", map_names::VIP_STATS),
+                        e,
+                    ));
+                }
+            }
         }
         let stats = PerCpuArray::<&MapData, VipCounters>::try_from(&self.vip_stats)
             .map_err(|e| Error::map(map_names::VIP_STATS, "open", e))?;
