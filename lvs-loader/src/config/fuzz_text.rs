@@ -122,6 +122,10 @@ pub(crate) fn texts(seed: u64, n: usize) -> Vec<String> {
                 }
                 t.insert_str(at, f);
             }
+            // A file without its last newline now and then.
+            if splitmix64(&mut s) % 4 == 0 {
+                t.pop();
+            }
             t
         })
         .collect()

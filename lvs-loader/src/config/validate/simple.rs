@@ -228,6 +228,10 @@ mod tests {
             "[[vip]]\nname = \" ~!#$%&'()*+,-./:;<=>?@[]^_`{|}\"\n",
             "[[vip]]\n",
             "[[vip]]",
+            // A value at the very end of the text (a file without its last newline).
+            "[[vip]]\nmark = 0x1f",
+            "[[vip]]\nport = 80",
+            "[[vip]]\nname = \"x\"",
         ];
         for text in vips {
             assert_eq!(
@@ -318,6 +322,7 @@ mod tests {
             "[[vip]]\naddress = \"\"\"10.0.0.1\"\"\"\n",
             "[[vip]]\naddress = \"10.0.0.\\u0031\"\n",
             "[[vip]]\naddress = \"10.0.0.1\n",
+            "[[vip]]\naddress = \"10.0.0.1",
             "[[vip]]\naddress = \"10.0.0.1\" x\n",
             "[[vip]]\nname = \"caf\u{e9}\"\n",
             "[[vip]]\nname = \"a\tb\"\n",
