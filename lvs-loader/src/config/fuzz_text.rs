@@ -100,7 +100,7 @@ pub(crate) fn texts(seed: u64, n: usize) -> Vec<String> {
         .map(|_| {
             let mut t = String::new();
             for _ in 0..1 + splitmix64(&mut s) % 3 {
-                t.push_str(if splitmix64(&mut s) % 3 == 0 {
+                t.push_str(if splitmix64(&mut s).is_multiple_of(3) {
                     "[[peer]]"
                 } else {
                     "[[vip]]"
@@ -123,7 +123,7 @@ pub(crate) fn texts(seed: u64, n: usize) -> Vec<String> {
                 t.insert_str(at, f);
             }
             // A file without its last newline now and then.
-            if splitmix64(&mut s) % 4 == 0 {
+            if splitmix64(&mut s).is_multiple_of(4) {
                 t.pop();
             }
             t

@@ -259,7 +259,7 @@ mod tests {
     fn simple_tables_read_as_toml_reads_them_on_random_texts() {
         use crate::config::sections::Sections;
         let (mut simple_ones, mut all) = (0, 0);
-        for t in crate::config::fuzz_text::texts(0x7ab1_e5, 20_000) {
+        for t in crate::config::fuzz_text::texts(0x007a_b1e5, 20_000) {
             for s in Sections::new(&t).filter(|s| s.header) {
                 let text = s.text();
                 for kind in [Kind::Vip, Kind::Peer] {
