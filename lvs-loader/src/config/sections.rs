@@ -173,12 +173,9 @@ fn atom_end(b: &[u8], mut i: usize, extra: &[u8]) -> Option<usize> {
     (i > start).then_some(i)
 }
 
-/// A `key = value` at `i` that toml's lexer reads as three tokens (key, `=`, value)
-/// separated by nothing or one space each: where it ends. The key is bare, the value an
-/// atom of letters and digits (`80`, `0x3`) or a basic string of printable ASCII without
-/// escapes. Walking it token by token pushes exactly these bytes, so it is taken whole.
-fn simple_line(b: &[u8], i: usize) -> Option<usize> {
-    let mut i = atom_end(b, i, b"_-")?;
+/// The `=` between a key ending at `i` and its value, with at most one space on each
+/// side (what the simple lines and tables accept): where the value starts.
+pub(in crate::config) fn equals_at(b: &[u8], mut i: usize) -> Option<usize> {
     if b.get(i) == Some(&b' ') {
         i += 1;
     }
@@ -189,6 +186,15 @@ fn simple_line(b: &[u8], i: usize) -> Option<usize> {
     if b.get(i) == Some(&b' ') {
         i += 1;
     }
+    Some(i)
+}
+
+/// A `key = value` at `i` that toml's lexer reads as three tokens (key, `=`, value)
+/// separated by nothing or one space each: where it ends. The key is bare, the value an
+/// atom of letters and digits (`80`, `0x3`) or a basic string of printable ASCII without
+/// escapes. Walking it token by token pushes exactly these bytes, so it is taken whole.
+fn simple_line(b: &[u8], i: usize) -> Option<usize> {
+    let mut i = equals_at(b, atom_end(b, i, b"_-")?)?;
     if b.get(i) != Some(&b'"') {
         return atom_end(b, i, b"");
     }

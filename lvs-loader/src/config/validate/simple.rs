@@ -24,6 +24,7 @@ use super::{
     Kind,
     entries::{FieldValue, PEER_KEYS, VIP_KEYS},
 };
+use crate::config::sections::equals_at;
 
 /// A value of a simple table.
 pub(super) struct SimpleValue<'a> {
@@ -103,17 +104,7 @@ pub(super) fn fields(text: &str, kind: Kind) -> Option<[Option<SimpleValue<'_>>;
         if out[slot].is_some() {
             return None;
         }
-        // ` = `, the spaces optional
-        if b.get(i) == Some(&b' ') {
-            i += 1;
-        }
-        if b.get(i) != Some(&b'=') {
-            return None;
-        }
-        i += 1;
-        if b.get(i) == Some(&b' ') {
-            i += 1;
-        }
+        i = equals_at(b, i)?;
         let at = i;
         let value = match *b.get(i)? {
             b'"' => {
