@@ -109,6 +109,19 @@ fn program_insns(object: &[u8], program: &str, maps: &[KMap]) -> Result<Vec<bpf_
     Ok(f.instructions.clone())
 }
 
+/// The kernel maps of a loaded datapath and its program's object code, relocated to them
+/// (what the interpreter runs).
+fn maps_and_program(d: &Datapath, dp: Dp) -> Result<(Vec<KMap>, Vec<bpf_insn>)> {
+    let maps: Vec<KMap> = d
+        .maps
+        .ids()
+        .into_iter()
+        .map(|(n, id)| KMap::open(n, id))
+        .collect::<Result<_>>()?;
+    let prog = program_insns(dp.variant().object(), lvs_ebpf_common::PROGRAM_NAME, &maps)?;
+    Ok((maps, prog))
+}
+
 /// The table datapath loaded with a config, for asking which maps its program reads on
 /// a frame: what a test asserts a path reads or skips.
 pub struct PathProbe {
@@ -121,17 +134,7 @@ impl PathProbe {
     pub fn new(config: &lvs_loader::config::Config) -> Result<Self> {
         let mut d = Datapath::load_variant(Dp::Table.variant()).context("loading")?;
         d.maps.apply(config).context("installing the config")?;
-        let maps: Vec<KMap> = d
-            .maps
-            .ids()
-            .into_iter()
-            .map(|(n, id)| KMap::open(n, id))
-            .collect::<Result<_>>()?;
-        let prog = program_insns(
-            Dp::Table.variant().object(),
-            lvs_ebpf_common::PROGRAM_NAME,
-            &maps,
-        )?;
+        let (maps, prog) = maps_and_program(&d, Dp::Table)?;
         Ok(Self {
             _datapath: d,
             maps,
@@ -178,13 +181,7 @@ pub fn run(vips: usize, peers: usize) -> Result<Results> {
                 kernel_calls: img.kernel_calls(),
             });
         }
-        let maps: Vec<KMap> = d
-            .maps
-            .ids()
-            .into_iter()
-            .map(|(n, id)| KMap::open(n, id))
-            .collect::<Result<_>>()?;
-        let prog = program_insns(dp.variant().object(), lvs_ebpf_common::PROGRAM_NAME, &maps)?;
+        let (maps, prog) = maps_and_program(&d, dp)?;
         for target in [
             workload::Target::V4,
             workload::Target::V6,
