@@ -333,16 +333,16 @@ ipvs_dests() { inns "$1" ipvsadm -Ln 2>/dev/null | grep -c -- '-> [0-9[]'; }
 
 # ipvs_conns NODE SERVICE [DEST]: connections IPVS scheduled on NODE's service SERVICE
 # ("TCP 172.17.85.56:80", "FWM 3"), in total or to DEST (a real server address).
-ipvs_conns() {
+ipvs_conns() { # ipvs_conns DIRECTOR SERVICE [DEST] [COLUMN: 0 Conns (default), 1 InPkts]
     local cur base=0
-    cur=$(inns "$1" ipvsadm -Ln --stats --exact 2>/dev/null | ipvs_count "$2" "${3:-}")
-    if [ -n "$BASE" ] && [ -f "$BASE/ipvs-$1" ]; then base=$(ipvs_count "$2" "${3:-}" <"$BASE/ipvs-$1"); fi
+    cur=$(inns "$1" ipvsadm -Ln --stats --exact 2>/dev/null | ipvs_count "$2" "${3:-}" "${4:-0}")
+    if [ -n "$BASE" ] && [ -f "$BASE/ipvs-$1" ]; then base=$(ipvs_count "$2" "${3:-}" "${4:-0}" <"$BASE/ipvs-$1"); fi
     echo $((cur - base))
 }
-ipvs_count() { # ipvs_count SERVICE [DEST] < ipvsadm -Ln --stats --exact
-    awk -v svc="$1" -v d="$2" '
-        $1 == "TCP" || $1 == "UDP" || $1 == "FWM" { on = ($1 " " $2 == svc); c = ($3 == "IPv6") ? $4 : $3; if (on && d == "") n += c; next }
-        $1 == "->" && on && d != "" && (index($2, d ":") == 1 || index($2, "[" d "]:") == 1) { n += $3 }
+ipvs_count() { # ipvs_count SERVICE [DEST] [COLUMN] < ipvsadm -Ln --stats --exact
+    awk -v svc="$1" -v d="$2" -v k="${3:-0}" '
+        $1 == "TCP" || $1 == "UDP" || $1 == "FWM" { on = ($1 " " $2 == svc); c = ($3 == "IPv6") ? $(4 + k) : $(3 + k); if (on && d == "") n += c; next }
+        $1 == "->" && on && d != "" && (index($2, d ":") == 1 || index($2, "[" d "]:") == 1) { n += $(3 + k) }
         END { print n + 0 }'
 }
 

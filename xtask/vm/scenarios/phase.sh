@@ -157,7 +157,11 @@ evaluate() { # evaluate PHASE MARKING KIND TAG SECS
         [ "$ok" -eq "$n" ] && [ "$n" -gt 0 ] || problems+=("$failed/$n connections failed${reasons:+ ($reasons)}")
         [ "$dup" -eq 0 ] && [ "$wrong" -eq 0 ] && [ "$total" -eq "$ok" ] || problems+=("requests not served exactly once (dup $dup, unexpected $wrong)")
         [ "$all_served" = 1 ] || problems+=("not balanced: served $(join_by / "${served_list[@]}")")
-        [ "$entry_sched" -eq "$n" ] || problems+=("$e's fwmark service scheduled $entry_sched of $n connections: client packets not marked")
+        # UDP: a query whose source port repeats an earlier one's joins that IPVS
+        # connection (Conns one short, InPkts still one per query), so count datagrams.
+        local entry_in=$entry_sched
+        [ "${S_PROTO[$t]}" = udp ] && entry_in=$(ipvs_conns "$e" "$(svc_key "$t" "$e" "$kind")" "" 1)
+        [ "$entry_in" -eq "$n" ] || problems+=("$e's fwmark service scheduled $entry_sched of $n connections ($entry_in client packets): client packets not marked")
         [ "$others_sched" -eq 0 ] || problems+=("the other directors' fwmark services scheduled $others_sched connections: packets from $e were marked")
         [ "$syn_back" -eq 0 ] || problems+=("$syn_back ${new}s came from a non-entry director")
         [ "$bounce" -eq 0 ] || problems+=("$bounce ${new}s crossed more than once")
