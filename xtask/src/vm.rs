@@ -9,10 +9,7 @@
 use std::{
     fs,
     path::Path,
-    sync::{
-        Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -25,6 +22,7 @@ mod payload;
 mod qemu;
 mod report;
 mod rootfs;
+mod schedule;
 
 use kernel::{Kernel, KernelChoice};
 use qemu::Accel;
@@ -53,19 +51,6 @@ const CI_FAILOVER_EVENTS: &str = "A,B,R,D";
 /// netlink path) and TCX (6.12). 6.1 takes the netlink path too and runs its scenarios;
 /// `--all` runs the tests on every kernel. Keeps `.ci/run` within its 30 minutes.
 const CI_TEST_KERNELS: &[&str] = &["5.10", "6.12"];
-
-/// What a guest took under TCG on the 2-core CI machine (`vm-test --ci` of 2026-11-27):
-/// the order in which guests start. The tests guests are the longest (the 6.12 one runs
-/// the TCX paths too); starting them first keeps the two parallel guests busy to the end
-/// (about 1,300 s instead of 1,560 s when the scenarios went first).
-fn expected_secs(kernel: &str, job: Job) -> u32 {
-    match (job, kernel) {
-        (Job::Tests, "6.12") => 950,
-        (Job::Tests, _) => 750,
-        (Job::Lvs, "5.10") => 350,
-        (Job::Lvs, _) => 230,
-    }
-}
 
 #[derive(clap::Args)]
 pub struct VmTestArgs {
@@ -213,8 +198,6 @@ pub fn run(mut args: VmTestArgs) -> Result<()> {
         .and_then(|m| m.parse().ok())
         .unwrap_or(2048);
 
-    // Longest guests first, so that the guests running in parallel end together and
-    // the last one to start is a short one (longest-processing-time scheduling).
     let mut runs: Vec<(usize, Job)> = Vec::new();
     for &job in &jobs {
         runs.extend(
@@ -225,8 +208,7 @@ pub fn run(mut args: VmTestArgs) -> Result<()> {
                 .map(|k| (k, job)),
         );
     }
-    runs.sort_by_key(|&(k, job)| std::cmp::Reverse(expected_secs(kernels[k].label, job)));
-    let parallel = args
+    let lanes = args
         .jobs
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -235,33 +217,59 @@ pub fn run(mut args: VmTestArgs) -> Result<()> {
                 .min(2)
         })
         .clamp(1, runs.len().max(1));
-    if parallel > 1 {
+    // Each lane runs its guests one after the other, planned so that the lanes end
+    // together (see `schedule`).
+    let secs: Vec<u32> = runs
+        .iter()
+        .map(|&(k, job)| match job {
+            Job::Tests => schedule::tests_secs(kernels[k].label),
+            Job::Lvs => schedule::lvs_secs(&scenarios_for(&args, kernels[k].label)),
+        })
+        .collect();
+    let plan = schedule::plan(&secs, lanes);
+    if plan.len() > 1 {
         eprintln!(
-            "[vm-test] {} guest run(s), {parallel} at a time",
-            runs.len()
+            "[vm-test] {} guest run(s), {} at a time",
+            runs.len(),
+            plan.len()
         );
+        for (n, lane) in plan.iter().enumerate() {
+            let guests: Vec<String> = lane
+                .iter()
+                .map(|&i| {
+                    let (k, job) = runs[i];
+                    format!("{}/{} (~{} s)", kernels[k].label, job.name(), secs[i])
+                })
+                .collect();
+            eprintln!("[vm-test] lane {}: {}", n + 1, guests.join(", "));
+        }
     }
-    let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<Vec<Row>>>>> =
         Mutex::new((0..runs.len()).map(|_| None).collect());
     let print_lock = Mutex::new(());
     std::thread::scope(|scope| {
-        for _ in 0..parallel {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&(ki, job)) = runs.get(i) else {
-                        break;
-                    };
+        for lane in &plan {
+            let (runs, kernels, initrds, results, print_lock, args, logs) = (
+                &runs,
+                &kernels,
+                &initrds,
+                &results,
+                &print_lock,
+                &args,
+                &logs,
+            );
+            scope.spawn(move || {
+                for &i in lane {
+                    let (ki, job) = runs[i];
                     let guest = GuestRun {
                         kernel: &kernels[ki],
                         initrd: &initrds[ki],
                         job,
                         accel,
                         memory_mib,
-                        logs: &logs,
+                        logs,
                     };
-                    let rows = guest.run(&args, &print_lock);
+                    let rows = guest.run(args, print_lock);
                     if let Ok(mut r) = results.lock() {
                         r[i] = Some(rows);
                     }
@@ -299,6 +307,15 @@ pub fn run(mut args: VmTestArgs) -> Result<()> {
     Ok(())
 }
 
+/// The scenarios the LVS guest of `kernel` runs (empty: every one, the guest's default).
+fn scenarios_for<'a>(args: &'a VmTestArgs, kernel: &str) -> Vec<&'a str> {
+    if args.ci {
+        ci_scenarios(kernel)
+    } else {
+        args.scenarios.iter().map(String::as_str).collect()
+    }
+}
+
 /// One guest boot: a kernel, its initramfs, a job.
 struct GuestRun<'a> {
     kernel: &'a Kernel,
@@ -325,11 +342,7 @@ impl GuestRun<'_> {
             if let Some(n) = args.connections {
                 cmdline.push_str(&format!(" lvs.n={n}"));
             }
-            let scenarios = if args.ci {
-                ci_scenarios(k.label)
-            } else {
-                args.scenarios.iter().map(String::as_str).collect()
-            };
+            let scenarios = scenarios_for(args, k.label);
             if !scenarios.is_empty() {
                 cmdline.push_str(&format!(" lvs.scenarios={}", scenarios.join(",")));
             }
