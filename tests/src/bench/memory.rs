@@ -4,7 +4,6 @@
 
 use std::{
     fs::File,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
     os::unix::process::ExitStatusExt as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -19,12 +18,12 @@ use lvs_loader::{
 use serde::Serialize;
 
 use super::{
+    mapfd::MapById,
     wholepath::Director,
     workload::{self, Target},
 };
 use crate::netns::PinRoot;
 
-const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 /// Times the attach/reload/detach sequences run (medians reported).
 const REPEATS: usize = 3;
 
@@ -75,46 +74,14 @@ pub struct Results {
 
 /// `memlock` and shape of map `id`, from /proc/self/fdinfo.
 fn map_mem(name: &str, id: u32) -> Result<MapMem> {
-    #[repr(C)]
-    struct GetFdAttr {
-        id: u32,
-        next_id: u32,
-        open_flags: u32,
-    }
-    let mut attr = GetFdAttr {
-        id,
-        next_id: 0,
-        open_flags: 0,
-    };
-    // SAFETY: attr is a valid bpf_attr prefix for BPF_MAP_GET_FD_BY_ID.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_GET_FD_BY_ID,
-            &mut attr as *mut GetFdAttr,
-            std::mem::size_of::<GetFdAttr>() as u32,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("map id {id}"));
-    }
-    // SAFETY: the kernel just gave us this fd.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
-        .context("reading fdinfo")?;
-    let field = |k: &str| -> Result<u64> {
-        info.lines()
-            .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix(':')))
-            .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("no {k} in fdinfo of map {name}"))
-    };
+    let m = MapById::open(name, id)?;
     Ok(MapMem {
         name: name.to_owned(),
-        map_type: field("map_type")? as u32,
-        max_entries: field("max_entries")?,
-        key_size: field("key_size")?,
-        value_size: field("value_size")?,
-        memlock: field("memlock")?,
+        map_type: m.field("map_type")? as u32,
+        max_entries: m.field("max_entries")?,
+        key_size: m.field("key_size")?,
+        value_size: m.field("value_size")?,
+        memlock: m.field("memlock")?,
     })
 }
 

@@ -13,6 +13,7 @@
 
 pub mod daemon;
 pub mod insns;
+pub mod mapfd;
 pub mod memory;
 pub mod plot;
 pub mod progcost;
