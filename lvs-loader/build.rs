@@ -75,13 +75,16 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The cargo target directory `out_dir` lies in: the nearest ancestor holding cargo's
-/// `CACHEDIR.TAG` (written at the root of every target directory, `CARGO_TARGET_DIR`
-/// included).
+/// The cargo target directory `out_dir` lies in. OUT_DIR is
+/// `<target dir>[/<triple>]/<profile>/build/<package>-<hash>/out`, and cargo writes a
+/// `CACHEDIR.TAG` at the root of the target directory and in each `<triple>` directory:
+/// the outermost of the 5 nearest ancestors holding one.
 fn target_dir(out_dir: &Path) -> Option<PathBuf> {
     out_dir
         .ancestors()
         .skip(1)
-        .find(|d| d.join("CACHEDIR.TAG").is_file())
+        .take(5)
+        .filter(|d| d.join("CACHEDIR.TAG").is_file())
+        .last()
         .map(Path::to_path_buf)
 }
