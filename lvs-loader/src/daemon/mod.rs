@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod notify;
 pub mod serve;
 pub mod tend;
+mod ticker;
 pub mod watch;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};

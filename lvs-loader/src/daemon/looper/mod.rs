@@ -2,9 +2,9 @@
 //!
 //! * rtnetlink link/tc notifications mark the interfaces they concern; after a 10 ms
 //!   debounce each marked interface gets a look ([`tend`]) on a blocking thread;
-//! * every 250 ms the TCX hook of each interface is queried (one syscall: a TCX link that
-//!   is detached, or a program put in front, sends no notification) and every 30 s every
-//!   interface gets a look anyway;
+//! * every 250 ms (a timerfd: one wake-up per tick, see [`super::ticker`]) the TCX hook of
+//!   each interface is queried (one syscall: a TCX link that is detached, or a program put
+//!   in front, sends no notification) and every 30 s every interface gets a look anyway;
 //! * SIGHUP, or a change of the config file (inotify, 200 ms debounce), loads the config:
 //!   an invalid one is logged with file:line:column and the running one stays;
 //! * `WATCHDOG=1` goes out at half `$WATCHDOG_USEC` while the loop turns and no look is

@@ -23,6 +23,7 @@ use crate::{
         log,
         notify::Notifier,
         serve::{Reloads, Server, Shared},
+        ticker::Ticker,
         watch::Watch,
     },
     sys,
@@ -144,8 +145,10 @@ impl Daemon {
         watch: &mut Watch,
         cfg_watch: &mut Option<ConfigWatch>,
     ) -> Result<(), DaemonError> {
-        let mut poll = tokio::time::interval(POLL);
-        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut poll = Ticker::new(POLL).map_err(|source| DaemonError::Io {
+            what: "creating the poll timer (timerfd)".into(),
+            source,
+        })?;
         let mut net = tokio::time::interval_at(TokioInstant::now() + SAFETY_NET, SAFETY_NET);
         net.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let wd_every = self.notifier.watchdog_interval();
@@ -196,7 +199,15 @@ impl Daemon {
                         }
                     }
                 }
-                _ = poll.tick() => self.poll(),
+                ticked = poll.tick() => {
+                    // A read error on a timerfd we own: stop loudly (systemd restarts us)
+                    // rather than spin or go deaf.
+                    ticked.map_err(|source| DaemonError::Io {
+                        what: "reading the poll timer (timerfd)".into(),
+                        source,
+                    })?;
+                    self.poll();
+                }
                 _ = net.tick() => {
                     for i in &mut self.ifaces {
                         i.mark();
@@ -213,7 +224,9 @@ impl Daemon {
                         self.notifier.watchdog();
                     }
                 }
-                _ = tokio::time::sleep_until(due) => {}
+                // Nothing due (the usual idle state): no timer at all, so the loop sleeps
+                // until the next tick or event.
+                _ = tokio::time::sleep_until(due.unwrap_or_else(TokioInstant::now)), if due.is_some() => {}
             }
         }
     }

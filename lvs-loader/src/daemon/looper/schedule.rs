@@ -1,7 +1,7 @@
 //! What is due and when: marked interfaces (debounced, retries held back), a config
 //! load; rtnetlink notifications and the hook poll mark interfaces.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::time::Instant as TokioInstant;
 
@@ -16,23 +16,23 @@ use crate::{
 
 impl Daemon {
     /// The earliest time something is due.
-    pub(super) fn next_due(&self) -> TokioInstant {
+    pub(super) fn next_due(&self) -> Option<TokioInstant> {
         let now = Instant::now();
-        let mut due = now + Duration::from_secs(3600);
+        let mut due: Option<Instant> = None;
+        let mut sooner = |at: Instant| due = Some(due.map_or(at, |d| d.min(at)));
         for i in &self.ifaces {
             if let Some(d) = i.dirty
                 && i.busy.is_none()
             {
-                let at = (d + EVENT_DEBOUNCE).max(i.retry_at.unwrap_or(now));
-                due = due.min(at);
+                sooner((d + EVENT_DEBOUNCE).max(i.retry_at.unwrap_or(now)));
             }
         }
         if let Some((at, _)) = self.config_due
             && !self.config_loading
         {
-            due = due.min(at);
+            sooner(at);
         }
-        TokioInstant::from_std(due)
+        due.map(TokioInstant::from_std)
     }
 
     /// Starts what is due: looks at marked interfaces, a config load.
