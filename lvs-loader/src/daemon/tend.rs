@@ -63,6 +63,24 @@ impl Watched {
         };
         Some(Self { ifindex, tcx_ids })
     }
+
+    /// What is there now, when rtnetlink would have told of a new index for `ifname`
+    /// (deleted, re-created, renamed, moved: link notifications): the TCX query alone, on
+    /// the same index, without the name lookup (`if_nametoindex` creates and closes a
+    /// socket: two thirds of the idle daemon's system calls). A failed query (the index
+    /// is gone) falls back to [`Self::now`].
+    pub fn requery(&self, ifname: &IfName) -> Option<Self> {
+        if !sys::supports_tcx() {
+            return Some(self.clone());
+        }
+        match bpf::tcx_ingress_prog_ids(self.ifindex) {
+            Ok(tcx_ids) => Some(Self {
+                ifindex: self.ifindex,
+                tcx_ids,
+            }),
+            Err(_) => Self::now(ifname),
+        }
+    }
 }
 
 /// The result of one look.

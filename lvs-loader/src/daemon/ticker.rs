@@ -74,6 +74,10 @@ impl Ticker {
                 )
             };
             if n == 8 {
+                // Consumed: wait for the next expiration's readiness instead of finding
+                // out with a read that fails with EAGAIN. (Should one expire between the
+                // read and this, its edge is lost and the tick comes one period late.)
+                guard.clear_ready();
                 return Ok(());
             }
             let e = io::Error::last_os_error();

@@ -99,13 +99,21 @@ impl Daemon {
         }
     }
 
-    /// The TCX hook and the interface index, compared with the last look.
+    /// The TCX hook and the interface index, compared with the last look. While the
+    /// rtnetlink watch works, it reports every change of the index (as link
+    /// notifications, see [`Self::heard`]) and the poll only queries the TCX hook of the
+    /// known index; without it, the name is looked up again too.
     pub(super) fn poll(&mut self) {
+        let netlink = !self.watch_failed;
         for i in &mut self.ifaces {
             if i.busy.is_some() || i.dirty.is_some() {
                 continue;
             }
-            if Watched::now(&i.name) != i.watched {
+            let now = match &i.watched {
+                Some(w) if netlink => w.requery(&i.name),
+                _ => Watched::now(&i.name),
+            };
+            if now != i.watched {
                 i.mark();
             }
         }
