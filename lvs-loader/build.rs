@@ -1,6 +1,6 @@
-//! Builds the eBPF objects (`lvs-ebpf`, `lvs-htab`, `lvs-empty`, for bpfel-unknown-none with the nightly toolchain
-//! and bpf-linker) so that a plain `cargo build` produces a complete loader. The object is
-//! embedded with `include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lvs-ebpf"))`.
+//! Builds the eBPF objects (`lvs-ebpf`, `lvs-htab`, `lvs-empty`: bpfel-unknown-none, the
+//! nightly toolchain and bpf-linker) so that a plain `cargo build` produces a complete
+//! loader. They are embedded with `include_bytes_aligned!(concat!(env!("OUT_DIR"), ...))`.
 //!
 //! The object does not depend on the loader's profile, target or features (aya-build always
 //! builds it in release for the BPF target with its own flags), so every build of the

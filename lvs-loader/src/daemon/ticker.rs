@@ -75,8 +75,8 @@ impl Ticker {
             };
             if n == 8 {
                 // Consumed: wait for the next expiration's readiness instead of finding
-                // out with a read that fails with EAGAIN. (Should one expire between the
-                // read and this, its edge is lost and the tick comes one period late.)
+                // out with a read that fails with EAGAIN. (tokio clears only the readiness
+                // this guard saw: an expiration's event that came meanwhile stays.)
                 guard.clear_ready();
                 return Ok(());
             }
