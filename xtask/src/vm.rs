@@ -356,7 +356,7 @@ impl GuestRun<'_> {
             cmdline.push_str(&extra);
         }
         let log = self.logs.join(format!("{}-{}.log", k.label, job.name()));
-        let run = qemu::boot(&qemu::Guest {
+        let guest = qemu::Guest {
             name: name.clone(),
             vmlinuz: &k.vmlinuz,
             initrd: self.initrd,
@@ -366,7 +366,22 @@ impl GuestRun<'_> {
             timeout: Duration::from_secs(args.timeout),
             log: log.clone(),
             echo: args.verbose,
-        })?;
+        };
+        let mut run = qemu::boot(&guest)?;
+        // A kernel that dies while booting under TCG, before the guest's init printed its
+        // first line (a CI run of 2026-11-27: an int3 Oops in `sched_clock_cpu` 2.4 s into
+        // the boot, while the kernel patched its own text), ran no test: boot it once
+        // more. A guest that fails after its init started is never booted again.
+        if let Some(why) = qemu::died_before_init(&run) {
+            let first = log.with_extension("boot1.log");
+            fs::rename(&log, &first).ok();
+            eprintln!(
+                "[vm-test] {name}: the kernel died before the guest's init started ({why}); \
+                 booting it once more (first console: {})",
+                first.display()
+            );
+            run = qemu::boot(&guest)?;
+        }
         {
             let _guard = print_lock.lock();
             eprintln!(

@@ -134,9 +134,56 @@ fn build_and_boot(root: &Path, debian: &Path, deb: &Path, k: &Kernel, work: &Pat
 }
 
 /// Boots the guest holding `/tmp/lvs-vm.lock`; the verdict is the console's
-/// `LVS-PKG-RESULT:` line. The console is kept in `WORK/console.log`.
+/// `LVS-PKG-RESULT:` line. The console is kept in `WORK/console.log`. A kernel that dies
+/// while booting under TCG, before the test service printed anything, ran no test: it
+/// is booted once more (the first console kept in `WORK/console.boot1.log`).
 fn boot(vmlinuz: &Path, initrd: &Path, work: &Path) -> Result<()> {
     let _lock = vm_lock()?;
+    let log = work.join("console.log");
+    let mut b = boot_once(vmlinuz, initrd)?;
+    if b.verdict.is_none()
+        && b.exited
+        && !b.console.contains("LVS-PKG")
+        && let Some(why) = b
+            .console
+            .lines()
+            .find(|l| l.contains("Oops") || l.contains("Kernel panic") || l.contains("BUG:"))
+    {
+        let first = work.join("console.boot1.log");
+        let _ = fs::write(&first, &b.console);
+        println!(
+            "[package] the kernel died before the test service started ({}); booting it once \
+             more (first console: {})",
+            why.trim(),
+            first.display()
+        );
+        b = boot_once(vmlinuz, initrd)?;
+    }
+    let _ = fs::write(&log, &b.console);
+    match b.verdict {
+        Some(v) if v == "PASS" => {
+            println!("[package] guest test: PASS ({:.0} s)", b.secs);
+            Ok(())
+        }
+        Some(v) => bail!("guest test failed: {v}\n{}", tail(&b.console, 60)),
+        None => bail!(
+            "guest test gave no verdict within {:.0} s\n{}",
+            b.secs,
+            tail(&b.console, 60)
+        ),
+    }
+}
+
+/// One boot: the verdict line, the console, whether qemu exited by itself (a crash or
+/// power-off) rather than at the timeout.
+struct Boot {
+    verdict: Option<String>,
+    console: String,
+    exited: bool,
+    secs: f64,
+}
+
+fn boot_once(vmlinuz: &Path, initrd: &Path) -> Result<Boot> {
     let mut child = Command::new("qemu-system-x86_64")
         .args([
             "-accel",
@@ -181,6 +228,7 @@ fn boot(vmlinuz: &Path, initrd: &Path, work: &Path) -> Result<()> {
     let start = Instant::now();
     let mut console = String::new();
     let mut verdict: Option<String> = None;
+    let mut exited = false;
     while start.elapsed() < GUEST_TIMEOUT {
         match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(line) => {
@@ -196,31 +244,24 @@ fn boot(vmlinuz: &Path, initrd: &Path, work: &Path) -> Result<()> {
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if child.try_wait()?.is_some() {
+                    exited = true;
                     break;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                exited = true;
+                break;
+            }
         }
     }
     let _ = child.kill();
     let _ = child.wait();
-    let log = work.join("console.log");
-    let _ = fs::write(&log, &console);
-    match verdict {
-        Some(v) if v == "PASS" => {
-            println!(
-                "[package] guest test: PASS ({:.0} s)",
-                start.elapsed().as_secs_f64()
-            );
-            Ok(())
-        }
-        Some(v) => bail!("guest test failed: {v}\n{}", tail(&console, 60)),
-        None => bail!(
-            "guest test gave no verdict within {} s\n{}",
-            start.elapsed().as_secs(),
-            tail(&console, 60)
-        ),
-    }
+    Ok(Boot {
+        verdict,
+        console,
+        exited,
+        secs: start.elapsed().as_secs_f64(),
+    })
 }
 
 /// `/tmp/lvs-vm.lock`, exclusively (held until the file is closed): one guest at a time on

@@ -73,6 +73,25 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// The first line every guest's init prints (`xtask/vm/init.sh`).
+pub const INIT_MARK: &str = "LVS-VM: kernel ";
+
+/// Why a guest went away before its init started, if it did: no result, and no line of
+/// its init on the console. The reason is the kernel's first Oops or panic line.
+pub fn died_before_init(run: &Run) -> Option<String> {
+    if !matches!(run.outcome, Outcome::NoResult) || run.lines.iter().any(|l| l.contains(INIT_MARK))
+    {
+        return None;
+    }
+    let why = run
+        .lines
+        .iter()
+        .find(|l| l.contains("Oops") || l.contains("Kernel panic") || l.contains("BUG:"))
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_else(|| "no console line from its init".to_owned());
+    Some(why)
+}
+
 pub struct Run {
     pub outcome: Outcome,
     pub secs: f64,
@@ -297,4 +316,49 @@ pub fn choose_accel(
     }
     fs::write(cache_file, format!("{key} => {accel}\n")).ok();
     Ok(accel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(outcome: Outcome, lines: &[&str]) -> Run {
+        Run {
+            outcome,
+            secs: 5.0,
+            lines: lines.iter().map(|l| (*l).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_kernel_that_died_while_booting_is_told_apart() {
+        // The console of the CI guest of 2026-11-27 11:50 (6.12, lvs job).
+        let oops = [
+            "[    2.446612] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI",
+            "[    2.447081] RIP: 0010:sched_clock_cpu+0x9/0x190",
+            "[    2.461000] Kernel panic - not syncing: Fatal exception",
+        ];
+        let why = died_before_init(&run(Outcome::NoResult, &oops)).expect("died before init");
+        assert!(why.contains("Oops: int3"), "{why}");
+        assert!(died_before_init(&run(Outcome::NoResult, &[])).is_some());
+        // Once the guest's init has printed, a crash is a failure of what ran: no retry.
+        let started = [
+            "LVS-VM: kernel 6.12.117+deb12-amd64, 2 cpu(s), 1971 MiB, job lvs",
+            "[   40.1] Oops: general protection fault",
+        ];
+        assert!(died_before_init(&run(Outcome::NoResult, &started)).is_none());
+        // Failures and timeouts are what they are.
+        assert!(died_before_init(&run(Outcome::Fail(1), &oops)).is_none());
+        assert!(died_before_init(&run(Outcome::Timeout, &oops)).is_none());
+        assert!(died_before_init(&run(Outcome::Pass, &[])).is_none());
+    }
+
+    #[test]
+    fn the_init_mark_is_what_the_init_prints() {
+        let init = include_str!("../../vm/init.sh");
+        assert!(
+            init.contains(&format!("echo \"{INIT_MARK}")),
+            "xtask/vm/init.sh no longer prints {INIT_MARK:?} first"
+        );
+    }
 }
