@@ -1166,3 +1166,31 @@ fn fifteen_distinct_masks_and_not_sixteen() {
         + "[[vip]]\naddress = \"10.0.1.2\"\nmark = 1\nmark_mask = 0x3\n";
     assert_eq!(ok(&more).vips.len(), 17);
 }
+
+/// The usual headers are recognized without toml's parser (`parse_header`'s fast path),
+/// from their characters other than whitespace. A header with a non-ASCII character whose
+/// low byte is that of `[`, `]` or a letter of `vip`/`peer` (U+015D is `]` + 0x100,
+/// U+0176 `v` + 0x100) is rejected, not read as `[[vip]]` or `[[peer]]` byte by byte.
+/// (Two checks stand in the way: the fast path sends non-ASCII to the parser, and the
+/// section's own text is parsed too; cargo-mutants' `||` -> `&&` on the first one
+/// survives because of the second.)
+#[test]
+fn non_ascii_header_characters_are_not_read_as_vip_or_peer() {
+    let body = "address = \"10.0.0.1\"\nport = 80\nmark = 1\n";
+    ok(&format!("{PEER}[[vip]]\n{body}"));
+    for header in [
+        "[[vip\u{15d}]",
+        "[[\u{176}ip]]",
+        "[\u{15b}vip]]",
+        "[[vip]\u{15d}",
+    ] {
+        let text = format!("{PEER}{header}\n{body}");
+        let (msg, _) = err(&text);
+        assert!(msg.starts_with("vips.toml:3:"), "{header:?}: {msg}");
+    }
+    let peer = "mac = \"00:0C:29:57:88:CE\"\n";
+    let vip = format!("[[vip]]\n{body}");
+    ok(&format!("[[peer]]\n{peer}{vip}"));
+    let (msg, _) = err(&format!("[[\u{170}eer]]\n{peer}{vip}"));
+    assert!(msg.starts_with("vips.toml:1:"), "{msg}");
+}
