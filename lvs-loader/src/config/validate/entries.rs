@@ -38,8 +38,6 @@ pub(super) trait FieldValue: Sized {
     fn integer(&self) -> Option<(Option<i128>, &dyn fmt::Display)>;
     /// The items of an array.
     fn items(&self) -> Option<&[Self]>;
-    /// An array or a table.
-    fn is_container(&self) -> bool;
     /// "a string", "an integer", ...
     fn a(&self) -> &'static str;
 }
@@ -68,10 +66,6 @@ impl FieldValue for Value<'_> {
             DeValue::Array(a) => Some(a),
             _ => None,
         }
-    }
-
-    fn is_container(&self) -> bool {
-        matches!(self.get_ref(), DeValue::Array(_) | DeValue::Table(_))
     }
 
     fn a(&self) -> &'static str {
@@ -507,13 +501,10 @@ impl Validator {
                     .iter()
                     .enumerate()
                     .filter_map(|(i, item)| {
+                        // An array or table item is neither a string nor an integer:
+                        // port_item reports it as a type error.
                         let f = format!("{field}[{}]", i + 1);
-                        if item.is_container() {
-                            self.type_error(sec, item, f.as_str(), ELEMENT);
-                            None
-                        } else {
-                            self.port_item(sec, item, f.as_str(), ELEMENT)
-                        }
+                        self.port_item(sec, item, f.as_str(), ELEMENT)
                     })
                     .collect();
                 (self.problems.found() == before).then_some(out)

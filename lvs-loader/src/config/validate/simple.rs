@@ -62,10 +62,6 @@ impl FieldValue for SimpleValue<'_> {
         None
     }
 
-    fn is_container(&self) -> bool {
-        false
-    }
-
     fn a(&self) -> &'static str {
         match self.value {
             Simple::Str(_) => "a string",
