@@ -19,7 +19,7 @@ mod apt;
 mod initrd;
 pub(crate) mod kernel;
 mod payload;
-mod qemu;
+pub(crate) mod qemu;
 mod report;
 mod rootfs;
 mod schedule;

@@ -22,7 +22,10 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{
     util,
-    vm::kernel::{self, Kernel, KernelChoice},
+    vm::{
+        kernel::{self, Kernel, KernelChoice},
+        qemu,
+    },
 };
 
 /// Modules the guest test needs beyond what Debian builds in (6.1 has no TCX: clsact +
@@ -144,10 +147,7 @@ fn boot(vmlinuz: &Path, initrd: &Path, work: &Path) -> Result<()> {
     if b.verdict.is_none()
         && b.exited
         && !b.console.contains("LVS-PKG")
-        && let Some(why) = b
-            .console
-            .lines()
-            .find(|l| l.contains("Oops") || l.contains("Kernel panic") || l.contains("BUG:"))
+        && let Some(why) = qemu::crash_line(b.console.lines())
     {
         let first = work.join("console.boot1.log");
         let _ = fs::write(&first, &b.console);

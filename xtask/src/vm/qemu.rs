@@ -83,13 +83,15 @@ pub fn died_before_init(run: &Run) -> Option<String> {
     {
         return None;
     }
-    let why = run
-        .lines
-        .iter()
-        .find(|l| l.contains("Oops") || l.contains("Kernel panic") || l.contains("BUG:"))
+    let why = crash_line(run.lines.iter().map(String::as_str))
         .map(|l| l.trim().to_owned())
         .unwrap_or_else(|| "no console line from its init".to_owned());
     Some(why)
+}
+
+/// The kernel's first Oops, panic or BUG line on a console, if any.
+pub fn crash_line<'a>(mut lines: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    lines.find(|l| l.contains("Oops") || l.contains("Kernel panic") || l.contains("BUG:"))
 }
 
 pub struct Run {
