@@ -5,6 +5,8 @@
 
 use std::os::fd::{AsRawFd as _, BorrowedFd};
 
+use crate::bpf::bpf_cmd;
+
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 /// Elements per syscall.
 const CHUNK: usize = 16_384;
@@ -54,17 +56,7 @@ pub fn update<K: Copy, V: Copy>(
             ..BatchAttr::default()
         };
         // SAFETY: keys/values point at kc.len() elements of the map's key/value layout.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_UPDATE_BATCH,
-                &mut attr as *mut BatchAttr,
-                std::mem::size_of::<BatchAttr>() as u32,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        unsafe { bpf_cmd(BPF_MAP_UPDATE_BATCH, &mut attr) }?;
     }
     Ok(())
 }
@@ -111,17 +103,9 @@ pub fn fold_array<V: Copy + Default>(
         };
         // SAFETY: keys has room for `want` keys, values for `want * per_key` values of
         // the map's value type; token is a u32 (the key type of arrays).
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_BATCH,
-                &mut attr as *mut BatchAttr,
-                std::mem::size_of::<BatchAttr>() as u32,
-            )
-        };
+        let rc = unsafe { bpf_cmd(BPF_MAP_LOOKUP_BATCH, &mut attr) };
         let got = (attr.count as usize).min(want);
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
+        if let Err(e) = rc {
             // ENOENT: the last chunk (attr.count says how much of it was filled).
             if e.raw_os_error() == Some(libc::ENOENT) {
                 f(done, &values[..got * per_key]);

@@ -31,9 +31,16 @@ pub const BPF_LINK_TYPE_TCX: u32 = 11;
 /// `BPF_F_BEFORE`: with no relative object, attach first.
 pub const BPF_F_BEFORE: u32 = 1 << 3;
 
-fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is a properly laid out prefix of `union bpf_attr` for `cmd`; the
-    // kernel zero-checks the bytes past `size` that it knows and we don't pass.
+/// `bpf(cmd, attr, sizeof attr)`: the syscall's result (an fd for the commands that
+/// create one), or the OS error.
+///
+/// # Safety
+///
+/// `attr` must be a properly laid out prefix of `union bpf_attr` for `cmd`, and every
+/// pointer in it must point at memory of the size the command reads or writes (the
+/// kernel zero-checks the bytes past `size_of::<T>()` that it knows).
+pub unsafe fn bpf_cmd<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: the caller's contract.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -47,6 +54,13 @@ fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     } else {
         Ok(rc)
     }
+}
+
+/// [`bpf_cmd`] for the attrs of this module, each laid out for its command, with
+/// pointers to buffers of the sizes they state.
+fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: see above.
+    unsafe { bpf_cmd(cmd, attr) }
 }
 
 fn fd_from(rc: libc::c_long) -> OwnedFd {

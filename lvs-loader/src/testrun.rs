@@ -19,7 +19,10 @@ use std::os::fd::RawFd;
 
 use lvs_ebpf_common::{Reason, detail};
 
-use crate::error::{Error, Result};
+use crate::{
+    bpf::bpf_cmd,
+    error::{Error, Result},
+};
 
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
@@ -107,18 +110,9 @@ fn run(prog_fd: RawFd, frame: &[u8], mark_in: u32, repeat: u32) -> Result<(TestR
         ctx_out: &mut ctx_out as *mut SkBuff as u64,
         ..TestAttr::default()
     };
-    // SAFETY: attr points at valid buffers for the duration of the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestAttr,
-            std::mem::size_of::<TestAttr>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::TestRun(std::io::Error::last_os_error()));
-    }
+    // SAFETY: attr points at valid buffers of the sizes it states for the duration of
+    // the call.
+    unsafe { bpf_cmd(BPF_PROG_TEST_RUN, &mut attr) }.map_err(Error::TestRun)?;
     Ok((
         TestRunOutput {
             retval: attr.retval as i32,
@@ -307,21 +301,9 @@ fn prog_info(fd: RawFd, info: &mut ProgInfo) -> Result<()> {
     };
     // SAFETY: attr points at a ProgInfo of info_len bytes and at buffers its lengths
     // describe.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET_INFO_BY_FD,
-            &mut attr as *mut InfoAttr,
-            std::mem::size_of::<InfoAttr>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::io(
-            "reading the program's info (BPF_OBJ_GET_INFO_BY_FD)",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    unsafe { bpf_cmd(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }
+        .map(drop)
+        .map_err(|e| Error::io("reading the program's info (BPF_OBJ_GET_INFO_BY_FD)", e))
 }
 
 /// The xlated instructions and JIT facts of the loaded program `fd` (needs

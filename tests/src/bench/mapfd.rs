@@ -2,11 +2,9 @@
 //! `/proc/self/fdinfo` entry: what the instruction counter ([`super::insns`]) and the
 //! memory report ([`super::memory`]) both read of the loaded maps.
 
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::os::fd::{AsRawFd as _, OwnedFd};
 
 use anyhow::{Context as _, Result};
-
-const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 
 /// A map opened by id, with its fdinfo.
 pub struct MapById {
@@ -18,32 +16,7 @@ pub struct MapById {
 impl MapById {
     /// Opens map `id` (`name` only labels errors).
     pub fn open(name: &str, id: u32) -> Result<Self> {
-        #[repr(C)]
-        struct Attr {
-            id: u32,
-            next_id: u32,
-            open_flags: u32,
-        }
-        let mut attr = Attr {
-            id,
-            next_id: 0,
-            open_flags: 0,
-        };
-        // SAFETY: a valid bpf_attr prefix for BPF_MAP_GET_FD_BY_ID.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_GET_FD_BY_ID,
-                &mut attr as *mut Attr,
-                std::mem::size_of::<Attr>() as u32,
-            )
-        };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("map {name} (id {id})"));
-        }
-        // SAFETY: the kernel just gave us this fd.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let fd = lvs_loader::bpf::map_by_id(id).with_context(|| format!("map {name} (id {id})"))?;
         let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
             .with_context(|| format!("reading the fdinfo of map {name}"))?;
         Ok(Self {

@@ -57,15 +57,8 @@ impl KMap {
             flags: 0,
         };
         // SAFETY: key and value point at buffers of the map's sizes.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_ELEM,
-                &mut attr as *mut Attr,
-                std::mem::size_of::<Attr>() as u32,
-            )
-        };
-        (rc == 0).then(|| {
+        let rc = unsafe { lvs_loader::bpf::bpf_cmd(BPF_MAP_LOOKUP_ELEM, &mut attr) };
+        rc.is_ok().then(|| {
             value.truncate(self.value_size);
             value
         })
