@@ -140,3 +140,21 @@ pub fn vnet_hdr_linear(frame: &[u8]) -> Vec<u8> {
     v.extend_from_slice(frame);
     v
 }
+
+/// Frames at least this long leave a packet socket as an skb with only the Ethernet
+/// header linear and the rest in page fragments (`packet_alloc_skb` copies a frame
+/// shorter than a page, less its headroom, whole into the linear data): a veth carrying
+/// them needs an MTU above it ([`JUMBO_MTU`]).
+pub const PAGED_FRAME_LEN: usize = 5000;
+/// The MTU of a veth that carries [`PAGED_FRAME_LEN`]-byte frames.
+pub const JUMBO_MTU: u32 = 9000;
+
+/// `frame` padded with zeros (Ethernet padding past the IP packet, which the IP layer
+/// trims) to [`PAGED_FRAME_LEN`] bytes, so that its headers arrive in a page fragment.
+pub fn paged(frame: &[u8]) -> Vec<u8> {
+    let mut v = frame.to_vec();
+    if v.len() < PAGED_FRAME_LEN {
+        v.resize(PAGED_FRAME_LEN, 0);
+    }
+    v
+}

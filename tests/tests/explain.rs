@@ -4,7 +4,8 @@
 //! `--config`; hostile input refused with a clear error and nothing changed.
 //!
 //! `nonlinear` is the one reason a test run cannot give: BPF_PROG_TEST_RUN hands the
-//! program a linear frame (tests/tests/fixtures.rs covers the pull with real GSO frames).
+//! program a linear frame (tests/tests/nonlinear.rs sends frames whose headers lie in page
+//! fragments and checks the pull).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -98,6 +98,19 @@ fn cases() -> Vec<Case> {
             Reason::NotIp,
         ),
         (
+            // Found by `cargo xtask mutants` (a tag one byte short taken as a header past
+            // the linear data, and so as non-linear, survived).
+            "802.1Q tag one byte short of its 4: not IP, untouched",
+            // Unpadded (a veth or a packet socket passes a 17-byte frame as it is).
+            Frame {
+                min_len: 0,
+                ..Frame::raw(CLIENT, ETH_P_8021Q, vec![0x00, 0x64, 0x08])
+            }
+            .bytes(),
+            UNTOUCHED,
+            Reason::NotIp,
+        ),
+        (
             "ARP untouched",
             Frame::raw(CLIENT, ETH_P_ARP, vec![0; 28]).bytes(),
             UNTOUCHED,

@@ -31,7 +31,7 @@ use anyhow::{Context as _, Result, bail};
 use ebpf::run_ebpf;
 
 /// The default fast test subset run against each eBPF mutation.
-const DEFAULT_TESTS: &str = "fixtures_ipv4,fixtures_ipv6,fixtures_malformed,fixtures_peers,fixtures_scale,fuzz_model,differential";
+const DEFAULT_TESTS: &str = "fixtures_ipv4,fixtures_ipv6,fixtures_malformed,fixtures_peers,fixtures_scale,fuzz_model,differential,nonlinear";
 
 #[derive(clap::Args)]
 pub struct MutantsArgs {

@@ -36,7 +36,7 @@ pub struct Report {
     /// Instructions executed per path and the loaded programs' size.
     pub insns: Option<super::insns::Results>,
     pub wholepath: Option<wholepath::Results>,
-    /// The same with paged skbs (AF_PACKET's default layout), fewer VIP counts.
+    /// The same with paged skbs (headers in a page fragment), fewer VIP counts.
     pub wholepath_paged: Option<wholepath::Results>,
     pub memory: Option<memory::Results>,
     /// The daemon's idle cost.
@@ -120,7 +120,10 @@ pub fn markdown(r: &Report) -> String {
         s.push_str(&wholepath_table(w));
     }
     if let Some(w) = &r.wholepath_paged {
-        s.push_str("\n### Whole path with paged skbs (headers in a page fragment)\n\n");
+        s.push_str(&format!(
+            "\n### Whole path with paged skbs ({}-byte frames, headers in a page fragment)\n\n",
+            crate::sender::PAGED_FRAME_LEN
+        ));
         s.push_str(&cpu);
         s.push_str(&wholepath_table(w));
     }

@@ -94,8 +94,10 @@ pub enum SkbLayout {
     /// The whole frame in the skb's linear area, like a NIC driver builds small packets
     /// (AF_PACKET with a `virtio_net_hdr` whose `hdr_len` covers the frame).
     Linear,
-    /// AF_PACKET's default: only the Ethernet header is linear, the rest is a page
-    /// fragment (what GRO'd or some drivers' packets look like too).
+    /// Only the Ethernet header linear, the rest in a page fragment (what GRO'd or
+    /// header-split NICs' packets look like): the frames padded to
+    /// [`crate::sender::PAGED_FRAME_LEN`] bytes, which AF_PACKET builds that way, over a
+    /// veth with a jumbo MTU. (A shorter frame it copies whole into the linear data.)
     Paged,
 }
 

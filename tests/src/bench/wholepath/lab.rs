@@ -18,7 +18,7 @@ use crate::{
     bench::workload,
     cmd::try_run,
     netns::{NetNs, PinRoot, veth},
-    sender::{Sender, vnet_hdr_linear},
+    sender::{JUMBO_MTU, Sender, paged, vnet_hdr_linear},
 };
 
 const DIR_IF: &str = "d0";
@@ -58,6 +58,11 @@ impl Lab {
             ns.run("sysctl", &["-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
         }
         veth(&gen_ns, GEN_IF, &dir, DIR_IF);
+        if layout == SkbLayout::Paged {
+            let mtu = JUMBO_MTU.to_string();
+            gen_ns.ip(&["link", "set", GEN_IF, "mtu", &mtu]);
+            dir.ip(&["link", "set", DIR_IF, "mtu", &mtu]);
+        }
         dir.ip(&["addr", "add", DIR_ADDR, "dev", DIR_IF]);
         // The VIPs are local on a director (IPVS takes them at LOCAL_IN).
         dir.ip(&["route", "add", "local", "172.16.0.0/16", "dev", "lo"]);
@@ -76,7 +81,7 @@ impl Lab {
                 );
                 match layout {
                     SkbLayout::Linear => vnet_hdr_linear(&f),
-                    SkbLayout::Paged => f,
+                    SkbLayout::Paged => paged(&f),
                 }
             })
             .collect();
