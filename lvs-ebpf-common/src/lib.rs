@@ -609,7 +609,9 @@ pub mod detail {
     pub const ANY_PORT: u32 = 8;
     /// IPv6.
     pub const IPV6: u32 = 16;
-    /// `bpf_skb_pull_data` ran (headers were not all in the linear part).
+    /// The headers were not all in the linear part (read through copies). Reserved: the
+    /// program does not set it (carrying it past the parser would double what the
+    /// verifier explores).
     pub const PULLED: u32 = 32;
 }
 

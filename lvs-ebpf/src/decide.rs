@@ -126,17 +126,15 @@ fn live_generation<const COUNT: bool>()
 
 #[inline(always)]
 pub fn decide<const COUNT: bool, B: Backend>(ctx: &TcContext) -> Decision {
-    // Parse (pulling the first bytes into the linear data only when a header lies past
-    // it).
+    // Parse the linear data in place.
     let old = mark_in(ctx);
-    let pkt = Pkt::<COUNT> { ctx };
-    let mut parsed = parse::parse(&pkt);
+    let mut parsed = parse::parse(&Pkt::direct(ctx));
     // A header lies past the linear data (but inside the packet: otherwise the parser
-    // says malformed/not IP): make the first bytes linear and parse once more. The only
-    // pull on the way: the verifier walks the rest once per parse (a pull inside the
-    // parser, at each header, would have it walk the rest once per header).
-    if parsed.kind() == Kind::Done(Reason::Nonlinear) && pkt.pull() {
-        parsed = parse::parse(&pkt);
+    // says malformed/not IP): parse once more, copying each header out of the packet
+    // (page fragments included) instead of pulling it into the linear data. One join
+    // after the two parses: the verifier walks the rest once per parse.
+    if parsed.kind() == Kind::Done(Reason::Nonlinear) {
+        parsed = parse::parse(&Pkt::copied(ctx));
     }
     // Not reported by the explain program: carrying it would double what the verifier
     // explores after the parser, and test runs hand over linear frames anyway.

@@ -9,14 +9,21 @@
 //! * A port is read only when the whole transport header the xt match reads (TCP 20, UDP
 //!   8, SCTP 12 bytes) lies inside the IP payload; otherwise only an any-port VIP can match.
 //!
+//! Two ways to read the headers, one parser: direct packet access to the linear data
+//! ([`Pkt::direct`]), and, for a packet whose headers lie past it (GRO'd, header-split or
+//! large packets), a copy of each header onto the stack with `bpf_skb_load_bytes`
+//! ([`Pkt::copied`]), which reads page fragments too and leaves the skb as it is (a
+//! `bpf_skb_pull_data` would reallocate and copy its head: ~130 ns per packet here).
+//!
 //! Fixed headers are read through `network-types`; the result is a few words in
 //! registers (the key words of the VIP tables), never a struct in memory.
 
 use core::mem::{offset_of, size_of};
 
-use crate::counters;
-use aya_ebpf::programs::TcContext;
-use lvs_ebpf_common::{PROTO_SCTP, PROTO_TCP, PROTO_UDP, Reason, detail, global, v4_key, v6_tail};
+use core::{cell::UnsafeCell, mem::MaybeUninit};
+
+use aya_ebpf::{helpers::generated::bpf_skb_load_bytes, programs::TcContext};
+use lvs_ebpf_common::{PROTO_SCTP, PROTO_TCP, PROTO_UDP, Reason, detail, v4_key, v6_tail};
 use network_types::{
     eth::{EthHdr, EtherType},
     ip::{Ipv4Hdr, Ipv6Hdr},
@@ -36,8 +43,6 @@ const NEXTHDR_DEST: u8 = 60;
 /// limit; real traffic carries a handful at most.
 pub const MAX_EXT_HDRS: usize = 32;
 
-/// Bytes made linear with `bpf_skb_pull_data` when a header lies past the linear data.
-pub const PULL_LEN: u32 = 256;
 /// Upper bound for any header offset. The verifier only keeps a packet pointer's range
 /// when its variable offset stays well below 64 KiB; no frame we parse is longer.
 const MAX_OFF: usize = 0x3fff;
@@ -133,32 +138,68 @@ impl Parsed {
     }
 }
 
-/// The packet being parsed. Generic over counting like the decision core: the explain
-/// program counts nothing.
-pub struct Pkt<'a, const COUNT: bool> {
-    pub ctx: &'a TcContext,
+/// Room for the largest header the parser reads at once (the fixed IPv6 header).
+#[repr(C, align(8))]
+struct Scratch([u8; 40]);
+
+/// The packet being parsed, read directly (`COPY = false`) or through stack copies of its
+/// headers (`COPY = true`).
+pub struct Pkt<'a, const COPY: bool> {
+    ctx: &'a TcContext,
+    /// Where `COPY` puts the header just read (each read replaces the previous one: the
+    /// parser takes what it needs of a header into registers before it reads the next).
+    scratch: UnsafeCell<MaybeUninit<Scratch>>,
 }
 
-impl<const COUNT: bool> Pkt<'_, COUNT> {
+impl<'a> Pkt<'a, false> {
+    /// The headers in the linear data, read in place.
+    #[inline(always)]
+    pub fn direct(ctx: &'a TcContext) -> Self {
+        Self {
+            ctx,
+            scratch: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+}
+
+impl<'a> Pkt<'a, true> {
+    /// The headers wherever they lie in the packet (linear data or page fragments), each
+    /// copied onto the stack.
+    #[inline(always)]
+    pub fn copied(ctx: &'a TcContext) -> Self {
+        Self {
+            ctx,
+            scratch: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+}
+
+impl<const COPY: bool> Pkt<'_, COPY> {
     /// `skb->data` and `skb->data_end`.
     #[inline(always)]
     fn linear(&self) -> (usize, usize) {
         (self.ctx.data(), self.ctx.data_end())
     }
 
-    /// A header of type `T` at `off` if it lies in the linear data, without pulling.
-    #[inline(always)]
-    fn in_linear<T>(&self, off: usize) -> Option<*const T> {
-        if off > MAX_OFF {
-            return None;
-        }
-        self.within(off)
-    }
-
-    /// A header of type `T` at `off` (known to be `<= MAX_OFF`) if it lies in the linear
-    /// data.
+    /// A header of type `T` at `off` (known to be `<= MAX_OFF`) if it can be read: in the
+    /// linear data (direct), or anywhere in the packet (copied).
     #[inline(always)]
     fn within<T>(&self, off: usize) -> Option<*const T> {
+        const { assert!(size_of::<T>() <= size_of::<Scratch>()) };
+        if COPY {
+            let dst = self.scratch.get() as *mut u8;
+            // SAFETY: `dst` has room for `size_of::<T>()` bytes; the helper fails (and
+            // writes nothing we read) when they are not all in the packet.
+            let rc = unsafe {
+                bpf_skb_load_bytes(
+                    self.ctx.skb.skb as *const _,
+                    off as u32,
+                    dst as *mut _,
+                    size_of::<T>() as u32,
+                )
+            };
+            return (rc == 0).then_some(dst as *const T);
+        }
         let (start, end) = self.linear();
         if start + off + size_of::<T>() > end {
             return None;
@@ -166,26 +207,13 @@ impl<const COUNT: bool> Pkt<'_, COUNT> {
         Some((start + off) as *const T)
     }
 
-    /// Pulls the first `min(skb->len, PULL_LEN)` bytes into the linear data when the
-    /// linear part is shorter than that. Whether it pulled (then parse again).
-    #[inline(always)]
-    pub fn pull(&self) -> bool {
-        let len = self.ctx.len();
-        let want = if len < PULL_LEN { len } else { PULL_LEN };
-        let (start, end) = self.linear();
-        if end - start >= want as usize {
-            return false;
-        }
-        if self.ctx.pull_data(want).is_err() && COUNT {
-            counters::global_inc(global::INTERNAL);
-        }
-        true
-    }
-
-    /// A header of type `T` at `off`, if it lies in the linear data.
+    /// A header of type `T` at `off`, if it can be read ([`Self::within`]).
     #[inline(always)]
     fn ptr_at<T>(&self, off: usize) -> Option<*const T> {
-        self.in_linear(off)
+        if off > MAX_OFF {
+            return None;
+        }
+        self.within(off)
     }
 
     /// [`Self::ptr_at`] for an offset an extension-header walk computed. The offset the
@@ -215,12 +243,14 @@ impl<const COUNT: bool> Pkt<'_, COUNT> {
 /// efficient unaligned access), and this keeps LLVM from splitting the load into bytes.
 #[inline(always)]
 unsafe fn load<T: Copy>(p: *const u8) -> T {
-    // SAFETY: the caller has bounds-checked `p .. p + size_of::<T>()` against data_end.
+    // SAFETY: the caller has bounds-checked `p .. p + size_of::<T>()` against data_end, or
+    // `p` points at the header's copy.
     unsafe { (p as *const T).read_volatile() }
 }
 
 /// Why reading `n` bytes at `off` failed: past `limit` (the packet really is that short:
-/// malformed) or only past the linear data even after a pull (non-linear).
+/// malformed), or only past the linear data (non-linear: the decision core parses again
+/// with copied headers) or past `MAX_OFF`.
 #[inline(always)]
 fn short_or_nonlinear(off: usize, n: usize, limit: usize) -> Parsed {
     if off + n > limit {
@@ -231,7 +261,7 @@ fn short_or_nonlinear(off: usize, n: usize, limit: usize) -> Parsed {
 }
 
 /// Why the Ethernet header or a VLAN tag could not be read: the frame is that short (not
-/// IP), or it lies past the linear data (non-linear: pull).
+/// IP), or it lies past the linear data (non-linear: parse again with copied headers).
 #[inline(always)]
 fn short_or_not_ip(off: usize, n: usize, len: usize) -> Parsed {
     if off + n > len {
@@ -242,15 +272,18 @@ fn short_or_not_ip(off: usize, n: usize, len: usize) -> Parsed {
 }
 
 #[inline(always)]
-pub fn parse<const COUNT: bool>(p: &Pkt<COUNT>) -> Parsed {
+pub fn parse<const COPY: bool>(p: &Pkt<COPY>) -> Parsed {
     // The source MAC and the EtherType are the last 8 bytes of the Ethernet header: one
-    // load gives both.
+    // load gives both. Read as an 8-byte header of its own, so that its copy starts
+    // word-aligned on the stack (the verifier refuses a misaligned stack load).
     let len = p.ctx.len() as usize;
-    let Some(eth) = p.ptr_at::<EthHdr>(0) else {
+    const TAIL: usize = offset_of!(EthHdr, src_addr);
+    const _: () = assert!(TAIL + size_of::<u64>() == EthHdr::LEN);
+    let Some(tail) = p.ptr_at::<u64>(TAIL) else {
         return short_or_not_ip(0, EthHdr::LEN, len);
     };
-    // SAFETY: the whole Ethernet header is in the linear data.
-    let tail: u64 = unsafe { load((eth as *const u8).add(offset_of!(EthHdr, src_addr))) };
+    // SAFETY: the last 8 bytes of the Ethernet header, bounds-checked or copied.
+    let tail: u64 = unsafe { load(tail as *const u8) };
     let mac = tail & MAC_MASK;
     let mut proto = (tail >> 48) as u16;
     let mut l3 = EthHdr::LEN;
@@ -290,8 +323,8 @@ fn l4_header_len(proto: u8) -> Option<usize> {
 /// The destination port when the packet carries one (first fragment, whole transport
 /// header inside the IP payload): `Ok((port, no_port))`, `Err` when parsing ends here.
 #[inline(always)]
-fn dport<const COUNT: bool, const WALKED: bool>(
-    p: &Pkt<COUNT>,
+fn dport<const COPY: bool, const WALKED: bool>(
+    p: &Pkt<COPY>,
     proto: u8,
     l4: usize,
     l3_end: usize,
@@ -324,7 +357,7 @@ fn dport<const COUNT: bool, const WALKED: bool>(
 }
 
 #[inline(always)]
-fn parse_ipv4<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed {
+fn parse_ipv4<const COPY: bool>(p: &Pkt<COPY>, l3: usize, mac: u64) -> Parsed {
     let len = p.ctx.len() as usize;
     let Some(ip) = p.ptr_at::<Ipv4Hdr>(l3) else {
         return short_or_nonlinear(l3, Ipv4Hdr::LEN, len);
@@ -350,7 +383,7 @@ fn parse_ipv4<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
     let proto = ip.proto as u8;
     // SAFETY: inside the fixed header.
     let daddr: u32 = unsafe { load(base.add(offset_of!(Ipv4Hdr, dst_addr))) };
-    match dport::<COUNT, false>(p, proto, l3 + hlen, l3 + tot_len, fragment) {
+    match dport::<COPY, false>(p, proto, l3 + hlen, l3 + tot_len, fragment) {
         Ok((port, no_port)) => Parsed::v4(v4_key(daddr, port, proto), no_port, mac),
         Err(p) => p,
     }
@@ -370,7 +403,7 @@ fn is_ext_hdr(nexthdr: u8) -> bool {
 }
 
 #[inline(always)]
-fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed {
+fn parse_ipv6<const COPY: bool>(p: &Pkt<COPY>, l3: usize, mac: u64) -> Parsed {
     let len = p.ctx.len() as usize;
     let Some(ip) = p.ptr_at::<Ipv6Hdr>(l3) else {
         return short_or_nonlinear(l3, Ipv6Hdr::LEN, len);
@@ -403,7 +436,7 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
     // Its own `dport` call: the walk's reads its header through `ptr_at_walked`.
     if l4_header_len(nexthdr).is_some() {
         return v6_parsed(
-            dport::<COUNT, false>(p, nexthdr, start, l3_end, false),
+            dport::<COPY, false>(p, nexthdr, start, l3_end, false),
             w0,
             w1,
             nexthdr,
@@ -465,7 +498,7 @@ fn parse_ipv6<const COUNT: bool>(p: &Pkt<COUNT>, l3: usize, mac: u64) -> Parsed 
         return Parsed::done(Reason::Malformed);
     }
     v6_parsed(
-        dport::<COUNT, true>(p, nexthdr, start, l3_end, fragment),
+        dport::<COPY, true>(p, nexthdr, start, l3_end, fragment),
         w0,
         w1,
         nexthdr,

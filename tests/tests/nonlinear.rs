@@ -8,17 +8,28 @@
 //! packet socket builds an skb with only the Ethernet header linear and the rest in page
 //! fragments when the frame is at least a page long (`packet_alloc_skb`; a shorter frame
 //! is copied whole into the linear data), so the frames are padded to
-//! [`PAGED_FRAME_LEN`] bytes over a veth with a jumbo MTU. Without the second parse after the
-//! pull (a mutation `cargo xtask mutants` runs), none of them is marked and all are
-//! counted as non-linear.
+//! [`PAGED_FRAME_LEN`] bytes over a veth with a jumbo MTU. Without the second parse (a
+//! mutation `cargo xtask mutants` runs), none of them is marked and all are counted as
+//! non-linear.
+//!
+//! The second test sends the random frames of the differential test (VLAN tags, IPv4
+//! options and fragments, IPv6 extension chains, truncated and malformed headers) twice,
+//! the same bytes each time: once as a linear skb (a `virtio_net_hdr` whose `hdr_len`
+//! covers the frame), once paged. Every counter, per reason and per VIP, must move by the
+//! same amount.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::{Duration, Instant},
+};
 
 use lvs_tests::{
     conf::{PEER_MAC, WEB_MARK, WEB_NAMED, WEB_VIP},
+    framegen,
     frames::{Frame, IPPROTO_TCP, IPPROTO_UDP, parse_mac},
     lab::{DEV, DIRECTOR_MAC, Lab, path_str},
-    sender::{JUMBO_MTU, PAGED_FRAME_LEN},
+    sender::{JUMBO_MTU, PAGED_FRAME_LEN, Sender, paged, vnet_hdr_linear},
 };
 
 /// The Ethernet minimum: the packet socket copies the frame whole into the linear data.
@@ -94,14 +105,21 @@ fn total(stats: &serde_json::Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no totals.{key} in {stats}"))
 }
 
-#[test]
-fn headers_in_page_fragments_are_pulled_and_decided_like_linear_ones() {
-    let lab = Lab::new("nlp");
+/// A lab whose veth carries [`PAGED_FRAME_LEN`]-byte frames, lvs-ebpf attached with
+/// `config`.
+fn jumbo_lab(tag: &str, config: &str) -> Lab {
+    let lab = Lab::new(tag);
     let mtu = JUMBO_MTU.to_string();
     lab.sender_ns.ip(&["link", "set", "tx0", "mtu", &mtu]);
     lab.director.ip(&["link", "set", DEV, "mtu", &mtu]);
-    let c = lab.config("vips.toml", &format!("{WEB_NAMED}\n{EXTRA}"));
+    let c = lab.config("vips.toml", config);
     lab.loader_ok(&["attach", DEV, "--config", path_str(&c)]);
+    lab
+}
+
+#[test]
+fn headers_in_page_fragments_are_decided_like_linear_ones() {
+    let lab = jumbo_lab("nlp", &format!("{WEB_NAMED}\n{EXTRA}"));
     let dsts: Vec<IpAddr> = vec![WEB_VIP.into(), VIP6.into(), DNS.into()];
     let marks = [0, WEB_MARK, VIP6_MARK, DNS_MARK];
     lab.watch_marks(&dsts, &marks);
@@ -143,4 +161,105 @@ fn headers_in_page_fragments_are_pulled_and_decided_like_linear_ones() {
             assert_eq!(total(&stats, key), 0, "{layout}: {key} in {stats}");
         }
     }
+}
+
+/// Every number in `v` (the counters of `stats --json`), by its path.
+fn numbers(v: &serde_json::Value, path: String, out: &mut BTreeMap<String, u64>) {
+    match v {
+        serde_json::Value::Number(n) => {
+            if let Some(n) = n.as_u64() {
+                out.insert(path, n);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                numbers(x, format!("{path}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                numbers(x, format!("{path}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The counters of a VIP in `stats --json` (the rest of its entry is its config).
+const VIP_COUNTERS: [&str; 5] = [
+    "marked_packets",
+    "marked_bytes",
+    "peer_packets",
+    "peer_bytes",
+    "already_marked",
+];
+
+/// The counters (totals and per VIP) once the program has seen `seen` packets in all.
+fn counters_after(lab: &Lab, seen: u64) -> BTreeMap<String, u64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = lab.stats();
+        if total(&s, "packets_seen") >= seen || Instant::now() > deadline {
+            assert_eq!(total(&s, "packets_seen"), seen, "{s}");
+            let mut out = BTreeMap::new();
+            numbers(&s["totals"], "totals".into(), &mut out);
+            for (i, v) in s["vips"].as_array().expect("vips").iter().enumerate() {
+                for k in VIP_COUNTERS {
+                    numbers(&v[k], format!("vips[{i}].{k}"), &mut out);
+                }
+            }
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn random_frames_count_the_same_linear_and_paged() {
+    let lab = jumbo_lab("nlr", framegen::CONFIG);
+    let linear = Sender::open(&lab.sender_ns, "tx0");
+    linear.enable_vnet_hdr().expect("PACKET_VNET_HDR");
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = framegen::frame();
+    let frames: Vec<Vec<u8>> = (0..300)
+        .map(|_| {
+            use proptest::strategy::{Strategy as _, ValueTree as _};
+            let mut f = strategy.new_tree(&mut runner).expect("tree").current();
+            f[0..6].copy_from_slice(&DIRECTOR_MAC);
+            paged(&f)
+        })
+        .collect();
+    let n = frames.len() as u64;
+
+    for f in &frames {
+        linear.send(&vnet_hdr_linear(f));
+    }
+    let after_linear = counters_after(&lab, n);
+    lab.send(&frames);
+    let after_paged = counters_after(&lab, 2 * n);
+
+    let mut differ = Vec::new();
+    for (k, &a) in &after_linear {
+        let b = after_paged.get(k).copied().unwrap_or(0);
+        if b - a != a {
+            differ.push(format!("{k}: linear {a}, paged {}", b - a));
+        }
+    }
+    assert!(differ.is_empty(), "counters differ:\n{}", differ.join("\n"));
+    // The frames reached the interesting paths.
+    for key in [
+        "marked",
+        "peer",
+        "no_vip",
+        "malformed",
+        "fragments",
+        "l4_truncated",
+    ] {
+        assert!(
+            after_linear[&format!("totals.{key}")] > 0,
+            "no {key}: {after_linear:?}"
+        );
+    }
+    assert_eq!(after_paged["totals.nonlinear"], 0);
+    assert_eq!(after_paged["totals.internal_errors"], 0);
 }
