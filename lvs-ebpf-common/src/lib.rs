@@ -555,7 +555,8 @@ pub enum Reason {
     NotIp = 4,
     /// Bad version/IHL, lengths past the frame, unreadable IPv6 extension chain.
     Malformed = 5,
-    /// Headers in paged skb data even after `bpf_skb_pull_data`.
+    /// A header starts more than 16 KiB (the parser's bound on offsets) into the packet:
+    /// not read. (Headers outside the linear data are read through copies.)
     Nonlinear = 6,
     /// VIP traffic from a non-peer: `skb->mark` set to the VIP's mark.
     Marked = 7,

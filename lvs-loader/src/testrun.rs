@@ -146,7 +146,8 @@ pub struct Explanation {
     /// `Some(Reason::L4Truncated)`.
     pub no_port: Option<Reason>,
     pub ipv6: bool,
-    /// Headers were not all in the linear part (`bpf_skb_pull_data` ran).
+    /// Headers were not all in the linear part ([`detail::PULLED`]; a test run's frame is
+    /// always linear).
     pub pulled: bool,
 }
 

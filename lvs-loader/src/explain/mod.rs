@@ -360,7 +360,7 @@ impl Namer {
                 None => "unmarked: not IPv4 or IPv6 (no EtherType)".into(),
             },
             Reason::Malformed => "unmarked: malformed IP packet (bad version or header length, lengths past the frame, or an unreadable IPv6 extension header chain; the kernel drops it)".into(),
-            Reason::Nonlinear => "unmarked: headers outside the linear data even after bpf_skb_pull_data".into(),
+            Reason::Nonlinear => "unmarked: a header starts more than 16 KiB into the packet (not read)".into(),
         };
         Verdict {
             verdict: if e.reason == Reason::Marked {
