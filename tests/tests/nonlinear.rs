@@ -1,8 +1,8 @@
 //! Non-linear skbs: frames whose IP and transport headers are not in the skb's linear
 //! data, as GRO, header-split NICs and large packets deliver them. The program finds the
-//! header past `data_end`, pulls the first bytes into the linear data
-//! (`bpf_skb_pull_data`) and parses again; every decision must be the one it makes for
-//! the same frame when it is linear.
+//! header past `data_end` and parses again, copying each header onto the stack
+//! (`bpf_skb_load_bytes`); every decision must be the one it makes for the same frame
+//! when it is linear.
 //!
 //! BPF_PROG_TEST_RUN hands the program a linear frame, so these are sent for real: a
 //! packet socket builds an skb with only the Ethernet header linear and the rest in page
